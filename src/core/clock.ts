@@ -1,0 +1,140 @@
+/**
+ * Time is injected: core logic reads a Clock and never calls Date.now() or sets its own timers.
+ * SystemClock is wall time; VirtualClock is driven by tests and the simulator.
+ */
+
+export interface Timer {
+  cancel(): void;
+}
+
+export interface Clock {
+  /** Milliseconds since the epoch (virtual or real). */
+  now(): number;
+  /** Runs fn once after ms milliseconds of this clock's time. */
+  setTimer(ms: number, fn: () => void): Timer;
+}
+
+export class SystemClock implements Clock {
+  now(): number {
+    return Date.now();
+  }
+
+  setTimer(ms: number, fn: () => void): Timer {
+    const handle = setTimeout(fn, Math.max(0, ms));
+    // A pending timer never keeps the process alive on its own; servers hold it open.
+    handle.unref();
+    return { cancel: () => clearTimeout(handle) };
+  }
+}
+
+interface PendingTimer {
+  at: number;
+  seq: number;
+  fn: () => void;
+  cancelled: boolean;
+}
+
+/** Lets every queued microtask and promise continuation run before the next timer fires. */
+const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * A clock that moves only when told to. Timers fire in (time, creation) order; between two timers
+ * the promise continuations they started are allowed to run, so async code behaves as in real time.
+ */
+export class VirtualClock implements Clock {
+  private current: number;
+  private seq = 0;
+  private readonly heap: PendingTimer[] = [];
+
+  constructor(startMs = 0) {
+    this.current = startMs;
+  }
+
+  now(): number {
+    return this.current;
+  }
+
+  setTimer(ms: number, fn: () => void): Timer {
+    const timer: PendingTimer = { at: this.current + Math.max(0, ms), seq: this.seq++, fn, cancelled: false };
+    this.push(timer);
+    return { cancel: () => { timer.cancelled = true; } };
+  }
+
+  /** Time of the earliest pending timer, or Infinity. */
+  nextTimerAt(): number {
+    this.dropCancelled();
+    return this.heap.length > 0 ? this.heap[0]!.at : Infinity;
+  }
+
+  /** Moves to `t` without firing anything; only valid when no timer is due before `t`. */
+  jumpTo(t: number): void {
+    if (t < this.current) return;
+    if (this.nextTimerAt() <= t) throw new Error('VirtualClock.jumpTo would skip a due timer; use advanceTo');
+    this.current = t;
+  }
+
+  /** Fires every timer due at or before `t` in order, letting async work settle after each. */
+  async advanceTo(t: number): Promise<void> {
+    await settle();
+    for (;;) {
+      const next = this.nextTimerAt();
+      if (next > t) break;
+      const timer = this.pop()!;
+      if (timer.at > this.current) this.current = timer.at;
+      timer.fn();
+      await settle();
+    }
+    if (t > this.current) this.current = t;
+  }
+
+  advance(ms: number): Promise<void> {
+    return this.advanceTo(this.current + ms);
+  }
+
+  /** Number of timers still pending (cancelled ones excluded). */
+  pendingTimers(): number {
+    return this.heap.filter((t) => !t.cancelled).length;
+  }
+
+  private dropCancelled(): void {
+    while (this.heap.length > 0 && this.heap[0]!.cancelled) this.pop();
+  }
+
+  private less(a: PendingTimer, b: PendingTimer): boolean {
+    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+  }
+
+  private push(timer: PendingTimer): void {
+    const h = this.heap;
+    h.push(timer);
+    let i = h.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.less(h[i]!, h[parent]!)) break;
+      [h[i], h[parent]] = [h[parent]!, h[i]!];
+      i = parent;
+    }
+  }
+
+  private pop(): PendingTimer | undefined {
+    const h = this.heap;
+    if (h.length === 0) return undefined;
+    const top = h[0]!;
+    const last = h.pop()!;
+    if (h.length > 0) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && this.less(h[l]!, h[m]!)) m = l;
+        if (r < h.length && this.less(h[r]!, h[m]!)) m = r;
+        if (m === i) break;
+        [h[i], h[m]] = [h[m]!, h[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}

@@ -1,0 +1,33 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { PkpError } from '../core/errors.ts';
+
+/** AES-256-GCM with a random 96-bit IV. Wire layout: iv (12) | tag (16) | ciphertext. */
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+export const KEY_BYTES = 32;
+export const AEAD_OVERHEAD = IV_BYTES + TAG_BYTES;
+
+export function aeadEncrypt(key: Buffer, plaintext: Buffer, aad: Buffer): Buffer {
+  if (key.length !== KEY_BYTES) throw new PkpError('InvalidKey', 'AES-256-GCM needs a 32-byte key');
+  const iv = randomBytes(IV_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(aad);
+  const head = cipher.update(plaintext);
+  const tail = cipher.final();
+  return Buffer.concat([iv, cipher.getAuthTag(), head, tail]);
+}
+
+/** Throws PkpError('DecryptFailed') when the key, the AAD or the bytes do not match. */
+export function aeadDecrypt(key: Buffer, sealed: Buffer, aad: Buffer): Buffer {
+  if (key.length !== KEY_BYTES) throw new PkpError('InvalidKey', 'AES-256-GCM needs a 32-byte key');
+  if (sealed.length < AEAD_OVERHEAD) throw new PkpError('DecryptFailed', 'ciphertext too short');
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, IV_BYTES));
+    decipher.setAAD(aad);
+    decipher.setAuthTag(sealed.subarray(IV_BYTES, AEAD_OVERHEAD));
+    const head = decipher.update(sealed.subarray(AEAD_OVERHEAD));
+    return Buffer.concat([head, decipher.final()]);
+  } catch {
+    throw new PkpError('DecryptFailed', 'authentication failed');
+  }
+}

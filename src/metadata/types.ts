@@ -1,0 +1,60 @@
+import type { KeyReason } from '../kms/types.ts';
+
+/** What the metadata service needs to know about a queue to hand out its keys. */
+export interface QueueKeySettings {
+  queueId: string;
+  /** Master key id, ARN or alias. */
+  kmsMasterKeyId: string;
+  /** KmsDataKeyReusePeriodSeconds, in milliseconds. */
+  reuseMs: number;
+}
+
+/** A data key as the metadata service holds it. `material` is the plaintext DEK. */
+export interface DataKey {
+  /** Short public id of the DEK: hex of a hash of the encrypted DEK. Safe to log and publish. */
+  dekId: string;
+  queueId: string;
+  /** Principal the DEK was issued for ('' for decrypt keys, which any reader may use). */
+  principal: string;
+  kmsKeyId: string;
+  material: Buffer;
+  encryptedDek: Buffer;
+  issuedAt: number;
+  /** issuedAt + reuse period. The key never encrypts at or after this instant. */
+  expiresAt: number;
+}
+
+/** A key on its way to one node: the material sealed to that node, everything else in clear. */
+export interface SealedKeyDelivery extends Omit<DataKey, 'material'> {
+  nodeId: string;
+  sealedMaterial: Buffer;
+  prefetched: boolean;
+  /** Prefetch score from the prefetcher (0..1), used by the node's cache to protect the entry. */
+  score: number;
+  use: 'encrypt' | 'decrypt';
+}
+
+export interface KeyRequestOptions {
+  reason?: KeyReason;
+  /** Absolute time (clock ms) after which the caller no longer waits. */
+  deadline?: number;
+}
+
+/** A prefetch instruction: ids only. The prefetcher never sees a key. */
+export interface PrefetchInstruction {
+  queueId: string;
+  principal: string;
+  nodeIds: string[];
+  reason: 'prefetch' | 'refresh';
+  score?: number;
+  /**
+   * For refreshes: the key must stay valid at least this long after delivery, else a successor
+   * DEK is generated. Omitted: any still-valid key will do.
+   */
+  minRemainingMs?: number;
+}
+
+/** Delivery of sealed keys to nodes (in-process call embedded; a per-node subject on NATS). */
+export interface KeyDelivery {
+  deliver(delivery: SealedKeyDelivery): void;
+}
