@@ -1,0 +1,371 @@
+import type { Clock, Timer } from '../core/clock.ts';
+import { zeroize } from '../crypto/zero.ts';
+import type { KeyUsageKind } from '../bus/types.ts';
+import type { CachedKey } from './types.ts';
+
+export type KeyUse = 'encrypt' | 'decrypt';
+
+/** What the cache reports about an entry. Never the key material. */
+export interface KeyCacheEntryView {
+  readonly use: KeyUse;
+  readonly key: CachedKey;
+  readonly prefetched: boolean;
+  readonly insertedAt: number;
+  /** Whether any request has used the entry since it was inserted. */
+  readonly used: boolean;
+}
+
+export type KeyCacheListener = (kind: KeyUsageKind, use: KeyUse, queueId: string, entry: KeyCacheEntryView | undefined) => void;
+
+export interface KeyCacheOptions {
+  clock: Clock;
+  /** Most entries held (encrypt and decrypt together). Default 10,000. */
+  maxEntries?: number;
+  /** Most bytes held, counted as key material + encrypted DEK + a fixed overhead. Default 8 MiB. */
+  maxBytes?: number;
+  /**
+   * Set a clock timer at the earliest expiry so an expired key is zeroed at once (default true).
+   * The simulator turns it off and relies on lazy expiry, which gives the same answers.
+   */
+  expiryTimer?: boolean;
+  /** How many LRU-end entries the evictor may pass over to spare unused prefetched keys. Default 8. */
+  maxSecondChances?: number;
+  onEvent?: KeyCacheListener;
+}
+
+/** Bytes an entry is charged beyond its buffers: map slot, strings, bookkeeping. */
+const ENTRY_OVERHEAD_BYTES = 256;
+
+class Entry implements KeyCacheEntryView {
+  prev: Entry | null = null;
+  next: Entry | null = null;
+  used = false;
+  removed = false;
+
+  constructor(
+    readonly mapKey: string,
+    readonly use: KeyUse,
+    readonly key: CachedKey,
+    readonly prefetched: boolean,
+    /** Protection credit given by the prefetcher (0..1); spent when the evictor passes the entry over. */
+    public score: number,
+    readonly insertedAt: number,
+    readonly bytes: number,
+  ) {}
+}
+
+export interface KeyCacheStats {
+  hits: number;
+  misses: number;
+  expired: number;
+  evicted: number;
+  inserted: number;
+  prefetchedInserted: number;
+  /** Prefetched entries that were used by a request before they left the cache. */
+  prefetchedUsed: number;
+  /** Prefetched entries that left the cache (expiry, eviction, replacement) without any use. */
+  prefetchedWasted: number;
+  /** Key·milliseconds of residency of entries that have left the cache. */
+  residentMs: number;
+  peakEntries: number;
+}
+
+export function encryptSlot(queueId: string, principal: string): string {
+  return `e\u0000${queueId}\u0000${principal}`;
+}
+
+export function decryptSlot(dekId: string): string {
+  return `d\u0000${dekId}`;
+}
+
+/**
+ * A node's key cache: LRU with a prefetch score. Entries never outlive their key's expiry; plaintext
+ * is zeroed whenever an entry leaves. When space runs out the least recently used entry goes,
+ * except that a prefetched entry no request has used yet may be passed over (moved to the front,
+ * its score halved) so a prediction is not thrown away before its moment comes.
+ */
+export class KeyCache {
+  private readonly map = new Map<string, Entry>();
+  /** Most recently used at head. */
+  private head: Entry | null = null;
+  private tail: Entry | null = null;
+  private bytes = 0;
+  private readonly clock: Clock;
+  private readonly maxEntries: number;
+  private readonly maxBytes: number;
+  private readonly maxSecondChances: number;
+  private readonly useExpiryTimer: boolean;
+  private readonly onEvent: KeyCacheListener | undefined;
+  /** Min-heap of entries by expiry; removed entries are skipped lazily. */
+  private readonly expiryHeap: Entry[] = [];
+  private expiryTimer: Timer | null = null;
+  private expiryTimerAt = Infinity;
+  private readonly flights = new Map<string, Promise<CachedKey>>();
+  readonly stats: KeyCacheStats = {
+    hits: 0, misses: 0, expired: 0, evicted: 0, inserted: 0,
+    prefetchedInserted: 0, prefetchedUsed: 0, prefetchedWasted: 0, residentMs: 0, peakEntries: 0,
+  };
+
+  constructor(options: KeyCacheOptions) {
+    this.clock = options.clock;
+    this.maxEntries = options.maxEntries ?? 10_000;
+    this.maxBytes = options.maxBytes ?? 8 * 1024 * 1024;
+    this.maxSecondChances = options.maxSecondChances ?? 8;
+    this.useExpiryTimer = options.expiryTimer ?? true;
+    this.onEvent = options.onEvent;
+    if (!(this.maxEntries >= 1) || !(this.maxBytes >= 1)) throw new RangeError('KeyCache capacity must be at least 1');
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  get byteSize(): number {
+    return this.bytes;
+  }
+
+  /** The current encrypt key of (queue, principal), or undefined (a miss). Counts a hit or a miss. */
+  getEncrypt(queueId: string, principal: string): CachedKey | undefined {
+    return this.lookup(encryptSlot(queueId, principal), 'encrypt', queueId);
+  }
+
+  /** The decrypt key for a DEK id, or undefined (a miss). */
+  getDecrypt(dekId: string, queueId: string): CachedKey | undefined {
+    return this.lookup(decryptSlot(dekId), 'decrypt', queueId);
+  }
+
+  /** Whether a valid entry is present, without counting or touching recency. */
+  hasEncrypt(queueId: string, principal: string): boolean {
+    const entry = this.map.get(encryptSlot(queueId, principal));
+    return entry !== undefined && this.clock.now() < entry.key.expiresAt;
+  }
+
+  peekEncrypt(queueId: string, principal: string): KeyCacheEntryView | undefined {
+    const entry = this.map.get(encryptSlot(queueId, principal));
+    return entry !== undefined && this.clock.now() < entry.key.expiresAt ? entry : undefined;
+  }
+
+  peekDecrypt(dekId: string): CachedKey | undefined {
+    const entry = this.map.get(decryptSlot(dekId));
+    return entry !== undefined && this.clock.now() < entry.key.expiresAt ? entry.key : undefined;
+  }
+
+  /**
+   * Inserts a key the cache takes ownership of (it will zero `key.material`). An already-expired
+   * key is refused and zeroed. An entry for the same slot is replaced only by a key that expires later.
+   */
+  put(use: KeyUse, key: CachedKey, options: { prefetched?: boolean; score?: number } = {}): boolean {
+    const now = this.clock.now();
+    if (now >= key.expiresAt) {
+      zeroize(key.material);
+      return false;
+    }
+    const mapKey = use === 'encrypt' ? encryptSlot(key.queueId, key.principal) : decryptSlot(key.dekId);
+    const existing = this.map.get(mapKey);
+    if (existing) {
+      if (existing.key.expiresAt >= key.expiresAt && now < existing.key.expiresAt) {
+        zeroize(key.material);
+        return false;
+      }
+      this.remove(existing, 'evicted', now, false);
+    }
+    const prefetched = options.prefetched ?? false;
+    const bytes = key.material.length + key.encryptedDek.length + ENTRY_OVERHEAD_BYTES;
+    const entry = new Entry(mapKey, use, key, prefetched, clampScore(options.score ?? (prefetched ? 1 : 0)), now, bytes);
+    this.map.set(mapKey, entry);
+    this.linkAtHead(entry);
+    this.bytes += bytes;
+    this.pushExpiry(entry);
+    this.stats.inserted++;
+    if (prefetched) this.stats.prefetchedInserted++;
+    this.onEvent?.('inserted', use, key.queueId, entry);
+    this.sweepExpired(now);
+    this.evictToFit(now, entry);
+    if (this.map.size > this.stats.peakEntries) this.stats.peakEntries = this.map.size;
+    return !entry.removed;
+  }
+
+  /**
+   * Single flight: the first caller for a slot runs `loader`; callers arriving while it runs share
+   * its promise. The loaded key is inserted before the promise resolves.
+   */
+  load(use: KeyUse, slot: string, loader: () => Promise<CachedKey>): Promise<CachedKey> {
+    const pending = this.flights.get(slot);
+    if (pending) return pending;
+    const flight = loader().finally(() => this.flights.delete(slot));
+    this.flights.set(slot, flight);
+    return flight;
+  }
+
+  /** Number of loads in flight (one per slot). */
+  get inFlight(): number {
+    return this.flights.size;
+  }
+
+  /** Drops every expired entry now. Returns how many went. */
+  sweepExpired(now = this.clock.now()): number {
+    let dropped = 0;
+    const heap = this.expiryHeap;
+    while (heap.length > 0) {
+      const top = heap[0]!;
+      if (top.removed) {
+        this.popExpiry();
+        continue;
+      }
+      if (top.key.expiresAt > now) break;
+      this.popExpiry();
+      this.remove(top, 'expired', now, true);
+      dropped++;
+    }
+    this.armExpiryTimer();
+    return dropped;
+  }
+
+  /** Zeroes and drops everything (shutdown). Residency is counted up to now. */
+  clear(): void {
+    const now = this.clock.now();
+    for (const entry of [...this.map.values()]) this.remove(entry, 'evicted', now, false);
+    this.expiryHeap.length = 0;
+    this.expiryTimer?.cancel();
+    this.expiryTimer = null;
+    this.expiryTimerAt = Infinity;
+  }
+
+  /** Key·ms of residency so far, including entries still held (counted up to now or expiry). */
+  residentMsUntil(now = this.clock.now()): number {
+    let total = this.stats.residentMs;
+    for (const entry of this.map.values()) total += Math.max(0, Math.min(now, entry.key.expiresAt) - entry.insertedAt);
+    return total;
+  }
+
+  private lookup(mapKey: string, use: KeyUse, queueId: string): CachedKey | undefined {
+    const entry = this.map.get(mapKey);
+    if (entry === undefined) {
+      this.stats.misses++;
+      this.onEvent?.('miss', use, queueId, undefined);
+      return undefined;
+    }
+    const now = this.clock.now();
+    if (now >= entry.key.expiresAt) {
+      this.remove(entry, 'expired', now, true);
+      this.stats.misses++;
+      this.onEvent?.('miss', use, queueId, undefined);
+      return undefined;
+    }
+    if (!entry.used) {
+      entry.used = true;
+      if (entry.prefetched) this.stats.prefetchedUsed++;
+    }
+    this.stats.hits++;
+    if (entry !== this.head) {
+      this.unlink(entry);
+      this.linkAtHead(entry);
+    }
+    this.onEvent?.('hit', use, queueId, entry);
+    return entry.key;
+  }
+
+  private evictToFit(now: number, justInserted: Entry): void {
+    let passes = 0;
+    while ((this.map.size > this.maxEntries || this.bytes > this.maxBytes) && this.tail) {
+      const victim = this.tail;
+      const spare = victim !== justInserted && victim.prefetched && !victim.used && victim.score > 0 && passes < this.maxSecondChances;
+      if (spare) {
+        passes++;
+        victim.score = victim.score >= 0.25 ? victim.score / 2 : 0;
+        this.unlink(victim);
+        this.linkAtHead(victim);
+        continue;
+      }
+      this.remove(victim, 'evicted', now, true);
+    }
+  }
+
+  private remove(entry: Entry, kind: 'expired' | 'evicted', now: number, report: boolean): void {
+    if (entry.removed) return;
+    entry.removed = true;
+    this.map.delete(entry.mapKey);
+    this.unlink(entry);
+    this.bytes -= entry.bytes;
+    this.stats.residentMs += Math.max(0, Math.min(now, entry.key.expiresAt) - entry.insertedAt);
+    if (kind === 'expired') this.stats.expired++;
+    else this.stats.evicted++;
+    if (entry.prefetched && !entry.used) this.stats.prefetchedWasted++;
+    if (report) this.onEvent?.(kind, entry.use, entry.key.queueId, entry);
+    zeroize(entry.key.material);
+  }
+
+  private linkAtHead(entry: Entry): void {
+    entry.prev = null;
+    entry.next = this.head;
+    if (this.head) this.head.prev = entry;
+    this.head = entry;
+    if (!this.tail) this.tail = entry;
+  }
+
+  private unlink(entry: Entry): void {
+    if (entry.prev) entry.prev.next = entry.next;
+    else if (this.head === entry) this.head = entry.next;
+    if (entry.next) entry.next.prev = entry.prev;
+    else if (this.tail === entry) this.tail = entry.prev;
+    entry.prev = null;
+    entry.next = null;
+  }
+
+  private pushExpiry(entry: Entry): void {
+    const heap = this.expiryHeap;
+    heap.push(entry);
+    let i = heap.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (heap[parent]!.key.expiresAt <= heap[i]!.key.expiresAt) break;
+      [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
+      i = parent;
+    }
+    // Removed entries stay in the heap until they reach the top; rebuild when they dominate it.
+    if (heap.length > 64 && heap.length > 4 * this.map.size) this.rebuildExpiryHeap();
+  }
+
+  private popExpiry(): void {
+    const heap = this.expiryHeap;
+    const last = heap.pop()!;
+    if (heap.length === 0) return;
+    heap[0] = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < heap.length && heap[l]!.key.expiresAt < heap[m]!.key.expiresAt) m = l;
+      if (r < heap.length && heap[r]!.key.expiresAt < heap[m]!.key.expiresAt) m = r;
+      if (m === i) break;
+      [heap[i], heap[m]] = [heap[m]!, heap[i]!];
+      i = m;
+    }
+  }
+
+  private rebuildExpiryHeap(): void {
+    const live = [...this.map.values()].sort((a, b) => a.key.expiresAt - b.key.expiresAt);
+    this.expiryHeap.length = 0;
+    this.expiryHeap.push(...live);
+  }
+
+  private armExpiryTimer(): void {
+    if (!this.useExpiryTimer) return;
+    const next = this.expiryHeap.length > 0 ? this.expiryHeap[0]!.key.expiresAt : Infinity;
+    if (next === this.expiryTimerAt) return;
+    this.expiryTimer?.cancel();
+    this.expiryTimer = null;
+    this.expiryTimerAt = next;
+    if (next === Infinity) return;
+    this.expiryTimer = this.clock.setTimer(next - this.clock.now(), () => {
+      this.expiryTimer = null;
+      this.expiryTimerAt = Infinity;
+      this.sweepExpired();
+    });
+  }
+}
+
+function clampScore(score: number): number {
+  return Number.isFinite(score) ? Math.min(1, Math.max(0, score)) : 0;
+}

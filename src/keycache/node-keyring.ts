@@ -1,0 +1,154 @@
+import type { Clock } from '../core/clock.ts';
+import { waitUntil } from '../core/deadline.ts';
+import { PkpError } from '../core/errors.ts';
+import { aeadDecrypt, aeadEncrypt } from '../crypto/aead.ts';
+import type { SealedChannel } from '../crypto/seal.ts';
+import type { EventBus } from '../bus/types.ts';
+import type { MetadataClient } from '../metadata/metadata-service.ts';
+import type { KeyDelivery, SealedKeyDelivery } from '../metadata/types.ts';
+import type { StoredMessage } from '../store/types.ts';
+import { decryptSlot, encryptSlot, type KeyCache, type KeyCacheListener, type KeyUse } from './key-cache.ts';
+import type { MessageKeyring, PlainMessageParts, SealedMessage } from './keyring-types.ts';
+import type { CachedKey } from './types.ts';
+
+export interface NodeKeyringOptions {
+  nodeId: string;
+  clock: Clock;
+  cache: KeyCache;
+  metadata: MetadataClient;
+  /** This node's end of the sealed channel with the metadata service. */
+  channel: SealedChannel;
+  /** How long one request waits for a key before it fails (ms). Default 5,000. */
+  fetchTimeoutMs?: number;
+  /** Called with the time a request waited for a key (a demand miss). */
+  onKeyWait?: (use: KeyUse, waitedMs: number) => void;
+}
+
+export function bodyAad(queueId: string, messageId: string): Buffer {
+  return Buffer.from(`${queueId}\u0000${messageId}`);
+}
+
+export function attributesAad(queueId: string, messageId: string): Buffer {
+  return Buffer.from(`${queueId}\u0000${messageId}\u0000attrs`);
+}
+
+/** Publishes a node's key-cache events to the bus: ids and kinds only, never a key. */
+export function keyEventsToBus(bus: EventBus, nodeId: string, clock: Clock): KeyCacheListener {
+  return (kind, use, queueId, entry) => {
+    bus.publish({
+      type: 'key', at: clock.now(), nodeId, kind, use, queueId,
+      principal: entry?.key.principal, dekId: entry?.key.dekId, prefetched: entry?.prefetched ?? false,
+    });
+  };
+}
+
+/**
+ * A front-end node's keys: the node's cache, filled on demand from the metadata service (one
+ * fetch per key however many requests wait) or ahead of time by prefetch deliveries. A key is
+ * looked up and used in one synchronous step, so it cannot be dropped and zeroed in between.
+ */
+export class NodeKeyring implements MessageKeyring, KeyDelivery {
+  private readonly nodeId: string;
+  private readonly clock: Clock;
+  private readonly cache: KeyCache;
+  private readonly metadata: MetadataClient;
+  private readonly channel: SealedChannel;
+  private readonly fetchTimeoutMs: number;
+  private readonly onKeyWait: NodeKeyringOptions['onKeyWait'];
+  deliveriesRejected = 0;
+
+  constructor(options: NodeKeyringOptions) {
+    this.nodeId = options.nodeId;
+    this.clock = options.clock;
+    this.cache = options.cache;
+    this.metadata = options.metadata;
+    this.channel = options.channel;
+    this.fetchTimeoutMs = options.fetchTimeoutMs ?? 5_000;
+    this.onKeyWait = options.onKeyWait;
+  }
+
+  /** Runs `use` with the current encrypt key of (queue, principal), fetching it on a miss. */
+  async withEncryptKey<T>(queueId: string, principal: string, use: (key: CachedKey) => T): Promise<T> {
+    const hit = this.cache.getEncrypt(queueId, principal);
+    if (hit) return use(hit);
+    const slot = encryptSlot(queueId, principal);
+    return this.afterLoad('encrypt', () => this.cache.peekEncrypt(queueId, principal)?.key, () =>
+      this.cache.load('encrypt', slot, async () =>
+        this.accept(await this.metadata.fetchEncryptKey(this.nodeId, queueId, principal, { reason: 'demand', deadline: this.flightDeadline() }))),
+    use);
+  }
+
+  /** Runs `use` with the key that opens this encrypted DEK, fetching it on a miss. */
+  async withDecryptKey<T>(queueId: string, dekId: string, encryptedDek: Buffer, use: (key: CachedKey) => T): Promise<T> {
+    const hit = this.cache.getDecrypt(dekId, queueId);
+    if (hit) return use(hit);
+    const slot = decryptSlot(dekId);
+    return this.afterLoad('decrypt', () => this.cache.peekDecrypt(dekId), () =>
+      this.cache.load('decrypt', slot, async () =>
+        this.accept(await this.metadata.fetchDecryptKey(this.nodeId, queueId, encryptedDek, { reason: 'demand', deadline: this.flightDeadline() }))),
+    use);
+  }
+
+  async sealMessages(queueId: string, principal: string, items: PlainMessageParts[]): Promise<SealedMessage[]> {
+    return this.withEncryptKey(queueId, principal, (key) =>
+      items.map((item) => ({
+        bodyCiphertext: aeadEncrypt(key.material, item.body, bodyAad(queueId, item.messageId)),
+        attributesCiphertext: item.attributes ? aeadEncrypt(key.material, item.attributes, attributesAad(queueId, item.messageId)) : null,
+        encryptedDek: key.encryptedDek,
+        dekId: key.dekId,
+        kmsKeyId: key.kmsKeyId,
+      })));
+  }
+
+  async openMessage(message: StoredMessage): Promise<{ body: Buffer; attributes: Buffer | null }> {
+    return this.withDecryptKey(message.queueId, message.dekId, message.encryptedDek, (key) => ({
+      body: aeadDecrypt(key.material, message.bodyCiphertext, bodyAad(message.queueId, message.messageId)),
+      attributes: message.attributesCiphertext
+        ? aeadDecrypt(key.material, message.attributesCiphertext, attributesAad(message.queueId, message.messageId))
+        : null,
+    }));
+  }
+
+  /** KeyDelivery: a prefetched key arrives sealed to this node. Bad deliveries are counted and dropped. */
+  deliver(delivery: SealedKeyDelivery): void {
+    if (delivery.nodeId !== this.nodeId) {
+      this.deliveriesRejected++;
+      return;
+    }
+    try {
+      this.accept(delivery);
+    } catch {
+      this.deliveriesRejected++;
+    }
+  }
+
+  private accept(delivery: SealedKeyDelivery): CachedKey {
+    const material = this.channel.open(delivery.sealedMaterial, delivery.dekId);
+    const key: CachedKey = {
+      dekId: delivery.dekId, queueId: delivery.queueId, principal: delivery.principal, kmsKeyId: delivery.kmsKeyId,
+      material, encryptedDek: delivery.encryptedDek, issuedAt: delivery.issuedAt, expiresAt: delivery.expiresAt,
+    };
+    this.cache.put(delivery.use, key, { prefetched: delivery.prefetched, score: delivery.score });
+    return key;
+  }
+
+  /** Waits for a load with this request's own deadline, then uses the key still in the cache. */
+  private async afterLoad<T>(use: KeyUse, current: () => CachedKey | undefined, load: () => Promise<CachedKey>, consume: (key: CachedKey) => T): Promise<T> {
+    const started = this.clock.now();
+    const deadline = started + this.fetchTimeoutMs;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      await waitUntil(load(), this.clock, deadline, 'key fetch');
+      const key = current();
+      if (key) {
+        this.onKeyWait?.(use, this.clock.now() - started);
+        return consume(key);
+      }
+    }
+    throw new PkpError('KeyUnavailable', 'key left the cache before it could be used');
+  }
+
+  /** A shared fetch is not bound to any one waiter's deadline, only to a generous cap. */
+  private flightDeadline(): number {
+    return this.clock.now() + 6 * this.fetchTimeoutMs;
+  }
+}

@@ -1,0 +1,213 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { InProcessBus } from './bus/in-process.ts';
+import { SystemClock, type Clock } from './core/clock.ts';
+import { silentLogger, type Logger } from './core/log.ts';
+import { createMetrics, type Metrics } from './core/metrics.ts';
+import { NodeKeyPair, SealedChannel } from './crypto/seal.ts';
+import { FrontendNode } from './frontend/node.ts';
+import { keySettingsOf } from './frontend/queue-attributes.ts';
+import { createSqsServer } from './frontend/server.ts';
+import { ReceiveWaiters } from './frontend/waiters.ts';
+import { KeyCache } from './keycache/key-cache.ts';
+import { NodeKeyring, keyEventsToBus } from './keycache/node-keyring.ts';
+import { parseLatency } from './kms/latency.ts';
+import { LocalKms } from './kms/local-kms.ts';
+import { ModeledKms } from './kms/modeled-kms.ts';
+import type { Kms } from './kms/types.ts';
+import { KeyService } from './metadata/key-service.ts';
+import { MetadataService } from './metadata/metadata-service.ts';
+import { SqliteMessageStore } from './store/sqlite-store.ts';
+import { Random } from './core/random.ts';
+
+export interface Credential {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+export interface ServiceOptions {
+  dataDir: string;
+  /** SQS endpoint port; 0 picks a free one. Default 9324. */
+  port?: number;
+  host?: string;
+  /** Admin (Prometheus) port; 0 picks a free one; null turns it off. Default port + 1. */
+  adminPort?: number | null;
+  frontends?: number;
+  /** Without any, one principal is generated and kept in the data directory. */
+  credentials?: Credential[];
+  clock?: Clock;
+  logger?: Logger;
+  /** Modelled KMS latency (see parseLatency) and request quota, to show real KMS behaviour. */
+  kmsLatency?: string;
+  kmsRatePerSecond?: number;
+  /** KMS calls per second allowed for prefetches. */
+  prefetchBudgetPerSecond?: number;
+  /** Per-node key cache capacity. */
+  cacheEntries?: number;
+}
+
+export interface FrontendParts {
+  nodeId: string;
+  node: FrontendNode;
+  keyring: NodeKeyring;
+  cache: KeyCache;
+}
+
+export interface RunningService {
+  endpoint: string;
+  adminEndpoint: string | undefined;
+  credentials: Credential[];
+  kms: LocalKms;
+  store: SqliteMessageStore;
+  keys: KeyService;
+  metadata: MetadataService;
+  frontends: FrontendParts[];
+  bus: InProcessBus;
+  metrics: Metrics;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the whole embedded service in this process: KMS, metadata service, N front-end nodes and
+ * one SQS endpoint that spreads requests over them round-robin.
+ */
+export async function startService(options: ServiceOptions): Promise<RunningService> {
+  const clock = options.clock ?? new SystemClock();
+  const logger = options.logger ?? silentLogger;
+  const host = options.host ?? '127.0.0.1';
+  const frontendCount = options.frontends ?? 3;
+  if (!Number.isInteger(frontendCount) || frontendCount < 1 || frontendCount > 64) throw new RangeError('frontends must be an integer in 1..64');
+  mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+  const credentials = options.credentials?.length ? options.credentials : loadOrCreateCredentials(options.dataDir);
+  const metrics = createMetrics({ defaultMetrics: true });
+
+  const kmsCore = await LocalKms.open({
+    dataDir: options.dataDir,
+    clock,
+    onCall: (op, reason) => metrics.kmsCalls.inc({ operation: op, reason }),
+  });
+  let kms: Kms = kmsCore;
+  if (options.kmsLatency !== undefined || options.kmsRatePerSecond !== undefined) {
+    kms = new ModeledKms(kmsCore, clock, {
+      latency: options.kmsLatency !== undefined ? parseLatency(options.kmsLatency, new Random(1)) : undefined,
+      ratePerSecond: options.kmsRatePerSecond,
+      onThrottle: () => metrics.kmsThrottled.inc(),
+    });
+  }
+
+  const store = SqliteMessageStore.open({ path: join(options.dataDir, 'messages.db'), onOp: (op) => metrics.storeOps.inc({ op }) });
+  const keys = new KeyService({
+    kms,
+    clock,
+    settingsOf: (queueId) => {
+      const queue = store.getQueueById(queueId);
+      return queue ? keySettingsOf(queue) : undefined;
+    },
+    scheduler: { backgroundPerSecond: options.prefetchBudgetPerSecond ?? 50, onDropped: () => metrics.prefetchDropped.inc() },
+  });
+  const metadata = new MetadataService(keys);
+  const bus = new InProcessBus();
+  const waiters = new ReceiveWaiters(clock);
+
+  const frontends: FrontendParts[] = [];
+  for (let i = 0; i < frontendCount; i++) {
+    const nodeId = `fe-${i + 1}`;
+    const pair = NodeKeyPair.generate();
+    metadata.registerNode(nodeId, pair.publicKeyDer);
+    const channel = new SealedChannel(pair.channelKey(metadata.publicKeyDer, nodeId), nodeId);
+    const publishKeyEvent = keyEventsToBus(bus, nodeId, clock);
+    const cache = new KeyCache({
+      clock,
+      maxEntries: options.cacheEntries ?? 10_000,
+      onEvent: (kind, use, queueId, entry) => {
+        metrics.keyCache.inc({ node: nodeId, kind, use });
+        publishKeyEvent(kind, use, queueId, entry);
+      },
+    });
+    const keyring = new NodeKeyring({
+      nodeId, clock, cache, metadata, channel,
+      onKeyWait: (use, waitedMs) => metrics.keyFetchSeconds.observe({ use }, waitedMs / 1000),
+    });
+    const node = new FrontendNode({ nodeId, store, keyring, bus, clock, waiters, logger: logger.child({ node: nodeId }) });
+    frontends.push({ nodeId, node, keyring, cache });
+  }
+  const byNode = new Map(frontends.map((f) => [f.nodeId, f.keyring]));
+  metadata.setDelivery({ deliver: (delivery) => byNode.get(delivery.nodeId)?.deliver(delivery) });
+
+  const server = createSqsServer({
+    nodes: frontends.map((f) => f.node),
+    credentials: new Map(credentials.map((c) => [c.accessKeyId, c.secretAccessKey])),
+    clock,
+    logger,
+    metrics,
+  });
+  await server.listen({ port: options.port ?? 9324, host });
+  const endpoint = `http://${host}:${portOf(server)}`;
+
+  let admin: FastifyInstance | undefined;
+  let adminEndpoint: string | undefined;
+  if (options.adminPort !== null) {
+    admin = Fastify({ logger: false });
+    admin.get('/metrics', async (_request, reply) => {
+      for (const f of frontends) metrics.keyCacheEntries.set({ node: f.nodeId }, f.cache.size);
+      reply.header('content-type', metrics.registry.contentType);
+      return metrics.registry.metrics();
+    });
+    admin.get('/healthz', async () => ({ ok: true }));
+    await admin.listen({ port: options.adminPort ?? (options.port ? options.port + 1 : 0), host });
+    adminEndpoint = `http://${host}:${portOf(admin)}`;
+  }
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      // Long polls return empty at once; in-flight requests finish; then the store is flushed.
+      waiters.closeAll();
+      await server.close();
+      await admin?.close();
+      await store.close();
+      for (const f of frontends) f.cache.clear();
+      metadata.close();
+      await kmsCore.close();
+      await bus.close();
+    })();
+    return closing;
+  };
+
+  return { endpoint, adminEndpoint, credentials, kms: kmsCore, store, keys, metadata, frontends, bus, metrics, close };
+}
+
+function portOf(server: FastifyInstance): number {
+  const address = server.server.address();
+  if (address === null || typeof address === 'string') throw new Error('server has no TCP address');
+  return address.port;
+}
+
+/** The generated principal is kept (mode 0600) so a restart accepts the same credentials. */
+function loadOrCreateCredentials(dataDir: string): Credential[] {
+  const file = join(dataDir, 'credentials.json');
+  if (existsSync(file)) {
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as Credential[];
+    if (Array.isArray(parsed) && parsed.every((c) => typeof c.accessKeyId === 'string' && typeof c.secretAccessKey === 'string')) return parsed;
+    throw new Error(`${file} is not a list of credentials`);
+  }
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  const id = 'AKPK' + Array.from(randomBytes(16), (b) => alphabet[b % 32]).join('');
+  const created = [{ accessKeyId: id, secretAccessKey: randomBytes(30).toString('base64') }];
+  writeFileSync(file, JSON.stringify(created, null, 2), { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return created;
+}
+
+/** Parses `ID:SECRET`. */
+export function parseCredential(text: string): Credential {
+  const colon = text.indexOf(':');
+  const accessKeyId = colon > 0 ? text.slice(0, colon) : '';
+  const secretAccessKey = colon > 0 ? text.slice(colon + 1) : '';
+  if (!/^[A-Za-z0-9]{4,128}$/.test(accessKeyId) || secretAccessKey.length < 8) {
+    throw new Error('credentials must look like ID:SECRET (ID 4-128 letters or digits, SECRET at least 8 characters)');
+  }
+  return { accessKeyId, secretAccessKey };
+}
