@@ -71,10 +71,16 @@ export class NodeKeyring implements MessageKeyring, KeyDelivery {
   async withEncryptKey<T>(queueId: string, principal: string, use: (key: CachedKey) => T): Promise<T> {
     const hit = this.cache.getEncrypt(queueId, principal);
     if (hit) return use(hit);
+    return this.fetchEncryptKey(queueId, principal, use);
+  }
+
+  /** The miss path alone: fetch (shared with concurrent misses), then use. The simulator calls it directly. */
+  fetchEncryptKey<T>(queueId: string, principal: string, use: (key: CachedKey) => T): Promise<T> {
     const slot = encryptSlot(queueId, principal);
+    const requestedAt = this.clock.now();
     return this.afterLoad('encrypt', () => this.cache.peekEncrypt(queueId, principal)?.key, () =>
       this.cache.load('encrypt', slot, async () =>
-        this.accept(await this.metadata.fetchEncryptKey(this.nodeId, queueId, principal, { reason: 'demand', deadline: this.flightDeadline() }))),
+        this.accept(await this.metadata.fetchEncryptKey(this.nodeId, queueId, principal, { reason: 'demand', deadline: this.flightDeadline(), requestedAt }))),
     use);
   }
 
@@ -83,9 +89,10 @@ export class NodeKeyring implements MessageKeyring, KeyDelivery {
     const hit = this.cache.getDecrypt(dekId, queueId);
     if (hit) return use(hit);
     const slot = decryptSlot(dekId);
+    const requestedAt = this.clock.now();
     return this.afterLoad('decrypt', () => this.cache.peekDecrypt(dekId), () =>
       this.cache.load('decrypt', slot, async () =>
-        this.accept(await this.metadata.fetchDecryptKey(this.nodeId, queueId, encryptedDek, { reason: 'demand', deadline: this.flightDeadline() }))),
+        this.accept(await this.metadata.fetchDecryptKey(this.nodeId, queueId, encryptedDek, { reason: 'demand', deadline: this.flightDeadline(), requestedAt }))),
     use);
   }
 

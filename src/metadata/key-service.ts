@@ -31,6 +31,11 @@ export interface TierRequest {
   deadline?: number;
   /** The key must stay valid at least this long from now, else a successor DEK is generated. */
   minRemainingMs?: number;
+  /**
+   * When the client request that needs the key arrived (demand). A new DEK's reuse period counts
+   * from then, never from later: the key's life can only be shortened by the fetch, not extended.
+   */
+  requestedAt?: number;
 }
 
 interface Flight {
@@ -110,7 +115,7 @@ export class KeyService {
       const key = this.tier.getEncrypt(queueId, principal);
       return key && key.expiresAt - this.clock.now() > minRemaining ? key : undefined;
     };
-    return this.withKey('encrypt', slot, queueId, request, pick, () => this.generate(queueId, principal, request.reason ?? 'demand'), consume);
+    return this.withKey('encrypt', slot, queueId, request, pick, () => this.generate(queueId, principal, request.reason ?? 'demand', request.requestedAt), consume);
   }
 
   /** Runs `consume` on the plaintext of an encrypted DEK of this queue (see withEncryptKey). */
@@ -118,7 +123,7 @@ export class KeyService {
     const dekId = dekIdOf(encryptedDek);
     const slot = decryptSlot(dekId);
     const pick = (): CachedKey | undefined => this.tier.getDecrypt(dekId, queueId);
-    return this.withKey('decrypt', slot, queueId, request, pick, () => this.decrypt(queueId, encryptedDek, dekId, request.reason ?? 'demand'), consume);
+    return this.withKey('decrypt', slot, queueId, request, pick, () => this.decrypt(queueId, encryptedDek, dekId, request.reason ?? 'demand', request.requestedAt), consume);
   }
 
   close(): void {
@@ -195,11 +200,10 @@ export class KeyService {
     return flight;
   }
 
-  private async generate(queueId: string, principal: string, reason: KeyReason): Promise<void> {
+  private async generate(queueId: string, principal: string, reason: KeyReason, requestedAt: number | undefined): Promise<void> {
     const settings = this.settingsOf(queueId);
     if (!settings) throw new PkpError('QueueDoesNotExist', 'queue does not exist');
-    // The reuse period counts from the moment the DEK is asked for, never from a later delivery.
-    const issuedAt = this.clock.now();
+    const issuedAt = issueTime(this.clock.now(), requestedAt);
     const generated = await this.kms.generateDataKey(settings.kmsMasterKeyId, queueContext(queueId), reason);
     this.stats.generated++;
     const base = {
@@ -214,10 +218,10 @@ export class KeyService {
     this.tier.put('encrypt', { ...base, principal, material: generated.plaintext });
   }
 
-  private async decrypt(queueId: string, encryptedDek: Buffer, dekId: string, reason: KeyReason): Promise<void> {
+  private async decrypt(queueId: string, encryptedDek: Buffer, dekId: string, reason: KeyReason, requestedAt: number | undefined): Promise<void> {
     const settings = this.settingsOf(queueId);
     if (!settings) throw new PkpError('QueueDoesNotExist', 'queue does not exist');
-    const issuedAt = this.clock.now();
+    const issuedAt = issueTime(this.clock.now(), requestedAt);
     const decrypted = await this.kms.decrypt(encryptedDek, queueContext(queueId), reason);
     this.stats.decrypted++;
     const key: CachedKey = {
@@ -226,4 +230,13 @@ export class KeyService {
     };
     if (!this.tier.put('decrypt', key)) zeroize(key.material);
   }
+}
+
+/** Longest a node may claim its request waited; an older claim is taken as this old. */
+const MAX_CLAIMED_WAIT_MS = 60_000;
+
+/** The reuse period starts at the earlier of now and the (claimed) request time: never later. */
+function issueTime(now: number, requestedAt: number | undefined): number {
+  if (requestedAt === undefined || !Number.isFinite(requestedAt) || requestedAt >= now) return now;
+  return Math.max(requestedAt, now - MAX_CLAIMED_WAIT_MS);
 }

@@ -47,13 +47,13 @@ export class MetadataService implements MetadataClient {
 
   fetchEncryptKey(nodeId: string, queueId: string, principal: string, options: KeyRequestOptions = {}): Promise<SealedKeyDelivery> {
     const channel = this.channelOf(nodeId);
-    return this.keys.withEncryptKey(queueId, principal, { reason: options.reason ?? 'demand', deadline: options.deadline },
+    return this.keys.withEncryptKey(queueId, principal, { reason: options.reason ?? 'demand', deadline: options.deadline, requestedAt: options.requestedAt },
       (key) => this.seal(channel, nodeId, key, 'encrypt', false, 0));
   }
 
   fetchDecryptKey(nodeId: string, queueId: string, encryptedDek: Buffer, options: KeyRequestOptions = {}): Promise<SealedKeyDelivery> {
     const channel = this.channelOf(nodeId);
-    return this.keys.withDecryptKey(queueId, encryptedDek, { reason: options.reason ?? 'demand', deadline: options.deadline },
+    return this.keys.withDecryptKey(queueId, encryptedDek, { reason: options.reason ?? 'demand', deadline: options.deadline, requestedAt: options.requestedAt },
       (key) => this.seal(channel, nodeId, key, 'decrypt', false, 0));
   }
 

@@ -38,6 +38,8 @@ export interface KeyRequestOptions {
   reason?: KeyReason;
   /** Absolute time (clock ms) after which the caller no longer waits. */
   deadline?: number;
+  /** When the client request that needs the key arrived; a new DEK's life counts from then. */
+  requestedAt?: number;
 }
 
 /** A prefetch instruction: ids only. The prefetcher never sees a key. */

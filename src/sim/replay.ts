@@ -1,0 +1,80 @@
+import { InputError } from '../core/errors.ts';
+import { noCache } from './no-cache.ts';
+import { oracle } from './oracle.ts';
+import { HistogramPolicy } from './policies/histogram.ts';
+import { ReactivePolicy } from './policies/reactive.ts';
+import { RefreshAheadPolicy } from './policies/refresh-ahead.ts';
+import type { Policy } from './policy.ts';
+import { simulate, type BatchSource, type PolicyResult, type SimulationOptions } from './simulator.ts';
+
+export const POLICY_NAMES = ['reactive', 'refresh-ahead', 'histogram', 'oracle', 'none'] as const;
+export type PolicyName = (typeof POLICY_NAMES)[number];
+
+export function parsePolicies(text: string): PolicyName[] {
+  const names = text.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 0) throw new InputError('--policies names no policy');
+  for (const name of names) {
+    if (!(POLICY_NAMES as readonly string[]).includes(name)) throw new InputError(`unknown policy '${name}' (known: ${POLICY_NAMES.join(', ')})`);
+  }
+  return [...new Set(names)] as PolicyName[];
+}
+
+export function createPolicy(name: Exclude<PolicyName, 'oracle' | 'none'>): Policy {
+  switch (name) {
+    case 'reactive':
+      return new ReactivePolicy();
+    case 'refresh-ahead':
+      return new RefreshAheadPolicy();
+    case 'histogram':
+      return new HistogramPolicy();
+  }
+}
+
+export interface ReplayResult {
+  options: Required<Pick<SimulationOptions, 'frontends' | 'balancer' | 'reuseSeconds' | 'warmupMs' | 'kmsLatency' | 'hopMs' | 'seed'>> & { capacity: number | null };
+  policies: Record<string, PolicyResult>;
+}
+
+/**
+ * Replays one trace under each policy (the trace is read afresh for each), then relates them:
+ * KMS calls against the oracle's, and recall as the share of reactive's misses avoided.
+ */
+export async function replay(
+  openSource: () => BatchSource,
+  names: PolicyName[],
+  options: SimulationOptions = {},
+  onPolicyDone?: (result: PolicyResult) => void,
+): Promise<ReplayResult> {
+  const resolved = {
+    frontends: options.frontends ?? 4,
+    balancer: options.balancer ?? 'random',
+    reuseSeconds: options.reuseSeconds ?? 300,
+    warmupMs: options.warmupMs ?? 3_600_000,
+    kmsLatency: options.kmsLatency ?? '10',
+    hopMs: options.hopMs ?? 1,
+    seed: options.seed ?? 1,
+  } as const;
+  const policies: Record<string, PolicyResult> = {};
+  // Reactive runs whenever recall is wanted, since recall is measured against it.
+  const order: PolicyName[] = [...names];
+  const needReactive = names.some((n) => n !== 'reactive' && n !== 'oracle' && n !== 'none') && !names.includes('reactive');
+  if (needReactive) order.unshift('reactive');
+  for (const name of order) {
+    let result: PolicyResult;
+    if (name === 'oracle') result = await oracle(openSource(), { ...options, ...resolved });
+    else if (name === 'none') result = await noCache(openSource(), { ...options, ...resolved });
+    else result = await simulate(openSource(), createPolicy(name), { ...options, ...resolved });
+    policies[name] = result;
+    onPolicyDone?.(result);
+  }
+  const reactive = policies.reactive;
+  const best = policies.oracle;
+  for (const [name, result] of Object.entries(policies)) {
+    if (best && best.kmsCalls > 0) result.kmsCallsVsOracle = result.kmsCalls / best.kmsCalls;
+    if (reactive && name !== 'oracle' && name !== 'none') {
+      result.recall = reactive.demandMisses > 0 ? (reactive.demandMisses - result.demandMisses) / reactive.demandMisses : null;
+    }
+  }
+  if (needReactive) delete policies.reactive;
+  return { options: { ...resolved, capacity: options.capacity ?? null }, policies };
+}

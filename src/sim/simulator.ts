@@ -1,0 +1,326 @@
+import { VirtualClock } from '../core/clock.ts';
+import { Random } from '../core/random.ts';
+import { NodeKeyPair, SealedChannel } from '../crypto/seal.ts';
+import { KeyCache } from '../keycache/key-cache.ts';
+import { NodeKeyring } from '../keycache/node-keyring.ts';
+import { parseLatency } from '../kms/latency.ts';
+import { ModeledKms } from '../kms/modeled-kms.ts';
+import { SimulatedKms } from '../kms/simulated-kms.ts';
+import type { KeyReason } from '../kms/types.ts';
+import { KeyService } from '../metadata/key-service.ts';
+import { MetadataService, type MetadataClient } from '../metadata/metadata-service.ts';
+import type { KeyRequestOptions, PrefetchInstruction, QueueKeySettings } from '../metadata/types.ts';
+import { createBalancer, type BalancerKind } from './balancer.ts';
+import type { Policy, PolicyContext, RequestObservation } from './policy.ts';
+import { percentileSorted, percentileWithZeros } from './stats.ts';
+import type { TraceEvent } from './traces/types.ts';
+
+export interface SimulationOptions {
+  frontends?: number;
+  balancer?: BalancerKind;
+  /** Data-key reuse period of every queue (s). Default 300. */
+  reuseSeconds?: number;
+  /** Trace time at the start that is replayed but not measured (ms). Default 1 h. */
+  warmupMs?: number;
+  /** Key-cache entries per node. Default unlimited. */
+  capacity?: number;
+  /** KMS latency spec (see parseLatency). Default '10'. */
+  kmsLatency?: string;
+  /** KMS request quota (calls/s); default none. */
+  kmsRatePerSecond?: number;
+  /** Front-end ↔ metadata service latency, each way (ms). Default 1. */
+  hopMs?: number;
+  /** KMS calls/s allowed for prefetches. Default unlimited. */
+  prefetchBudgetPerSecond?: number;
+  seed?: number;
+  /** Width of the miss-ratio-over-time buckets (ms). Default 10 min. */
+  timelineBucketMs?: number;
+}
+
+export interface TimelinePoint {
+  t: number;
+  requests: number;
+  misses: number;
+}
+
+export interface QueueOutcome {
+  queue: string;
+  requests: number;
+  misses: number;
+}
+
+/** What one policy did over one trace, measured after the warm-up. */
+export interface PolicyResult {
+  policy: string;
+  requests: number;
+  demandMisses: number;
+  demandMissRatio: number;
+  perQueueMissRatio: { p50: number; p90: number };
+  kmsCalls: number;
+  kmsCallsByReason: Record<KeyReason, number>;
+  kmsThrottled: number;
+  /** Filled in by the replay when the oracle ran too. */
+  kmsCallsVsOracle: number | null;
+  /** Keys delivered to node caches ahead of need. */
+  prefetches: number;
+  prefetchesUsed: number;
+  wastedPrefetches: number;
+  /** Used prefetches / prefetches that were used or wasted. */
+  precision: number | null;
+  /** Reactive misses this policy avoided, as a share of reactive's misses. Filled in by the replay. */
+  recall: number | null;
+  addedLatencyMs: { p50: number; p99: number; p999: number; max: number };
+  keyResidentSeconds: number;
+  /** Sum over nodes of each node's peak entry count; null where not modelled. */
+  peakCacheEntries: number | null;
+  events: number;
+  wallMs: number;
+  eventsPerSecond: number;
+  timeline: TimelinePoint[];
+  perQueue: QueueOutcome[];
+}
+
+export type BatchSource = AsyncIterable<TraceEvent[]> | Iterable<TraceEvent[]>;
+
+const DEFAULT_PRINCIPAL = 'p0';
+
+interface SimNode {
+  id: string;
+  cache: KeyCache;
+  keyring: NodeKeyring;
+}
+
+/** Front-end ↔ metadata transport with a fixed latency each way (the simulator's swap for HTTP/NATS). */
+class HopTransport implements MetadataClient {
+  constructor(private readonly inner: MetadataService, private readonly clock: VirtualClock, private readonly hopMs: number) {}
+
+  delay(): Promise<void> {
+    return this.hopMs > 0 ? new Promise((resolve) => this.clock.setTimer(this.hopMs, resolve)) : Promise.resolve();
+  }
+
+  async fetchEncryptKey(nodeId: string, queueId: string, principal: string, options?: KeyRequestOptions) {
+    await this.delay();
+    const delivery = await this.inner.fetchEncryptKey(nodeId, queueId, principal, options);
+    await this.delay();
+    return delivery;
+  }
+
+  async fetchDecryptKey(nodeId: string, queueId: string, encryptedDek: Buffer, options?: KeyRequestOptions) {
+    await this.delay();
+    const delivery = await this.inner.fetchDecryptKey(nodeId, queueId, encryptedDek, options);
+    await this.delay();
+    return delivery;
+  }
+}
+
+/**
+ * Replays a trace through the real key caches, metadata service and key tier in virtual time,
+ * with a modelled KMS, under one policy. A request that finds no valid key in its node's cache
+ * waits for the fetch: a demand miss.
+ */
+export async function simulate(source: BatchSource, policy: Policy, options: SimulationOptions = {}): Promise<PolicyResult> {
+  const nodeCount = options.frontends ?? 4;
+  if (!Number.isInteger(nodeCount) || nodeCount < 1) throw new RangeError('frontends must be a positive integer');
+  const reuseMs = (options.reuseSeconds ?? 300) * 1000;
+  const warmupMs = options.warmupMs ?? 3_600_000;
+  const hopMs = options.hopMs ?? 1;
+  const seed = options.seed ?? 1;
+  const bucketMs = options.timelineBucketMs ?? 600_000;
+  const latencySpec = options.kmsLatency ?? '10';
+  const rng = new Random(seed);
+  const clock = new VirtualClock(0);
+  let measuring = false;
+
+  const kmsByReason: Record<KeyReason, number> = { demand: 0, prefetch: 0, refresh: 0 };
+  let kmsThrottled = 0;
+  const kms = new ModeledKms(new SimulatedKms({ seed }), clock, {
+    latency: parseLatency(latencySpec, rng.fork('kms-latency')),
+    ratePerSecond: options.kmsRatePerSecond,
+    onCall: (_op, reason) => {
+      if (measuring) kmsByReason[reason]++;
+    },
+    onThrottle: () => {
+      if (measuring) kmsThrottled++;
+    },
+  });
+  const settings = new Map<string, QueueKeySettings>();
+  const settingsOf = (queueId: string): QueueKeySettings => {
+    let s = settings.get(queueId);
+    if (!s) settings.set(queueId, (s = { queueId, kmsMasterKeyId: 'sim-key', reuseMs }));
+    return s;
+  };
+  const keys = new KeyService({
+    kms, clock, settingsOf, expiryTimer: false, maxEntries: 50_000_000, maxBytes: Infinity,
+    scheduler: { maxInFlight: Infinity, backgroundPerSecond: options.prefetchBudgetPerSecond ?? Infinity, backgroundQueueLimit: 1_000_000 },
+  });
+  const metadata = new MetadataService(keys);
+  const transport = new HopTransport(metadata, clock, hopMs);
+
+  const nodes: SimNode[] = [];
+  for (let i = 0; i < nodeCount; i++) {
+    const id = `fe-${i + 1}`;
+    const pair = NodeKeyPair.generate();
+    metadata.registerNode(id, pair.publicKeyDer);
+    const cache = new KeyCache({ clock, maxEntries: options.capacity ?? 1_000_000_000, maxBytes: Infinity, expiryTimer: false });
+    const channel = new SealedChannel(pair.channelKey(metadata.publicKeyDer, id), id);
+    nodes.push({ id, cache, keyring: new NodeKeyring({ nodeId: id, clock, cache, metadata: transport, channel, fetchTimeoutMs: 600_000 }) });
+  }
+  const nodeIds = nodes.map((n) => n.id);
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  metadata.setDelivery({ deliver: (d) => clock.setTimer(hopMs, () => byId.get(d.nodeId)?.keyring.deliver(d)) });
+
+  const balancer = createBalancer(options.balancer ?? 'random', nodeCount, seed);
+  const expectedFetchMs = 3 * hopMs + medianOf(latencySpec, rng.fork('median'));
+  const context: PolicyContext = {
+    clock,
+    nodeIds,
+    nodesFor: (queueId) => balancer.nodesFor(queueId).map((i) => nodeIds[i]!),
+    reuseMsOf: (queueId) => settingsOf(queueId).reuseMs,
+    expectedFetchMs,
+    prefetch: (instruction: PrefetchInstruction) =>
+      transport.delay().then(() => metadata.prefetch(instruction)).then((outcome) => outcome.expiresAt, () => undefined),
+  };
+  policy.start(context);
+
+  // Measurements.
+  let requests = 0;
+  let misses = 0;
+  let events = 0;
+  const latencies: number[] = [];
+  const perQueue = new Map<string, QueueOutcome>();
+  const timeline = new Map<number, TimelinePoint>();
+  let pendingMisses = 0;
+  let warmupEnd = Infinity;
+  let lastT = 0;
+  const baseline = { used: 0, wasted: 0, inserted: 0, residentMs: 0 };
+  const startMeasuring = (): void => {
+    measuring = true;
+    for (const n of nodes) {
+      baseline.used += n.cache.stats.prefetchedUsed;
+      baseline.wasted += n.cache.stats.prefetchedWasted;
+      baseline.inserted += n.cache.stats.prefetchedInserted;
+      baseline.residentMs += n.cache.residentMsUntil();
+    }
+  };
+  const observation: RequestObservation = { at: 0, queueId: '', principal: '', nodeId: '', op: 'send', hit: false, keyExpiresAt: undefined };
+
+  const wallStart = performance.now();
+  for await (const batch of source) {
+    for (const event of batch) {
+      const t = event.t;
+      if (warmupEnd === Infinity) warmupEnd = t + warmupMs;
+      if (!measuring && t >= warmupEnd) {
+        if (clock.nextTimerAt() <= warmupEnd) await clock.advanceTo(warmupEnd);
+        else clock.jumpTo(warmupEnd);
+        startMeasuring();
+      }
+      if (clock.nextTimerAt() <= t) await clock.advanceTo(t);
+      else clock.jumpTo(t);
+      events++;
+      lastT = t;
+      const node = nodes[balancer.pick(event)]!;
+      const queueId = event.queue;
+      const principal = event.principal ?? DEFAULT_PRINCIPAL;
+      const key = node.cache.getEncrypt(queueId, principal);
+      if (key === undefined) {
+        settingsOf(queueId);
+        pendingMisses++;
+        const counted = measuring;
+        void node.keyring.fetchEncryptKey(queueId, principal, () => undefined).then(
+          () => {
+            pendingMisses--;
+            if (counted) latencies.push(clock.now() - t);
+          },
+          () => {
+            pendingMisses--;
+            if (counted) latencies.push(clock.now() - t);
+          },
+        );
+      }
+      if (measuring) {
+        requests++;
+        let q = perQueue.get(queueId);
+        if (!q) perQueue.set(queueId, (q = { queue: queueId, requests: 0, misses: 0 }));
+        q.requests++;
+        const bucket = t - (t % bucketMs);
+        let point = timeline.get(bucket);
+        if (!point) timeline.set(bucket, (point = { t: bucket, requests: 0, misses: 0 }));
+        point.requests++;
+        if (key === undefined) {
+          misses++;
+          q.misses++;
+          point.misses++;
+        }
+      }
+      observation.at = t;
+      observation.queueId = queueId;
+      observation.principal = principal;
+      observation.nodeId = node.id;
+      observation.op = event.op;
+      observation.hit = key !== undefined;
+      observation.keyExpiresAt = key?.expiresAt;
+      policy.onRequest(observation);
+    }
+  }
+  if (!measuring) startMeasuring();
+  const end = lastT;
+  let residentMs = -baseline.residentMs;
+  for (const n of nodes) residentMs += n.cache.residentMsUntil(end);
+  policy.finish?.();
+  // Let the fetches still in flight at the end finish, so their waits are counted.
+  for (let guard = 0; pendingMisses > 0 && guard < 3600; guard++) await clock.advance(1000);
+  const wallMs = performance.now() - wallStart;
+
+  let used = -baseline.used;
+  let wasted = -baseline.wasted;
+  let inserted = -baseline.inserted;
+  let peak = 0;
+  for (const n of nodes) {
+    used += n.cache.stats.prefetchedUsed;
+    wasted += n.cache.stats.prefetchedWasted;
+    inserted += n.cache.stats.prefetchedInserted;
+    peak += n.cache.stats.peakEntries;
+  }
+  metadata.close();
+  for (const n of nodes) n.cache.clear();
+
+  latencies.sort((a, b) => a - b);
+  const queueRatios = Float64Array.from([...perQueue.values()].map((q) => q.misses / q.requests)).sort();
+  const kmsCalls = kmsByReason.demand + kmsByReason.prefetch + kmsByReason.refresh;
+  return {
+    policy: policy.name,
+    requests,
+    demandMisses: misses,
+    demandMissRatio: requests > 0 ? misses / requests : 0,
+    perQueueMissRatio: { p50: percentileSorted(queueRatios, 50), p90: percentileSorted(queueRatios, 90) },
+    kmsCalls,
+    kmsCallsByReason: kmsByReason,
+    kmsThrottled,
+    kmsCallsVsOracle: null,
+    prefetches: inserted,
+    prefetchesUsed: used,
+    wastedPrefetches: wasted,
+    precision: used + wasted > 0 ? used / (used + wasted) : null,
+    recall: null,
+    addedLatencyMs: {
+      p50: percentileWithZeros(latencies, requests, 50),
+      p99: percentileWithZeros(latencies, requests, 99),
+      p999: percentileWithZeros(latencies, requests, 99.9),
+      max: latencies.length > 0 ? latencies[latencies.length - 1]! : 0,
+    },
+    keyResidentSeconds: residentMs / 1000,
+    peakCacheEntries: peak,
+    events,
+    wallMs,
+    eventsPerSecond: wallMs > 0 ? events / (wallMs / 1000) : 0,
+    timeline: [...timeline.values()].sort((a, b) => a.t - b.t),
+    perQueue: [...perQueue.values()],
+  };
+}
+
+/** Median of a latency distribution, sampled (the policies' lead time). */
+function medianOf(spec: string, rng: Random): number {
+  const sample = parseLatency(spec, rng);
+  const values = Array.from({ length: 1001 }, sample).sort((a, b) => a - b);
+  return values[500]!;
+}
