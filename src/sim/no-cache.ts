@@ -53,7 +53,7 @@ export async function noCache(source: BatchSource, options: NoCacheOptions = {})
       p50: percentileSorted(sorted, 50), p99: percentileSorted(sorted, 99), p999: percentileSorted(sorted, 99.9),
       max: n > 0 ? sorted[n - 1]! : 0,
     },
-    keyResidentSeconds: 0, peakCacheEntries: 0, events, wallMs, eventsPerSecond: wallMs > 0 ? events / (wallMs / 1000) : 0,
+    keyResidentSeconds: 0, peakCacheEntries: 0, expiredKeysServed: 0, events, wallMs, eventsPerSecond: wallMs > 0 ? events / (wallMs / 1000) : 0,
     timeline: [...timeline.values()].sort((a, b) => a.t - b.t),
     perQueue: [...perQueue.values()],
   };

@@ -102,6 +102,7 @@ export async function oracle(source: BatchSource, options: OracleOptions = {}): 
     addedLatencyMs: { p50: 0, p99: 0, p999: 0, max: 0 },
     keyResidentSeconds: residentMs / 1000,
     peakCacheEntries: null,
+    expiredKeysServed: 0,
     events,
     wallMs,
     eventsPerSecond: wallMs > 0 ? events / (wallMs / 1000) : 0,

@@ -6,8 +6,9 @@ import { NodeKeyring } from '../keycache/node-keyring.ts';
 import { parseLatency } from '../kms/latency.ts';
 import { ModeledKms } from '../kms/modeled-kms.ts';
 import { SimulatedKms } from '../kms/simulated-kms.ts';
-import type { KeyReason } from '../kms/types.ts';
-import { KeyService } from '../metadata/key-service.ts';
+import type { DecryptedDataKey, EncryptionContext, GeneratedDataKey, KeyMetadata, KeyReason, Kms } from '../kms/types.ts';
+import type { CachedKey } from '../keycache/types.ts';
+import { KeyService, dekIdOf } from '../metadata/key-service.ts';
 import { MetadataService, type MetadataClient } from '../metadata/metadata-service.ts';
 import type { KeyRequestOptions, PrefetchInstruction, QueueKeySettings } from '../metadata/types.ts';
 import { createBalancer, type BalancerKind } from './balancer.ts';
@@ -73,6 +74,8 @@ export interface PolicyResult {
   keyResidentSeconds: number;
   /** Sum over nodes of each node's peak entry count; null where not modelled. */
   peakCacheEntries: number | null;
+  /** Requests served with a key at or past its expiry. Must be 0: checked on every hit. */
+  expiredKeysServed: number;
   events: number;
   wallMs: number;
   eventsPerSecond: number;
@@ -131,18 +134,15 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
   const clock = new VirtualClock(0);
   let measuring = false;
 
-  const kmsByReason: Record<KeyReason, number> = { demand: 0, prefetch: 0, refresh: 0 };
   let kmsThrottled = 0;
-  const kms = new ModeledKms(new SimulatedKms({ seed }), clock, {
+  const issued = new Map<string, IssuedDek>();
+  const kms = new IssueRecordingKms(new ModeledKms(new SimulatedKms({ seed }), clock, {
     latency: parseLatency(latencySpec, rng.fork('kms-latency')),
     ratePerSecond: options.kmsRatePerSecond,
-    onCall: (_op, reason) => {
-      if (measuring) kmsByReason[reason]++;
-    },
     onThrottle: () => {
       if (measuring) kmsThrottled++;
     },
-  });
+  }), clock, issued);
   const settings = new Map<string, QueueKeySettings>();
   const settingsOf = (queueId: string): QueueKeySettings => {
     let s = settings.get(queueId);
@@ -171,14 +171,19 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
 
   const balancer = createBalancer(options.balancer ?? 'random', nodeCount, seed);
   const expectedFetchMs = 3 * hopMs + medianOf(latencySpec, rng.fork('median'));
+  // Async work started at this instant (a miss's fetch, a prefetch) must reach its first timer
+  // before virtual time moves on; it does once the microtask queue has drained.
+  let unsettled = false;
   const context: PolicyContext = {
     clock,
     nodeIds,
     nodesFor: (queueId) => balancer.nodesFor(queueId).map((i) => nodeIds[i]!),
     reuseMsOf: (queueId) => settingsOf(queueId).reuseMs,
     expectedFetchMs,
-    prefetch: (instruction: PrefetchInstruction) =>
-      transport.delay().then(() => metadata.prefetch(instruction)).then((outcome) => outcome.expiresAt, () => undefined),
+    prefetch: (instruction: PrefetchInstruction) => {
+      unsettled = true;
+      return transport.delay().then(() => metadata.prefetch(instruction)).then((outcome) => outcome.expiresAt, () => undefined);
+    },
   };
   policy.start(context);
 
@@ -190,6 +195,7 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
   const perQueue = new Map<string, QueueOutcome>();
   const timeline = new Map<number, TimelinePoint>();
   let pendingMisses = 0;
+  let expiredKeysServed = 0;
   let warmupEnd = Infinity;
   let lastT = 0;
   const baseline = { used: 0, wasted: 0, inserted: 0, residentMs: 0 };
@@ -208,6 +214,10 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
   for await (const batch of source) {
     for (const event of batch) {
       const t = event.t;
+      if (unsettled) {
+        unsettled = false;
+        await settle();
+      }
       if (warmupEnd === Infinity) warmupEnd = t + warmupMs;
       if (!measuring && t >= warmupEnd) {
         if (clock.nextTimerAt() <= warmupEnd) await clock.advanceTo(warmupEnd);
@@ -222,11 +232,20 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
       const queueId = event.queue;
       const principal = event.principal ?? DEFAULT_PRINCIPAL;
       const key = node.cache.getEncrypt(queueId, principal);
-      if (key === undefined) {
+      if (key !== undefined) {
+        if (key.expiresAt <= t) expiredKeysServed++;
+        const dek = issued.get(key.dekId);
+        if (dek !== undefined && t < dek.firstUse) dek.firstUse = t;
+      } else {
         settingsOf(queueId);
         pendingMisses++;
+        unsettled = true;
         const counted = measuring;
-        void node.keyring.fetchEncryptKey(queueId, principal, () => undefined).then(
+        const useAt = (k: CachedKey): void => {
+          const dek = issued.get(k.dekId);
+          if (dek !== undefined && t < dek.firstUse) dek.firstUse = t;
+        };
+        void node.keyring.fetchEncryptKey(queueId, principal, useAt).then(
           () => {
             pendingMisses--;
             if (counted) latencies.push(clock.now() - t);
@@ -284,6 +303,12 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
   metadata.close();
   for (const n of nodes) n.cache.clear();
 
+  // A DEK's KMS call counts when the key first served a request after the warm-up, or, never
+  // used, when it was issued after the warm-up: the same rule the oracle's chains follow.
+  const kmsByReason: Record<KeyReason, number> = { demand: 0, prefetch: 0, refresh: 0 };
+  for (const dek of issued.values()) {
+    if (dek.firstUse === Infinity ? dek.issuedAt >= warmupEnd && dek.issuedAt <= end : dek.firstUse >= warmupEnd) kmsByReason[dek.reason]++;
+  }
   latencies.sort((a, b) => a - b);
   const queueRatios = Float64Array.from([...perQueue.values()].map((q) => q.misses / q.requests)).sort();
   const kmsCalls = kmsByReason.demand + kmsByReason.prefetch + kmsByReason.refresh;
@@ -310,12 +335,41 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
     },
     keyResidentSeconds: residentMs / 1000,
     peakCacheEntries: peak,
+    expiredKeysServed,
     events,
     wallMs,
     eventsPerSecond: wallMs > 0 ? events / (wallMs / 1000) : 0,
     timeline: [...timeline.values()].sort((a, b) => a.t - b.t),
     perQueue: [...perQueue.values()],
   };
+}
+
+const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+interface IssuedDek {
+  reason: KeyReason;
+  issuedAt: number;
+  firstUse: number;
+}
+
+/** Notes every DEK the KMS issues, so each KMS call can be attributed to the key's first use. */
+class IssueRecordingKms implements Kms {
+  constructor(private readonly inner: Kms, private readonly clock: VirtualClock, private readonly issued: Map<string, IssuedDek>) {}
+
+  async generateDataKey(keyIdOrAlias: string, context: EncryptionContext, reason: KeyReason): Promise<GeneratedDataKey> {
+    const calledAt = this.clock.now();
+    const generated = await this.inner.generateDataKey(keyIdOrAlias, context, reason);
+    this.issued.set(dekIdOf(generated.ciphertextBlob), { reason, issuedAt: calledAt, firstUse: Infinity });
+    return generated;
+  }
+
+  decrypt(ciphertextBlob: Buffer, context: EncryptionContext, reason: KeyReason): Promise<DecryptedDataKey> {
+    return this.inner.decrypt(ciphertextBlob, context, reason);
+  }
+
+  describeKey(keyIdOrAlias: string): Promise<KeyMetadata> {
+    return this.inner.describeKey(keyIdOrAlias);
+  }
 }
 
 /** Median of a latency distribution, sampled (the policies' lead time). */

@@ -76,8 +76,9 @@ export interface MessageStore extends QueueStore {
    */
   putMessages(messages: NewMessage[]): Promise<void>;
   /**
-   * Takes up to `max` visible messages (visibleAt <= now, oldest first), makes each invisible until
-   * now + visibilityTimeoutMs, increments its receive count and gives it a new receipt handle.
+   * Takes up to `max` visible messages (visibleAt <= now, in the order they became visible, ties in
+   * send order), makes each invisible until now + visibilityTimeoutMs, increments its receive count
+   * and gives it a new receipt handle. Puts to the queue called before it are committed first.
    */
   receiveMessages(queueId: string, max: number, visibilityTimeoutMs: number, now: number): Promise<ReceivedMessage[]>;
   /**
@@ -93,7 +94,10 @@ export interface MessageStore extends QueueStore {
   counts(queueId: string, now: number): QueueCounts;
   /** Deletes messages with sentAt older than the queue's retention; returns how many. */
   dropExpired(queueId: string, retentionMs: number, now: number): Promise<number>;
-  /** Earliest visibleAt among invisible or delayed messages of the queue, or undefined. */
+  /**
+   * Earliest visibleAt of any message of the queue, or undefined when it has none. A time at or
+   * before now means a message is visible already; otherwise it is when the next one becomes visible.
+   */
   nextVisibleAt(queueId: string): number | undefined;
   close(): Promise<void>;
 }

@@ -1,0 +1,109 @@
+import { writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import cliProgress from 'cli-progress';
+import type { Command } from 'commander';
+import { BALANCERS, type BalancerKind } from '../sim/balancer.ts';
+import { renderReplayReport } from '../sim/report-html.ts';
+import { parsePolicies, replay, type ReplayResult } from '../sim/replay.ts';
+import type { PolicyResult } from '../sim/simulator.ts';
+import { openTrace } from '../sim/traces/open.ts';
+import type { TraceEvent, TraceFormat } from '../sim/traces/types.ts';
+import { intOption, numberOption } from './options.ts';
+
+interface ReplayCliOptions {
+  trace: string;
+  format?: TraceFormat;
+  trigger?: string;
+  lenient?: boolean;
+  policies: string;
+  frontends: number;
+  balancer: BalancerKind;
+  reuse: number;
+  warmup: number;
+  capacity?: number;
+  kmsLatency: string;
+  kmsRate?: number;
+  hop: number;
+  seed: number;
+  json?: string;
+  html?: string;
+}
+
+export function registerReplay(program: Command): void {
+  program
+    .command('replay')
+    .description('replay a trace in virtual time through the real key path under each policy, and compare them')
+    .requiredOption('--trace <file>', 'trace file (generic events CSV/JSONL, or Azure Functions 2019 per-minute CSV)')
+    .option('--format <format>', 'events | azure (default: detected from the header)')
+    .option('--trigger <trigger>', 'Azure traces: keep only functions with this trigger (e.g. queue)')
+    .option('--lenient', 'skip bad rows (and report how many) instead of failing')
+    .option('--policies <list>', 'comma-separated: reactive,refresh-ahead,histogram,oracle,none', 'reactive,refresh-ahead,histogram,oracle')
+    .option('--frontends <n>', 'front-end nodes', intOption(1, 1024), 4)
+    .option('--balancer <kind>', `load balancer: ${BALANCERS.join(' | ')}`, 'random')
+    .option('--reuse <seconds>', 'data-key reuse period', intOption(60, 86_400), 300)
+    .option('--warmup <seconds>', 'trace time replayed but not measured', numberOption(0), 3600)
+    .option('--capacity <entries>', 'key-cache entries per node (default unlimited)', intOption(1, 1e9))
+    .option('--kms-latency <spec>', "KMS latency model in ms: '10', 'uniform:5:15', 'lognormal:10:0.5', 'exp:10', 'pareto:5:2.5'", '10')
+    .option('--kms-rate <calls/s>', 'KMS request quota', numberOption(1))
+    .option('--hop <ms>', 'front-end ↔ metadata service latency, each way', numberOption(0, 10_000), 1)
+    .option('--seed <n>', 'seed for arrival instants, balancer and latencies', intOption(0, 2 ** 31), 1)
+    .option('--json <file>', 'write the results as JSON')
+    .option('--html <file>', 'write an offline HTML report')
+    .action(async (options: ReplayCliOptions) => {
+      if (options.format !== undefined && options.format !== 'events' && options.format !== 'azure') throw new Error(`--format must be events or azure, not '${options.format}'`);
+      if (!BALANCERS.includes(options.balancer)) throw new Error(`--balancer must be one of ${BALANCERS.join(', ')}`);
+      const names = parsePolicies(options.policies);
+      const reader = openTrace(options.trace, { format: options.format, trigger: options.trigger, seed: options.seed, lenient: options.lenient });
+
+      const bar = new cliProgress.SingleBar(
+        { format: 'replay {policy} |{bar}| {value}/{total} policies | {events} events', stream: process.stderr, hideCursor: true, noTTYOutput: false, notTTYSchedule: 5000 },
+        cliProgress.Presets.shades_classic,
+      );
+      bar.start(names.length, 0, { policy: names[0], events: 0 });
+      let events = 0;
+      const counted = async function* (): AsyncIterable<TraceEvent[]> {
+        for await (const batch of reader.batches()) {
+          events += batch.length;
+          bar.update({ events });
+          yield batch;
+        }
+      };
+      let done = 0;
+      const result = await replay(() => {
+        events = 0;
+        return counted();
+      }, names, {
+        frontends: options.frontends, balancer: options.balancer, reuseSeconds: options.reuse, warmupMs: options.warmup * 1000,
+        capacity: options.capacity, kmsLatency: options.kmsLatency, kmsRatePerSecond: options.kmsRate, hopMs: options.hop, seed: options.seed,
+      }, (r) => {
+        if (names.includes(r.policy as never)) done++;
+        bar.update(done, { policy: names[done] ?? 'done' });
+      });
+      bar.stop();
+      const stats = reader.stats;
+      if (stats.skipped > 0) process.stderr.write(`skipped ${stats.skipped} bad rows (--lenient)\n`);
+      process.stdout.write(formatTable(result) + '\n');
+      const trace = { path: options.trace, format: reader.format, trigger: options.trigger ?? null, rows: stats.rows, events: stats.events, skipped: stats.skipped };
+      if (options.json) writeFileSync(options.json, JSON.stringify({ trace, ...result }, null, 2));
+      if (options.html) {
+        const command = `pkp replay ${process.argv.slice(3).join(' ')}`;
+        writeFileSync(options.html, renderReplayReport(result, { title: `PKP replay: ${basename(options.trace)}`, trace: options.trace, generatedAt: new Date().toISOString(), command }));
+      }
+    });
+}
+
+const pct = (x: number): string => `${(100 * x).toFixed(3)}%`;
+const opt = (x: number | null, digits = 2): string => (x === null ? '-' : x.toFixed(digits));
+
+/** The comparison table printed on stdout. */
+export function formatTable(result: ReplayResult): string {
+  const header = ['policy', 'requests', 'demand misses', 'miss ratio', 'per-queue p50', 'per-queue p90', 'KMS calls', 'vs oracle', 'prefetches', 'wasted', 'precision', 'recall', 'p99 ms', 'p99.9 ms', 'key·h', 'events/s'];
+  const rows = Object.values(result.policies).map((r: PolicyResult) => [
+    r.policy, String(r.requests), String(r.demandMisses), pct(r.demandMissRatio), pct(r.perQueueMissRatio.p50), pct(r.perQueueMissRatio.p90),
+    String(r.kmsCalls), opt(r.kmsCallsVsOracle, 3), String(r.prefetches), String(r.wastedPrefetches), opt(r.precision, 3), opt(r.recall, 3),
+    r.addedLatencyMs.p99.toFixed(1), r.addedLatencyMs.p999.toFixed(1), (r.keyResidentSeconds / 3600).toFixed(1), Math.round(r.eventsPerSecond).toLocaleString('en-US'),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}

@@ -1,0 +1,266 @@
+/**
+ * The replay report's charts, rendered to SVG strings in Node with ECharts' server-side
+ * renderer, so the page needs no script and no network to show them.
+ */
+import { init, type EChartsOption } from 'echarts';
+import type { KeyReason } from '../../kms/types.ts';
+import type { PolicyResult } from '../simulator.ts';
+import { formatPercent, formatShortCount, formatSig } from './format.ts';
+
+/** Known policies keep their colour from report to report; others take the rest in turn. */
+const KNOWN_COLORS: Record<string, string> = {
+  reactive: '#d9534f',
+  'refresh-ahead': '#f0a30a',
+  histogram: '#2b7bba',
+  oracle: '#222222',
+  none: '#9a9a9a',
+};
+const SPARE_COLORS = ['#3aa357', '#8e5ec4', '#17a2b8', '#c2185b', '#795548', '#607d8b'];
+
+export function policyColors(names: string[]): Map<string, string> {
+  const colors = new Map<string, string>();
+  let spare = 0;
+  for (const name of names) colors.set(name, KNOWN_COLORS[name] ?? SPARE_COLORS[spare++ % SPARE_COLORS.length]!);
+  return colors;
+}
+
+const REASON_COLORS: Record<KeyReason, string> = { demand: '#d9534f', prefetch: '#2b7bba', refresh: '#f0a30a' };
+const HOUR_MS = 3_600_000;
+
+/**
+ * How to scale an axis over `values`: log when the positive values span more than `decades`
+ * (miss ratios run from 100% for no cache down to fractions of a percent), else linear from 0.
+ * Zeros cannot sit on a log axis, so they are drawn at `floor`, a decade below the smallest
+ * positive value, and that tick is labelled 0.
+ */
+export interface AxisPlan {
+  log: boolean;
+  min?: number;
+  max?: number;
+  floor: number | null;
+}
+
+export function planAxis(values: number[], decades = 2): AxisPlan {
+  const positive = values.filter((v) => v > 0 && Number.isFinite(v));
+  if (positive.length === 0) return { log: false, floor: null };
+  const lo = Math.min(...positive);
+  const hi = Math.max(...positive);
+  if (hi / lo <= 10 ** decades) return { log: false, min: 0, floor: null };
+  const hasZero = values.some((v) => v <= 0);
+  const bottom = Math.floor(Math.log10(lo)) - (hasZero ? 1 : 0);
+  const min = pow10(bottom);
+  const max = pow10(Math.max(bottom + 1, Math.ceil(Math.log10(hi))));
+  return { log: true, min, max, floor: hasZero ? min : null };
+}
+
+/** 10^e without the float error of 10 ** -4 (0.00009999…), which would spoil the '0.01%' tick. */
+function pow10(e: number): number {
+  return e < 0 ? 1 / 10 ** -e : 10 ** e;
+}
+
+/** Where a value is drawn under a plan (zeros go to the floor on a log axis). */
+function place(plan: AxisPlan, value: number): number {
+  return plan.floor !== null && value <= 0 ? plan.floor : value;
+}
+
+function isFloor(plan: AxisPlan, value: number): boolean {
+  return plan.floor !== null && value <= plan.floor * (1 + 1e-9);
+}
+
+function axisFor(plan: AxisPlan, name: string, label: (v: number) => string) {
+  return {
+    type: plan.log ? ('log' as const) : ('value' as const),
+    ...(plan.log ? { logBase: 10 } : {}),
+    min: plan.min,
+    max: plan.max,
+    name: plan.log ? `${name} (log${plan.floor !== null ? '; 0 drawn at the bottom' : ''})` : name,
+    nameLocation: 'middle' as const,
+    nameGap: 34,
+    axisLabel: { formatter: (v: number) => (isFloor(plan, v) ? '0' : label(v)) },
+    splitLine: { show: true },
+  };
+}
+
+const BASE: EChartsOption = {
+  animation: false,
+  backgroundColor: '#ffffff',
+  textStyle: { fontFamily: 'system-ui, sans-serif' },
+};
+
+function renderSvg(option: EChartsOption, width: number, height: number): string {
+  const chart = init(null, null, { renderer: 'svg', ssr: true, width, height });
+  try {
+    chart.setOption({ ...BASE, ...option });
+    return chart.renderToSVGString();
+  } finally {
+    chart.dispose();
+  }
+}
+
+export type Policies = [name: string, result: PolicyResult][];
+
+/** Demand-miss ratio against KMS calls, one labelled point per policy: the trade-off. */
+export function tradeoffChart(policies: Policies, colors: Map<string, string>): string {
+  // One decade suffices for x: no cache makes ~20× the calls of any cache, which would crush the rest into a corner.
+  const xPlan = planAxis(policies.map(([, r]) => r.kmsCalls), 1);
+  const yPlan = planAxis(policies.map(([, r]) => r.demandMissRatio));
+  return renderSvg(
+    {
+      grid: { left: 80, right: 40, top: 30, bottom: 60 },
+      xAxis: axisFor(xPlan, 'KMS calls', formatShortCount),
+      yAxis: { ...axisFor(yPlan, 'demand-miss ratio', (v) => formatPercent(v, 2)), nameGap: 58 },
+      series: policies.map(([name, r]) => ({
+        type: 'scatter' as const,
+        name,
+        symbolSize: 12,
+        itemStyle: { color: colors.get(name) },
+        label: {
+          show: true,
+          position: 'right' as const,
+          color: '#222',
+          formatter: `${name}  ${formatPercent(r.demandMissRatio, 2)}`,
+        },
+        data: [[place(xPlan, r.kmsCalls), place(yPlan, r.demandMissRatio)]],
+      })),
+    },
+    760,
+    420,
+  );
+}
+
+/** Timeline buckets carry absolute trace time; the trace start is the first measured bucket less the warm-up. */
+export function timelineOrigin(policies: Policies, warmupMs: number): number {
+  let first = Infinity;
+  for (const [, r] of policies) if (r.timeline.length > 0) first = Math.min(first, r.timeline[0]!.t);
+  return Number.isFinite(first) ? Math.max(0, first - warmupMs) : 0;
+}
+
+/** Demand-miss ratio per timeline bucket, one line per policy. */
+export function timelineChart(policies: Policies, colors: Map<string, string>, warmupMs: number): string {
+  const origin = timelineOrigin(policies, warmupMs);
+  const lines = policies.map(([name, r]) => ({
+    name,
+    points: r.timeline.filter((p) => p.requests > 0).map((p) => [(p.t - origin) / HOUR_MS, p.misses / p.requests] as [number, number]),
+  }));
+  const yPlan = planAxis(lines.flatMap((l) => l.points.map((p) => p[1])));
+  return renderSvg(
+    {
+      legend: { top: 0 },
+      grid: { left: 80, right: 30, top: 40, bottom: 60 },
+      xAxis: { type: 'value', min: 'dataMin', max: 'dataMax', name: 'hours from trace start', nameLocation: 'middle', nameGap: 34, axisLabel: { formatter: (v: number) => formatSig(v) } },
+      yAxis: { ...axisFor(yPlan, 'demand-miss ratio', (v) => formatPercent(v, 2)), nameGap: 58 },
+      series: lines.map((l) => ({
+        type: 'line' as const,
+        name: l.name,
+        showSymbol: false,
+        lineStyle: { width: 1.5 },
+        itemStyle: { color: colors.get(l.name) },
+        data: l.points.map(([x, y]) => [x, place(yPlan, y)]),
+      })),
+    },
+    760,
+    400,
+  );
+}
+
+/** At most this many points per CDF line: enough for a smooth curve, small enough to keep the SVG light. */
+const CDF_POINTS = 400;
+
+/** Sorted per-queue miss ratios as (ratio, share of queues at or below it), thinned to CDF_POINTS. */
+export function cdfPoints(r: PolicyResult): [number, number][] {
+  const ratios = r.perQueue.filter((q) => q.requests > 0).map((q) => q.misses / q.requests).sort((a, b) => a - b);
+  const n = ratios.length;
+  const step = Math.max(1, n / CDF_POINTS);
+  const points: [number, number][] = [];
+  for (let i = 0; i < n; i += step) {
+    const k = Math.floor(i);
+    points.push([ratios[k]!, (k + 1) / n]);
+  }
+  // Thinning must keep the top of the curve.
+  if (n > 0 && points[points.length - 1]![1] !== 1) points.push([ratios[n - 1]!, 1]);
+  return points;
+}
+
+/** Per-queue miss-ratio CDF, one line per policy. */
+export function queueCdfChart(policies: Policies, colors: Map<string, string>): string {
+  const lines = policies.map(([name, r]) => ({ name, points: cdfPoints(r) }));
+  const xPlan = planAxis(lines.flatMap((l) => l.points.map((p) => p[0])));
+  return renderSvg(
+    {
+      legend: { top: 0 },
+      grid: { left: 70, right: 30, top: 40, bottom: 60 },
+      xAxis: axisFor(xPlan, 'demand-miss ratio of a queue', (v) => formatPercent(v, 2)),
+      yAxis: { type: 'value', min: 0, max: 1, name: 'share of queues', nameLocation: 'middle', nameGap: 48, axisLabel: { formatter: (v: number) => formatPercent(v) } },
+      series: lines.map((l) => ({
+        type: 'line' as const,
+        name: l.name,
+        step: 'end' as const,
+        showSymbol: false,
+        lineStyle: { width: 1.5 },
+        itemStyle: { color: colors.get(l.name) },
+        data: l.points.map(([x, y]) => [place(xPlan, x), y]),
+      })),
+    },
+    760,
+    400,
+  );
+}
+
+function barHeight(count: number): number {
+  return 90 + 34 * Math.max(1, count);
+}
+
+/** Key-resident time per policy (key·hours), horizontal bars. */
+export function residentChart(policies: Policies, colors: Map<string, string>): string {
+  const names = policies.map(([name]) => name);
+  return renderSvg(
+    {
+      grid: { left: 110, right: 70, top: 20, bottom: 50 },
+      xAxis: { type: 'value', name: 'key·hours', nameLocation: 'middle', nameGap: 30, axisLabel: { formatter: (v: number) => formatShortCount(v) } },
+      yAxis: { type: 'category', data: names, inverse: true },
+      series: [
+        {
+          type: 'bar',
+          barMaxWidth: 22,
+          label: { show: true, position: 'right', formatter: (p: { value: unknown }) => formatSig(Number(p.value)) },
+          data: policies.map(([name, r]) => ({ value: r.keyResidentSeconds / 3600, itemStyle: { color: colors.get(name) } })),
+        },
+      ],
+    },
+    440,
+    barHeight(names.length),
+  );
+}
+
+/** KMS calls per policy, stacked by why they were made. */
+export function kmsReasonChart(policies: Policies): string {
+  const names = policies.map(([name]) => name);
+  const reasons: KeyReason[] = ['demand', 'prefetch', 'refresh'];
+  return renderSvg(
+    {
+      legend: { bottom: 0 },
+      grid: { left: 110, right: 30, top: 20, bottom: 70 },
+      xAxis: { type: 'value', name: 'KMS calls', nameLocation: 'middle', nameGap: 30, axisLabel: { formatter: (v: number) => formatShortCount(v) } },
+      yAxis: { type: 'category', data: names, inverse: true },
+      series: reasons.map((reason) => ({
+        type: 'bar' as const,
+        name: reason,
+        stack: 'kms',
+        barMaxWidth: 22,
+        itemStyle: { color: REASON_COLORS[reason] },
+        data: policies.map(([, r]) => r.kmsCallsByReason[reason]),
+      })),
+    },
+    440,
+    barHeight(names.length) + 20,
+  );
+}
+
+/** The timeline's bucket width is not in the result; the smallest gap between buckets is it (null if unknown). */
+export function timelineBucketMs(policies: Policies): number | null {
+  let gap = Infinity;
+  for (const [, r] of policies) {
+    for (let i = 1; i < r.timeline.length; i++) gap = Math.min(gap, r.timeline[i]!.t - r.timeline[i - 1]!.t);
+  }
+  return Number.isFinite(gap) && gap > 0 ? gap : null;
+}

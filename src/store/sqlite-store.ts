@@ -1,0 +1,493 @@
+/**
+ * The embedded message store: one SQLite file in WAL mode. It holds ciphertext and the metadata
+ * needed to route and schedule it, never a key or a plaintext.
+ *
+ * Writes of new messages are group-committed: every putMessages call made in one event-loop turn is
+ * written by a single transaction, each call in its own savepoint so a bad call fails alone.
+ */
+import Database from 'better-sqlite3';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { PkpError } from '../core/errors.ts';
+import { decodeReceiptHandle, encodeReceiptHandle } from './receipt-handle.ts';
+import type {
+  CreateQueueResult,
+  MessageStore,
+  NewMessage,
+  QueueCounts,
+  QueueRecord,
+  ReceivedMessage,
+  StoredMessage,
+} from './types.ts';
+
+export interface SqliteStoreOptions {
+  /** Database file; missing directories are created. ':memory:' gives a private in-memory store. */
+  path: string;
+  /**
+   * 'normal' (default): a commit survives a crash of the process (kill -9), not of the machine.
+   * 'full': a commit also survives power loss, at the price of an fsync per commit.
+   */
+  synchronous?: 'normal' | 'full';
+  /** Called with the operation's name on every store operation, and with 'groupCommit' per batch. */
+  onOp?: (op: string) => void;
+}
+
+/** Schema version i + 1 is reached by running MIGRATIONS[i]; PRAGMA user_version records it. */
+const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE queues (
+    queue_id   TEXT PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    attributes TEXT NOT NULL
+  );
+  CREATE TABLE messages (
+    seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue_id          TEXT NOT NULL REFERENCES queues (queue_id),
+    message_id        TEXT NOT NULL UNIQUE,
+    body              BLOB NOT NULL CHECK (typeof(body) = 'blob'),
+    attributes        BLOB CHECK (attributes IS NULL OR typeof(attributes) = 'blob'),
+    encrypted_dek     BLOB NOT NULL CHECK (typeof(encrypted_dek) = 'blob'),
+    dek_id            TEXT NOT NULL,
+    kms_key_id        TEXT NOT NULL,
+    md5_body          TEXT NOT NULL,
+    md5_attrs         TEXT,
+    sender            TEXT NOT NULL,
+    sent_at           INTEGER NOT NULL,
+    visible_at        INTEGER NOT NULL,
+    body_bytes        INTEGER NOT NULL,
+    receive_count     INTEGER NOT NULL DEFAULT 0,
+    first_received_at INTEGER,
+    receipt_nonce     TEXT
+  );
+  -- Serves receive (visible now, in order), counts, nextVisibleAt and the foreign-key check on delete.
+  CREATE INDEX messages_by_visibility ON messages (queue_id, visible_at, seq);
+  -- Serves dropExpired.
+  CREATE INDEX messages_by_sent ON messages (queue_id, sent_at);
+  `,
+];
+const SCHEMA_VERSION = MIGRATIONS.length;
+
+interface QueueRow {
+  queue_id: string;
+  name: string;
+  created_at: number;
+  updated_at: number;
+  attributes: string;
+}
+
+interface MessageRow {
+  seq: number;
+  queue_id: string;
+  message_id: string;
+  body: Buffer;
+  attributes: Buffer | null;
+  encrypted_dek: Buffer;
+  dek_id: string;
+  kms_key_id: string;
+  md5_body: string;
+  md5_attrs: string | null;
+  sender: string;
+  sent_at: number;
+  visible_at: number;
+  body_bytes: number;
+  receive_count: number;
+  first_received_at: number | null;
+  receipt_nonce: string | null;
+}
+
+interface MessageParams {
+  queueId: string;
+  messageId: string;
+  body: Buffer;
+  attributes: Buffer | null;
+  encryptedDek: Buffer;
+  dekId: string;
+  kmsKeyId: string;
+  md5Body: string;
+  md5Attrs: string | null;
+  sender: string;
+  sentAt: number;
+  visibleAt: number;
+  bodyBytes: number;
+}
+
+interface PendingPut {
+  messages: NewMessage[];
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+function prepareStatements(db: Database.Database) {
+  return {
+    insertQueue: db.prepare<[string, string, number, number, string]>(
+      `INSERT INTO queues (queue_id, name, created_at, updated_at, attributes) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (name) DO NOTHING`,
+    ),
+    queueByName: db.prepare<[string], QueueRow>('SELECT * FROM queues WHERE name = ?'),
+    queueById: db.prepare<[string], QueueRow>('SELECT * FROM queues WHERE queue_id = ?'),
+    // substr rather than LIKE: queue names may contain '_', which LIKE treats as a wildcard.
+    listQueues: db.prepare<{ prefix: string }, QueueRow>(
+      'SELECT * FROM queues WHERE substr(name, 1, length(@prefix)) = @prefix ORDER BY name',
+    ),
+    updateQueueAttributes: db.prepare<[string, number, string]>(
+      'UPDATE queues SET attributes = ?, updated_at = ? WHERE queue_id = ?',
+    ),
+    deleteQueue: db.prepare<[string]>('DELETE FROM queues WHERE queue_id = ?'),
+    insertMessage: db.prepare<MessageParams>(
+      `INSERT INTO messages (queue_id, message_id, body, attributes, encrypted_dek, dek_id, kms_key_id,
+         md5_body, md5_attrs, sender, sent_at, visible_at, body_bytes)
+       VALUES (@queueId, @messageId, @body, @attributes, @encryptedDek, @dekId, @kmsKeyId,
+         @md5Body, @md5Attrs, @sender, @sentAt, @visibleAt, @bodyBytes)`,
+    ),
+    // Walks the index in its own order, so the cost is `max` rows however long the backlog is.
+    selectVisible: db.prepare<[string, number, number], MessageRow>(
+      'SELECT * FROM messages WHERE queue_id = ? AND visible_at <= ? ORDER BY visible_at, seq LIMIT ?',
+    ),
+    markReceived: db.prepare<[number, number, string, number]>(
+      `UPDATE messages SET visible_at = ?, receive_count = receive_count + 1,
+         first_received_at = coalesce(first_received_at, ?), receipt_nonce = ?
+       WHERE seq = ?`,
+    ),
+    deleteMessage: db.prepare<[string, string]>('DELETE FROM messages WHERE queue_id = ? AND message_id = ?'),
+    changeVisibility: db.prepare<[number, string, string, string, number]>(
+      `UPDATE messages SET visible_at = ?
+       WHERE queue_id = ? AND message_id = ? AND receipt_nonce = ? AND visible_at > ?`,
+    ),
+    purge: db.prepare<[string]>('DELETE FROM messages WHERE queue_id = ?'),
+    dropSentBefore: db.prepare<[string, number]>('DELETE FROM messages WHERE queue_id = ? AND sent_at < ?'),
+    countVisible: db.prepare<[string, number], { n: number }>(
+      'SELECT count(*) AS n FROM messages WHERE queue_id = ? AND visible_at <= ?',
+    ),
+    // Invisible messages are few (in flight or delayed), so reading receive_count from the rows is cheap.
+    countInvisible: db.prepare<[string, number], { inFlight: number | null; delayed: number | null }>(
+      `SELECT sum(receive_count > 0) AS inFlight, sum(receive_count = 0) AS delayed
+       FROM messages WHERE queue_id = ? AND visible_at > ?`,
+    ),
+    minVisibleAt: db.prepare<[string], { t: number | null }>(
+      'SELECT min(visible_at) AS t FROM messages WHERE queue_id = ?',
+    ),
+  };
+}
+
+function closedError(): PkpError {
+  return new PkpError('StoreClosed', 'the message store is closed');
+}
+
+function toQueue(row: QueueRow): QueueRecord {
+  return {
+    queueId: row.queue_id,
+    name: row.name,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    attributes: JSON.parse(row.attributes) as Record<string, string>,
+  };
+}
+
+function toStored(row: MessageRow): StoredMessage {
+  return {
+    messageId: row.message_id,
+    queueId: row.queue_id,
+    bodyCiphertext: row.body,
+    attributesCiphertext: row.attributes,
+    encryptedDek: row.encrypted_dek,
+    dekId: row.dek_id,
+    kmsKeyId: row.kms_key_id,
+    md5OfBody: row.md5_body,
+    md5OfMessageAttributes: row.md5_attrs,
+    senderPrincipal: row.sender,
+    sentAt: row.sent_at,
+    visibleAt: row.visible_at,
+    bodyBytes: row.body_bytes,
+    receiveCount: row.receive_count,
+    firstReceivedAt: row.first_received_at,
+  };
+}
+
+function toParams(m: NewMessage): MessageParams {
+  return {
+    queueId: m.queueId,
+    messageId: m.messageId,
+    body: m.bodyCiphertext,
+    attributes: m.attributesCiphertext ?? null,
+    encryptedDek: m.encryptedDek,
+    dekId: m.dekId,
+    kmsKeyId: m.kmsKeyId,
+    md5Body: m.md5OfBody,
+    md5Attrs: m.md5OfMessageAttributes ?? null,
+    sender: m.senderPrincipal,
+    sentAt: m.sentAt,
+    visibleAt: m.visibleAt,
+    bodyBytes: m.bodyBytes,
+  };
+}
+
+/** Turns a failed insert into an error the caller can act on; the SQLite error stays as its cause. */
+function putError(err: unknown): PkpError {
+  const code = (err as { code?: unknown }).code;
+  let error: PkpError;
+  if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+    error = new PkpError('DuplicateMessageId', 'a message with this id is already stored');
+  } else if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
+    error = new PkpError('QueueNotFound', 'the message names a queue that does not exist');
+  } else if ((typeof code === 'string' && code.startsWith('SQLITE_CONSTRAINT')) || err instanceof TypeError || err instanceof RangeError) {
+    error = new PkpError('InvalidMessage', `message rejected: ${(err as Error).message}`);
+  } else {
+    error = new PkpError('StoreWriteFailed', `message write failed: ${(err as Error).message}`);
+  }
+  error.cause = err;
+  return error;
+}
+
+function requireFinite(name: string, value: number): void {
+  if (!Number.isFinite(value)) throw new PkpError('InvalidArgument', `${name} must be a finite number`);
+}
+
+export class SqliteMessageStore implements MessageStore {
+  private readonly s: ReturnType<typeof prepareStatements>;
+  private readonly onOp: (op: string) => void;
+  private closed = false;
+  private pending: PendingPut[] = [];
+  /** Queues with uncommitted puts, so a read of another queue does not force a flush. */
+  private pendingQueues = new Set<string>();
+  private flushScheduled: NodeJS.Immediate | undefined;
+
+  // Transactions are built once; nested calls (a put inside the batch) become savepoints.
+  private readonly writeBatch: Database.Transaction<(batch: PendingPut[], failures: Map<PendingPut, PkpError>) => void>;
+  private readonly insertCall: Database.Transaction<(messages: NewMessage[]) => void>;
+  private readonly receiveTx: Database.Transaction<(queueId: string, max: number, visibleAt: number, now: number) => ReceivedMessage[]>;
+  private readonly setAttributesTx: Database.Transaction<(queueId: string, attributes: Record<string, string>, now: number) => QueueRecord | undefined>;
+  private readonly deleteQueueTx: Database.Transaction<(queueId: string) => boolean>;
+
+  private constructor(private readonly db: Database.Database, onOp: ((op: string) => void) | undefined) {
+    this.s = prepareStatements(db);
+    this.onOp = onOp ?? (() => {});
+
+    this.insertCall = db.transaction((messages: NewMessage[]) => {
+      for (const m of messages) this.s.insertMessage.run(toParams(m));
+    });
+
+    this.writeBatch = db.transaction((batch: PendingPut[], failures: Map<PendingPut, PkpError>) => {
+      for (const call of batch) {
+        try {
+          this.insertCall(call.messages);
+        } catch (err) {
+          // Some errors (I/O, disk full) make SQLite abandon the whole transaction: then every call fails.
+          if (!db.inTransaction) throw err;
+          failures.set(call, putError(err));
+        }
+      }
+    });
+
+    this.receiveTx = db.transaction((queueId: string, max: number, visibleAt: number, now: number) => {
+      const rows = this.s.selectVisible.all(queueId, now, max);
+      return rows.map((row): ReceivedMessage => {
+        const nonce = randomBytes(16).toString('hex');
+        this.s.markReceived.run(visibleAt, now, nonce, row.seq);
+        const message = toStored(row);
+        message.visibleAt = visibleAt;
+        message.receiveCount = row.receive_count + 1;
+        message.firstReceivedAt = row.first_received_at ?? now;
+        const receiptHandle = encodeReceiptHandle({ queueId, messageId: row.message_id, nonce });
+        return { ...message, receiptHandle };
+      });
+    });
+
+    this.setAttributesTx = db.transaction((queueId: string, attributes: Record<string, string>, now: number) => {
+      const row = this.s.queueById.get(queueId);
+      if (!row) return undefined;
+      const queue = toQueue(row);
+      queue.attributes = { ...queue.attributes, ...attributes };
+      queue.updatedAt = now;
+      this.s.updateQueueAttributes.run(JSON.stringify(queue.attributes), now, queueId);
+      return queue;
+    });
+
+    this.deleteQueueTx = db.transaction((queueId: string) => {
+      this.s.purge.run(queueId);
+      return this.s.deleteQueue.run(queueId).changes > 0;
+    });
+  }
+
+  static open(options: SqliteStoreOptions): SqliteMessageStore {
+    const memory = options.path === ':memory:';
+    if (!memory) mkdirSync(dirname(options.path), { recursive: true });
+    const db = new Database(options.path);
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+      db.pragma('foreign_keys = ON');
+      migrate(db);
+      return new SqliteMessageStore(db, options.onOp);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  // ---- queues ----
+
+  createQueue(name: string, attributes: Record<string, string>, now: number): CreateQueueResult {
+    this.begin('createQueue');
+    const queue: QueueRecord = {
+      queueId: randomBytes(16).toString('hex'),
+      name,
+      createdAt: now,
+      updatedAt: now,
+      attributes: { ...attributes },
+    };
+    const inserted = this.s.insertQueue.run(queue.queueId, name, now, now, JSON.stringify(queue.attributes));
+    if (inserted.changes > 0) return { outcome: 'created', queue };
+    return { outcome: 'exists', queue: toQueue(this.s.queueByName.get(name)!) };
+  }
+
+  getQueueByName(name: string): QueueRecord | undefined {
+    this.begin('getQueueByName');
+    const row = this.s.queueByName.get(name);
+    return row && toQueue(row);
+  }
+
+  getQueueById(queueId: string): QueueRecord | undefined {
+    this.begin('getQueueById');
+    const row = this.s.queueById.get(queueId);
+    return row && toQueue(row);
+  }
+
+  listQueues(prefix = ''): QueueRecord[] {
+    this.begin('listQueues');
+    return this.s.listQueues.all({ prefix }).map(toQueue);
+  }
+
+  setQueueAttributes(queueId: string, attributes: Record<string, string>, now: number): QueueRecord | undefined {
+    this.begin('setQueueAttributes');
+    return this.setAttributesTx.immediate(queueId, attributes, now);
+  }
+
+  deleteQueue(queueId: string): boolean {
+    this.begin('deleteQueue', queueId);
+    return this.deleteQueueTx.immediate(queueId);
+  }
+
+  // ---- messages ----
+
+  putMessages(messages: NewMessage[]): Promise<void> {
+    if (this.closed) return Promise.reject(closedError());
+    this.onOp('putMessages');
+    if (messages.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      // A copy of the list, so a caller reusing its array cannot change what gets written.
+      this.pending.push({ messages: [...messages], resolve, reject });
+      for (const m of messages) this.pendingQueues.add(m.queueId);
+      this.flushScheduled ??= setImmediate(() => this.flush());
+    });
+  }
+
+  async receiveMessages(queueId: string, max: number, visibilityTimeoutMs: number, now: number): Promise<ReceivedMessage[]> {
+    this.begin('receiveMessages', queueId);
+    requireFinite('now', now);
+    requireFinite('visibilityTimeoutMs', visibilityTimeoutMs);
+    if (!(max >= 1)) return [];
+    return this.receiveTx.immediate(queueId, Math.floor(max), now + visibilityTimeoutMs, now);
+  }
+
+  async deleteMessage(queueId: string, receiptHandle: string): Promise<'deleted' | 'gone' | 'invalid'> {
+    this.begin('deleteMessage');
+    const handle = decodeReceiptHandle(receiptHandle);
+    if (!handle || handle.queueId !== queueId) return 'invalid';
+    // Like SQS, any handle of the message deletes it, even one from an earlier receive.
+    return this.s.deleteMessage.run(queueId, handle.messageId).changes > 0 ? 'deleted' : 'gone';
+  }
+
+  async changeVisibility(queueId: string, receiptHandle: string, visibleAt: number, now: number): Promise<'changed' | 'not-in-flight' | 'invalid'> {
+    this.begin('changeVisibility');
+    const handle = decodeReceiptHandle(receiptHandle);
+    if (!handle || handle.queueId !== queueId) return 'invalid';
+    requireFinite('visibleAt', visibleAt);
+    requireFinite('now', now);
+    const changed = this.s.changeVisibility.run(visibleAt, queueId, handle.messageId, handle.nonce, now).changes;
+    return changed > 0 ? 'changed' : 'not-in-flight';
+  }
+
+  async purgeQueue(queueId: string): Promise<number> {
+    this.begin('purgeQueue', queueId);
+    return this.s.purge.run(queueId).changes;
+  }
+
+  counts(queueId: string, now: number): QueueCounts {
+    this.begin('counts', queueId);
+    const visible = this.s.countVisible.get(queueId, now)!.n;
+    const invisible = this.s.countInvisible.get(queueId, now)!;
+    return { visible, inFlight: invisible.inFlight ?? 0, delayed: invisible.delayed ?? 0 };
+  }
+
+  async dropExpired(queueId: string, retentionMs: number, now: number): Promise<number> {
+    this.begin('dropExpired', queueId);
+    requireFinite('retentionMs', retentionMs);
+    return this.s.dropSentBefore.run(queueId, now - retentionMs).changes;
+  }
+
+  nextVisibleAt(queueId: string): number | undefined {
+    this.begin('nextVisibleAt', queueId);
+    return this.s.minVisibleAt.get(queueId)!.t ?? undefined;
+  }
+
+  /** Commits pending puts, then closes the database. Closing twice is harmless. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    this.db.close();
+  }
+
+  // ---- internals ----
+
+  /**
+   * Common start of every operation: refuses once closed, counts it and, when the operation reads
+   * or changes a queue's messages, first commits puts to that queue that are still waiting, so an
+   * operation always sees every put that was called before it.
+   */
+  private begin(op: string, queueId?: string): void {
+    if (this.closed) throw closedError();
+    this.onOp(op);
+    if (queueId !== undefined && this.pendingQueues.has(queueId)) this.flush();
+  }
+
+  /** Writes every pending put in one transaction; each promise settles only after the commit. */
+  private flush(): void {
+    if (this.flushScheduled) clearImmediate(this.flushScheduled);
+    this.flushScheduled = undefined;
+    const batch = this.pending;
+    if (batch.length === 0) return;
+    this.pending = [];
+    this.pendingQueues.clear();
+    const failures = new Map<PendingPut, PkpError>();
+    try {
+      this.writeBatch.immediate(batch, failures);
+    } catch (err) {
+      const error = putError(err);
+      for (const call of batch) call.reject(error);
+      return;
+    }
+    for (const call of batch) {
+      const failure = failures.get(call);
+      if (failure) call.reject(failure);
+      else call.resolve();
+    }
+    this.onOp('groupCommit');
+  }
+}
+
+function migrate(db: Database.Database): void {
+  // Read the version inside an IMMEDIATE transaction, so two processes opening a new file at once
+  // do not both try to create the schema.
+  db.transaction(() => {
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      throw new PkpError('StoreSchemaTooNew', `database schema version ${version} is newer than this build (${SCHEMA_VERSION})`);
+    }
+    for (let v = version; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]!);
+    if (version !== SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }).immediate();
+}
