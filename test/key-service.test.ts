@@ -115,7 +115,7 @@ test('a KMS failure is remembered only for a short, jittered back-off', async ()
 });
 
 test('prefetch calls wait for demand calls and stay within their budget', async () => {
-  const { clock, local, keys, metadata, node } = await setup({ backgroundPerSecond: 2 });
+  const { clock, local, metadata, node } = await setup({ backgroundPerSecond: 2 });
   const { cache, keyring } = node('fe-1');
   metadata.setDelivery({ deliver: (d) => keyring.deliver(d) });
   // Burst of 2 allowed at once; the 3rd and 4th prefetch wait for tokens.

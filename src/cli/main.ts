@@ -1,0 +1,20 @@
+import { Command } from 'commander';
+import { registerGen } from './gen.ts';
+import { registerReplay } from './replay.ts';
+import { registerUp } from './up.ts';
+
+const program = new Command();
+program
+  .name('pkp')
+  .description('PKP: an encrypted, SQS-compatible queue service with a Predictive Key Prefetcher')
+  .showHelpAfterError();
+registerUp(program);
+registerReplay(program);
+registerGen(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  process.stderr.write(`pkp: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+}
