@@ -73,9 +73,12 @@ export class VirtualClock implements Clock {
     this.current = t;
   }
 
-  /** Fires every timer due at or before `t` in order, letting async work settle after each. */
-  async advanceTo(t: number): Promise<void> {
-    await settle();
+  /**
+   * Fires every timer due at or before `t` in order, letting async work settle after each.
+   * `alreadySettled` skips the first settle when the caller knows nothing is pending (the simulator).
+   */
+  async advanceTo(t: number, alreadySettled = false): Promise<void> {
+    if (!alreadySettled) await settle();
     for (;;) {
       const next = this.nextTimerAt();
       if (next > t) break;

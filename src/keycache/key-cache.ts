@@ -43,7 +43,6 @@ class Entry implements KeyCacheEntryView {
   removed = false;
 
   constructor(
-    readonly mapKey: string,
     readonly use: KeyUse,
     readonly key: CachedKey,
     readonly prefetched: boolean,
@@ -70,6 +69,7 @@ export interface KeyCacheStats {
   peakEntries: number;
 }
 
+/** Single-flight slot names (the miss path only; lookups use nested maps, see KeyCache). */
 export function encryptSlot(queueId: string, principal: string): string {
   return `e\u0000${queueId}\u0000${principal}`;
 }
@@ -85,7 +85,11 @@ export function decryptSlot(dekId: string): string {
  * its score halved) so a prediction is not thrown away before its moment comes.
  */
 export class KeyCache {
-  private readonly map = new Map<string, Entry>();
+  // Encrypt entries by queue then principal, decrypt entries by DEK id: lookups use the caller's
+  // own strings, whose hashes V8 caches; a concatenated key would be re-hashed on every hit.
+  private readonly encryptEntries = new Map<string, Map<string, Entry>>();
+  private readonly decryptEntries = new Map<string, Entry>();
+  private count = 0;
   /** Most recently used at head. */
   private head: Entry | null = null;
   private tail: Entry | null = null;
@@ -117,7 +121,7 @@ export class KeyCache {
   }
 
   get size(): number {
-    return this.map.size;
+    return this.count;
   }
 
   get byteSize(): number {
@@ -126,27 +130,27 @@ export class KeyCache {
 
   /** The current encrypt key of (queue, principal), or undefined (a miss). Counts a hit or a miss. */
   getEncrypt(queueId: string, principal: string): CachedKey | undefined {
-    return this.lookup(encryptSlot(queueId, principal), 'encrypt', queueId);
+    return this.lookup(this.encryptEntries.get(queueId)?.get(principal), 'encrypt', queueId);
   }
 
   /** The decrypt key for a DEK id, or undefined (a miss). */
   getDecrypt(dekId: string, queueId: string): CachedKey | undefined {
-    return this.lookup(decryptSlot(dekId), 'decrypt', queueId);
+    return this.lookup(this.decryptEntries.get(dekId), 'decrypt', queueId);
   }
 
   /** Whether a valid entry is present, without counting or touching recency. */
   hasEncrypt(queueId: string, principal: string): boolean {
-    const entry = this.map.get(encryptSlot(queueId, principal));
+    const entry = this.encryptEntries.get(queueId)?.get(principal);
     return entry !== undefined && this.clock.now() < entry.key.expiresAt;
   }
 
   peekEncrypt(queueId: string, principal: string): KeyCacheEntryView | undefined {
-    const entry = this.map.get(encryptSlot(queueId, principal));
+    const entry = this.encryptEntries.get(queueId)?.get(principal);
     return entry !== undefined && this.clock.now() < entry.key.expiresAt ? entry : undefined;
   }
 
   peekDecrypt(dekId: string): CachedKey | undefined {
-    const entry = this.map.get(decryptSlot(dekId));
+    const entry = this.decryptEntries.get(dekId);
     return entry !== undefined && this.clock.now() < entry.key.expiresAt ? entry.key : undefined;
   }
 
@@ -160,8 +164,7 @@ export class KeyCache {
       zeroize(key.material);
       return false;
     }
-    const mapKey = use === 'encrypt' ? encryptSlot(key.queueId, key.principal) : decryptSlot(key.dekId);
-    const existing = this.map.get(mapKey);
+    const existing = use === 'encrypt' ? this.encryptEntries.get(key.queueId)?.get(key.principal) : this.decryptEntries.get(key.dekId);
     if (existing) {
       if (existing.key.expiresAt >= key.expiresAt && now < existing.key.expiresAt) {
         zeroize(key.material);
@@ -171,8 +174,8 @@ export class KeyCache {
     }
     const prefetched = options.prefetched ?? false;
     const bytes = key.material.length + key.encryptedDek.length + ENTRY_OVERHEAD_BYTES;
-    const entry = new Entry(mapKey, use, key, prefetched, clampScore(options.score ?? (prefetched ? 1 : 0)), now, bytes);
-    this.map.set(mapKey, entry);
+    const entry = new Entry(use, key, prefetched, clampScore(options.score ?? (prefetched ? 1 : 0)), now, bytes);
+    this.index(entry);
     this.linkAtHead(entry);
     this.bytes += bytes;
     this.pushExpiry(entry);
@@ -181,7 +184,7 @@ export class KeyCache {
     this.onEvent?.('inserted', use, key.queueId, entry);
     this.sweepExpired(now);
     this.evictToFit(now, entry);
-    if (this.map.size > this.stats.peakEntries) this.stats.peakEntries = this.map.size;
+    if (this.count > this.stats.peakEntries) this.stats.peakEntries = this.count;
     return !entry.removed;
   }
 
@@ -224,7 +227,7 @@ export class KeyCache {
   /** Zeroes and drops everything (shutdown). Residency is counted up to now. */
   clear(): void {
     const now = this.clock.now();
-    for (const entry of [...this.map.values()]) this.remove(entry, 'evicted', now, false);
+    for (const entry of this.entries()) this.remove(entry, 'evicted', now, false);
     this.expiryHeap.length = 0;
     this.expiryTimer?.cancel();
     this.expiryTimer = null;
@@ -234,12 +237,11 @@ export class KeyCache {
   /** Key·ms of residency so far, including entries still held (counted up to now or expiry). */
   residentMsUntil(now = this.clock.now()): number {
     let total = this.stats.residentMs;
-    for (const entry of this.map.values()) total += Math.max(0, Math.min(now, entry.key.expiresAt) - entry.insertedAt);
+    for (const entry of this.entries()) total += Math.max(0, Math.min(now, entry.key.expiresAt) - entry.insertedAt);
     return total;
   }
 
-  private lookup(mapKey: string, use: KeyUse, queueId: string): CachedKey | undefined {
-    const entry = this.map.get(mapKey);
+  private lookup(entry: Entry | undefined, use: KeyUse, queueId: string): CachedKey | undefined {
     if (entry === undefined) {
       this.stats.misses++;
       this.onEvent?.('miss', use, queueId, undefined);
@@ -267,7 +269,7 @@ export class KeyCache {
 
   private evictToFit(now: number, justInserted: Entry): void {
     let passes = 0;
-    while ((this.map.size > this.maxEntries || this.bytes > this.maxBytes) && this.tail) {
+    while ((this.count > this.maxEntries || this.bytes > this.maxBytes) && this.tail) {
       const victim = this.tail;
       const spare = victim !== justInserted && victim.prefetched && !victim.used && victim.score > 0 && passes < this.maxSecondChances;
       if (spare) {
@@ -284,7 +286,7 @@ export class KeyCache {
   private remove(entry: Entry, kind: 'expired' | 'evicted', now: number, report: boolean): void {
     if (entry.removed) return;
     entry.removed = true;
-    this.map.delete(entry.mapKey);
+    this.unindex(entry);
     this.unlink(entry);
     this.bytes -= entry.bytes;
     this.stats.residentMs += Math.max(0, Math.min(now, entry.key.expiresAt) - entry.insertedAt);
@@ -293,6 +295,39 @@ export class KeyCache {
     if (entry.prefetched && !entry.used) this.stats.prefetchedWasted++;
     if (report) this.onEvent?.(kind, entry.use, entry.key.queueId, entry);
     zeroize(entry.key.material);
+  }
+
+  private index(entry: Entry): void {
+    const { queueId, principal, dekId } = entry.key;
+    if (entry.use === 'encrypt') {
+      let byPrincipal = this.encryptEntries.get(queueId);
+      if (!byPrincipal) this.encryptEntries.set(queueId, (byPrincipal = new Map()));
+      byPrincipal.set(principal, entry);
+    } else {
+      this.decryptEntries.set(dekId, entry);
+    }
+    this.count++;
+  }
+
+  private unindex(entry: Entry): void {
+    const { queueId, principal, dekId } = entry.key;
+    if (entry.use === 'encrypt') {
+      const byPrincipal = this.encryptEntries.get(queueId);
+      if (byPrincipal?.get(principal) === entry) {
+        byPrincipal.delete(principal);
+        if (byPrincipal.size === 0) this.encryptEntries.delete(queueId);
+        this.count--;
+      }
+    } else if (this.decryptEntries.get(dekId) === entry) {
+      this.decryptEntries.delete(dekId);
+      this.count--;
+    }
+  }
+
+  private entries(): Entry[] {
+    const all: Entry[] = [...this.decryptEntries.values()];
+    for (const byPrincipal of this.encryptEntries.values()) all.push(...byPrincipal.values());
+    return all;
   }
 
   private linkAtHead(entry: Entry): void {
@@ -323,7 +358,7 @@ export class KeyCache {
       i = parent;
     }
     // Removed entries stay in the heap until they reach the top; rebuild when they dominate it.
-    if (heap.length > 64 && heap.length > 4 * this.map.size) this.rebuildExpiryHeap();
+    if (heap.length > 64 && heap.length > 4 * this.count) this.rebuildExpiryHeap();
   }
 
   private popExpiry(): void {
@@ -345,7 +380,7 @@ export class KeyCache {
   }
 
   private rebuildExpiryHeap(): void {
-    const live = [...this.map.values()].sort((a, b) => a.key.expiresAt - b.key.expiresAt);
+    const live = this.entries().sort((a, b) => a.key.expiresAt - b.key.expiresAt);
     this.expiryHeap.length = 0;
     this.expiryHeap.push(...live);
   }

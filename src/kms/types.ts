@@ -56,3 +56,11 @@ export interface KmsCallCounts {
   byReason: Record<KeyReason, number>;
   throttled: number;
 }
+
+/** Told of every counted KMS call, e.g. to feed a Prometheus counter. */
+export type KmsCallListener = (op: KmsOperation, reason: KeyReason) => void;
+
+/** A KMS that counts its calls. */
+export interface CountingKms extends Kms {
+  counts(): KmsCallCounts;
+}

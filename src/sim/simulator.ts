@@ -220,11 +220,11 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
       }
       if (warmupEnd === Infinity) warmupEnd = t + warmupMs;
       if (!measuring && t >= warmupEnd) {
-        if (clock.nextTimerAt() <= warmupEnd) await clock.advanceTo(warmupEnd);
+        if (clock.nextTimerAt() <= warmupEnd) await clock.advanceTo(warmupEnd, true);
         else clock.jumpTo(warmupEnd);
         startMeasuring();
       }
-      if (clock.nextTimerAt() <= t) await clock.advanceTo(t);
+      if (clock.nextTimerAt() <= t) await clock.advanceTo(t, true);
       else clock.jumpTo(t);
       events++;
       lastT = t;

@@ -1,0 +1,33 @@
+/**
+ * `npm run bench [-- section...]`: key cache, AES-GCM, SendMessage through the SQS endpoint, and the
+ * simulator. Every figure is measured beside its limit on the same machine in the same run; results
+ * go to bench/results/<section>.json. Sections: keycache, aead, send, sim (default: all).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { benchKeyCache } from './keycache.ts';
+import { benchAead } from './aead.ts';
+import { benchSend } from './send.ts';
+import { benchSim } from './sim.ts';
+
+const sections: Record<string, () => Promise<Record<string, unknown>>> = {
+  keycache: benchKeyCache,
+  aead: benchAead,
+  send: benchSend,
+  sim: benchSim,
+};
+
+const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const unknown = wanted.filter((w) => !(w in sections));
+if (unknown.length > 0) {
+  process.stderr.write(`unknown section(s): ${unknown.join(', ')}; known: ${Object.keys(sections).join(', ')}\n`);
+  process.exit(2);
+}
+const dir = join(import.meta.dirname, 'results');
+mkdirSync(dir, { recursive: true });
+for (const name of wanted.length > 0 ? wanted : Object.keys(sections)) {
+  process.stderr.write(`bench ${name}...\n`);
+  const result = { section: name, node: process.version, at: new Date().toISOString(), ...(await sections[name]!()) };
+  writeFileSync(join(dir, `${name}.json`), JSON.stringify(result, null, 2) + '\n');
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+}
