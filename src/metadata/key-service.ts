@@ -155,7 +155,7 @@ export class KeyService {
         this.stats.failuresServedFromBackoff++;
         throw remembered.error;
       }
-      const flight = this.joinOrStart(slot, callClass, fetch);
+      const flight = this.joinOrStart(slot, callClass, () => (pick() ? Promise.resolve() : fetch()));
       try {
         await waitUntil(flight.promise, this.clock, request.deadline, 'key');
       } catch (error) {
@@ -166,6 +166,7 @@ export class KeyService {
     }
   }
 
+  /** `fetch` runs when the scheduler gives the call its turn; it re-checks the tier first. */
   private joinOrStart(slot: string, callClass: CallClass, fetch: () => Promise<void>): Flight {
     const existing = this.flights.get(slot);
     // Join a flight unless it is a background call still waiting for budget and we are demand.

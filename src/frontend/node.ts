@@ -1,0 +1,509 @@
+import { randomUUID } from 'node:crypto';
+import type { EventBus, QueueOp } from '../bus/types.ts';
+import type { Clock } from '../core/clock.ts';
+import { DeadlineError, KmsError, PkpError, SqsError } from '../core/errors.ts';
+import { silentLogger, type Logger } from '../core/log.ts';
+import type { MessageKeyring } from '../keycache/keyring-types.ts';
+import type { MessageStore, NewMessage, QueueRecord, ReceivedMessage } from '../store/types.ts';
+import { md5OfBody, md5OfMessageAttributes, type MessageAttribute } from './md5.ts';
+import { attributeSelector, encodeAttributes, parseMessageAttributes } from './message-attributes.ts';
+import { checkMessageSize, validateBody } from './message-content.ts';
+import {
+  asParams, batchEntries, optionalInt, optionalString, requiredInt, requiredString, type BatchEntry, type Params,
+} from './params.ts';
+import {
+  ACCOUNT_ID, DEFAULT_REGION, attributeUpdate, conflictingAttribute, intAttribute, isValidQueueName, parseAttributeNames,
+  parseQueueAttributes, queueAttributeView, validateQueueName,
+} from './queue-attributes.ts';
+import { queueNameFromUrl, queueUrl } from './queue-url.ts';
+import { messageOutput, requestedSystemAttributes, type OpenedMessage } from './receive-output.ts';
+import type { ReceiveWaiters } from './waiters.ts';
+import { internalFailure, invalidParameter, missingParameter, queryCodeOf, queueDoesNotExist, serviceUnavailable } from './wire-errors.ts';
+
+export interface FrontendNodeOptions {
+  nodeId: string;
+  store: MessageStore;
+  keyring: MessageKeyring;
+  bus: EventBus;
+  clock: Clock;
+  waiters: ReceiveWaiters;
+  region?: string;
+  logger?: Logger;
+}
+
+export interface RequestContext {
+  /** The authenticated access key id. */
+  principal: string;
+  /** `http://<host>`: queue URLs are built on it. */
+  baseUrl: string;
+}
+
+export const SQS_ACTIONS = [
+  'CreateQueue', 'GetQueueUrl', 'ListQueues', 'DeleteQueue', 'GetQueueAttributes', 'SetQueueAttributes',
+  'SendMessage', 'SendMessageBatch', 'ReceiveMessage', 'DeleteMessage', 'DeleteMessageBatch',
+  'ChangeMessageVisibility', 'ChangeMessageVisibilityBatch', 'PurgeQueue',
+] as const;
+export type SqsAction = (typeof SQS_ACTIONS)[number];
+
+export function isSqsAction(action: string): action is SqsAction {
+  return (SQS_ACTIONS as readonly string[]).includes(action);
+}
+
+/** The most a batch may carry, body and attributes of all entries together. */
+const MAX_BATCH_BYTES = 262_144;
+/** Expired messages are dropped lazily, at most this often per queue (clock time). */
+const RETENTION_SWEEP_MS = 60_000;
+const MAX_VISIBILITY_TIMEOUT = 43_200;
+
+/** A message validated and ready to seal. */
+interface Prepared {
+  messageId: string;
+  body: string;
+  bodyBytes: number;
+  attributes: Record<string, MessageAttribute>;
+  /** Body plus attribute bytes, for the batch limit. */
+  size: number;
+  delaySeconds: number;
+  md5OfBody: string;
+  md5OfMessageAttributes: string | null;
+}
+
+type Result = Record<string, unknown>;
+type FailedEntry = { Id: string; SenderFault: boolean; Code: string; Message: string };
+
+/**
+ * One front-end node: validates SQS requests, encrypts on send and decrypts on receive through
+ * its keyring, keeps ciphertext in the store, and reports each queue-level request to the bus.
+ * It never logs a body, an attribute value or a key.
+ */
+export class FrontendNode {
+  readonly nodeId: string;
+  private readonly store: MessageStore;
+  private readonly keyring: MessageKeyring;
+  private readonly bus: EventBus;
+  private readonly clock: Clock;
+  private readonly waiters: ReceiveWaiters;
+  private readonly region: string;
+  private readonly logger: Logger;
+  /** Per queue, when this node last dropped expired messages. */
+  private readonly lastSweep = new Map<string, number>();
+  private longPolls = 0;
+
+  constructor(options: FrontendNodeOptions) {
+    this.nodeId = options.nodeId;
+    this.store = options.store;
+    this.keyring = options.keyring;
+    this.bus = options.bus;
+    this.clock = options.clock;
+    this.waiters = options.waiters;
+    this.region = options.region ?? DEFAULT_REGION;
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  /** ReceiveMessage calls of this node now parked waiting for messages. */
+  get activeLongPolls(): number {
+    return this.longPolls;
+  }
+
+  async handle(action: string, input: unknown, ctx: RequestContext): Promise<Result> {
+    if (!isSqsAction(action)) throw new SqsError('InvalidAction', `The action ${action.slice(0, 64)} is not valid for this endpoint.`);
+    try {
+      return await this.dispatch(action, asParams(input), ctx);
+    } catch (error) {
+      throw this.toSqsError(error, action);
+    }
+  }
+
+  private dispatch(action: SqsAction, p: Params, ctx: RequestContext): Promise<Result> {
+    switch (action) {
+      case 'CreateQueue': return this.createQueue(p, ctx);
+      case 'GetQueueUrl': return this.getQueueUrl(p, ctx);
+      case 'ListQueues': return this.listQueues(p, ctx);
+      case 'DeleteQueue': return this.deleteQueue(p, ctx);
+      case 'GetQueueAttributes': return this.getQueueAttributes(p, ctx);
+      case 'SetQueueAttributes': return this.setQueueAttributes(p, ctx);
+      case 'SendMessage': return this.sendMessage(p, ctx);
+      case 'SendMessageBatch': return this.sendMessageBatch(p, ctx);
+      case 'ReceiveMessage': return this.receiveMessage(p, ctx);
+      case 'DeleteMessage': return this.deleteMessage(p, ctx);
+      case 'DeleteMessageBatch': return this.deleteMessageBatch(p, ctx);
+      case 'ChangeMessageVisibility': return this.changeMessageVisibility(p, ctx);
+      case 'ChangeMessageVisibilityBatch': return this.changeMessageVisibilityBatch(p, ctx);
+      case 'PurgeQueue': return this.purgeQueue(p, ctx);
+    }
+  }
+
+  // ---- queues ----
+
+  private async createQueue(p: Params, ctx: RequestContext): Promise<Result> {
+    const name = validateQueueName(p.QueueName);
+    const attributes = parseQueueAttributes(p.Attributes);
+    const result = this.store.createQueue(name, attributes, this.clock.now());
+    if (result.outcome === 'exists') {
+      const differing = conflictingAttribute(result.queue, attributes);
+      if (differing !== undefined) {
+        throw new SqsError('QueueNameExists', `A queue already exists with the same name and a different value for attribute ${differing}`);
+      }
+    }
+    this.report(result.queue.queueId, ctx, 'other');
+    return { QueueUrl: queueUrl(ctx.baseUrl, name) };
+  }
+
+  private async getQueueUrl(p: Params, ctx: RequestContext): Promise<Result> {
+    const name = requiredString(p, 'QueueName');
+    const owner = optionalString(p, 'QueueOwnerAWSAccountId', 64);
+    if ((owner !== undefined && owner !== ACCOUNT_ID) || !isValidQueueName(name)) throw queueDoesNotExist();
+    const queue = this.store.getQueueByName(name);
+    if (!queue) throw queueDoesNotExist();
+    this.report(queue.queueId, ctx, 'other');
+    return { QueueUrl: queueUrl(ctx.baseUrl, name) };
+  }
+
+  private async listQueues(p: Params, ctx: RequestContext): Promise<Result> {
+    const prefix = optionalString(p, 'QueueNamePrefix', 80);
+    const maxResults = optionalInt(p, 'MaxResults', 1, 1000);
+    const after = decodeNextToken(optionalString(p, 'NextToken', 1024));
+    const names = this.store.listQueues(prefix || undefined).map((q) => q.name)
+      .filter((n) => (prefix ? n.startsWith(prefix) : true) && (after === undefined || n > after))
+      .sort();
+    const page = names.slice(0, maxResults ?? 1000);
+    const result: Result = { QueueUrls: page.map((n) => queueUrl(ctx.baseUrl, n)) };
+    if (maxResults !== undefined && names.length > page.length) result.NextToken = encodeNextToken(page[page.length - 1]!);
+    return result;
+  }
+
+  private async deleteQueue(p: Params, ctx: RequestContext): Promise<Result> {
+    const queue = this.queueOf(p);
+    this.report(queue.queueId, ctx, 'other');
+    this.store.deleteQueue(queue.queueId);
+    this.lastSweep.delete(queue.queueId);
+    this.waiters.forget(queue.queueId);
+    return {};
+  }
+
+  private async getQueueAttributes(p: Params, ctx: RequestContext): Promise<Result> {
+    const queue = this.queueOf(p);
+    const wanted = parseAttributeNames(p.AttributeNames);
+    this.report(queue.queueId, ctx, 'other');
+    const now = this.clock.now();
+    return { Attributes: queueAttributeView(queue, wanted, () => this.store.counts(queue.queueId, now), this.region) };
+  }
+
+  private async setQueueAttributes(p: Params, ctx: RequestContext): Promise<Result> {
+    const queue = this.queueOf(p);
+    if (p.Attributes === undefined || p.Attributes === null) throw missingParameter('Attributes');
+    const requested = parseQueueAttributes(p.Attributes);
+    this.report(queue.queueId, ctx, 'other');
+    if (Object.keys(requested).length === 0) return {};
+    const updated = this.store.setQueueAttributes(queue.queueId, attributeUpdate(queue.attributes, requested), this.clock.now());
+    if (!updated) throw queueDoesNotExist();
+    return {};
+  }
+
+  private async purgeQueue(p: Params, ctx: RequestContext): Promise<Result> {
+    const queue = this.queueOf(p);
+    this.report(queue.queueId, ctx, 'other');
+    await this.store.purgeQueue(queue.queueId);
+    return {};
+  }
+
+  // ---- sending ----
+
+  private async sendMessage(p: Params, ctx: RequestContext): Promise<Result> {
+    const queue = this.queueOf(p);
+    const message = this.prepare(queue, p);
+    this.report(queue.queueId, ctx, 'send', message.bodyBytes);
+    await this.seal(queue, ctx.principal, [message]);
+    return sentOutput(message);
+  }
+
+  private async sendMessageBatch(p: Params, ctx: RequestContext): Promise<Result> {
+    const queue = this.queueOf(p);
+    const entries = batchEntries(p, 'SendMessageBatchRequestEntry');
+    const ready: { id: string; message: Prepared }[] = [];
+    const failed: FailedEntry[] = [];
+    for (const entry of entries) {
+      try {
+        ready.push({ id: entry.id, message: this.prepare(queue, entry.params) });
+      } catch (error) {
+        failed.push(failedEntry(entry, error));
+      }
+    }
+    const total = ready.reduce((sum, r) => sum + r.message.size, 0);
+    if (total > MAX_BATCH_BYTES) {
+      throw new SqsError('BatchRequestTooLong', `Batch requests cannot be longer than ${MAX_BATCH_BYTES} bytes. You have sent ${total} bytes.`);
+    }
+    this.report(queue.queueId, ctx, 'send', ready.reduce((sum, r) => sum + r.message.bodyBytes, 0));
+    if (ready.length > 0) await this.seal(queue, ctx.principal, ready.map((r) => r.message));
+    return {
+      Successful: ready.map((r) => ({ Id: r.id, ...sentOutput(r.message) })),
+      Failed: failed,
+    };
+  }
+
+  /** Validates one message against the queue's limits. Throws the SQS error for the first fault. */
+  private prepare(queue: QueueRecord, p: Params): Prepared {
+    const bodyBytes = validateBody(p.MessageBody);
+    const body = p.MessageBody as string;
+    const parsed = parseMessageAttributes(p.MessageAttributes);
+    const size = bodyBytes + parsed.bytes;
+    checkMessageSize(size, intAttribute(queue, 'MaximumMessageSize'));
+    const delaySeconds = optionalInt(p, 'DelaySeconds', 0, 900) ?? intAttribute(queue, 'DelaySeconds');
+    // MessageSystemAttributes (AWSTraceHeader), MessageGroupId and MessageDeduplicationId are ignored.
+    const hasAttributes = Object.keys(parsed.attributes).length > 0;
+    return {
+      messageId: randomUUID(),
+      body,
+      bodyBytes,
+      attributes: parsed.attributes,
+      size,
+      delaySeconds,
+      md5OfBody: md5OfBody(body),
+      md5OfMessageAttributes: hasAttributes ? md5OfMessageAttributes(parsed.attributes) : null,
+    };
+  }
+
+  /** One DEK for the batch, one atomic write, then wake the queue's long polls. */
+  private async seal(queue: QueueRecord, principal: string, messages: Prepared[]): Promise<void> {
+    const sealed = await this.keyring.sealMessages(queue.queueId, principal, messages.map((m) => ({
+      messageId: m.messageId,
+      body: Buffer.from(m.body, 'utf8'),
+      attributes: encodeAttributes(m.attributes),
+    })));
+    const now = this.clock.now();
+    const stored: NewMessage[] = messages.map((m, i) => {
+      const s = sealed[i]!;
+      return {
+        messageId: m.messageId,
+        queueId: queue.queueId,
+        bodyCiphertext: s.bodyCiphertext,
+        attributesCiphertext: s.attributesCiphertext,
+        encryptedDek: s.encryptedDek,
+        dekId: s.dekId,
+        kmsKeyId: s.kmsKeyId,
+        md5OfBody: m.md5OfBody,
+        md5OfMessageAttributes: m.md5OfMessageAttributes,
+        senderPrincipal: principal,
+        sentAt: now,
+        visibleAt: now + m.delaySeconds * 1000,
+        bodyBytes: m.bodyBytes,
+      };
+    });
+    await this.store.putMessages(stored);
+    this.waiters.notify(queue.queueId);
+  }
+
+  // ---- receiving ----
+
+  private async receiveMessage(p: Params, ctx: RequestContext): Promise<Result> {
+    let queue = this.queueOf(p);
+    const max = optionalInt(p, 'MaxNumberOfMessages', 1, 10) ?? 1;
+    const visibilityTimeout = optionalInt(p, 'VisibilityTimeout', 0, MAX_VISIBILITY_TIMEOUT) ?? intAttribute(queue, 'VisibilityTimeout');
+    const waitSeconds = optionalInt(p, 'WaitTimeSeconds', 0, 20) ?? intAttribute(queue, 'ReceiveMessageWaitTimeSeconds');
+    const system = requestedSystemAttributes(p);
+    const wantAttribute = attributeSelector(p.MessageAttributeNames);
+    optionalString(p, 'ReceiveRequestAttemptId', 128); // FIFO only: checked, then ignored
+    this.report(queue.queueId, ctx, 'receive');
+
+    const deadline = this.clock.now() + waitSeconds * 1000;
+    let received: ReceivedMessage[] = [];
+    let retriedEarly = false;
+    for (;;) {
+      const seen = this.waiters.version(queue.queueId);
+      await this.sweepExpired(queue);
+      const now = this.clock.now();
+      received = await this.store.receiveMessages(queue.queueId, max, visibilityTimeout * 1000, now);
+      if (received.length > 0 || now >= deadline || this.waiters.closed) break;
+      // Wake for new messages (notify), for delayed or in-flight ones coming due, or at the deadline.
+      const nextVisible = this.store.nextVisibleAt(queue.queueId);
+      let until = deadline;
+      if (nextVisible !== undefined && nextVisible < deadline) {
+        if (nextVisible > now) until = nextVisible;
+        else if (!retriedEarly) {
+          retriedEarly = true;
+          continue;
+        }
+      }
+      retriedEarly = false;
+      this.longPolls++;
+      try {
+        await this.waiters.wait(queue.queueId, until, seen);
+      } finally {
+        this.longPolls--;
+      }
+      const current = this.store.getQueueById(queue.queueId);
+      if (!current) break; // deleted while we waited: an empty answer
+      queue = current;
+    }
+    if (received.length === 0) return { Messages: [] };
+
+    const opened = await this.open(queue.queueId, received);
+    const now = this.clock.now();
+    return { Messages: opened.map((m) => messageOutput(m, system, wantAttribute, now)) };
+  }
+
+  /** Decrypts what was received. If any fails, all are made visible again before the error goes out. */
+  private async open(queueId: string, received: ReceivedMessage[]): Promise<OpenedMessage[]> {
+    try {
+      return await Promise.all(received.map(async (stored) => ({ stored, ...(await this.keyring.openMessage(stored)) })));
+    } catch (error) {
+      const now = this.clock.now();
+      await Promise.allSettled(received.map((m) => this.store.changeVisibility(queueId, m.receiptHandle, now, now)));
+      this.waiters.notify(queueId);
+      throw error;
+    }
+  }
+
+  private async sweepExpired(queue: QueueRecord): Promise<void> {
+    const now = this.clock.now();
+    const last = this.lastSweep.get(queue.queueId);
+    if (last !== undefined && now - last < RETENTION_SWEEP_MS) return;
+    this.lastSweep.set(queue.queueId, now);
+    await this.store.dropExpired(queue.queueId, intAttribute(queue, 'MessageRetentionPeriod') * 1000, now);
+  }
+
+  // ---- after receiving ----
+
+  private async deleteMessage(p: Params, ctx: RequestContext): Promise<Result> {
+    const queue = this.queueOf(p);
+    const handle = requiredString(p, 'ReceiptHandle');
+    this.report(queue.queueId, ctx, 'delete');
+    await this.deleteOne(queue.queueId, handle);
+    return {};
+  }
+
+  private async deleteMessageBatch(p: Params, ctx: RequestContext): Promise<Result> {
+    const queue = this.queueOf(p);
+    const entries = batchEntries(p, 'DeleteMessageBatchRequestEntry');
+    this.report(queue.queueId, ctx, 'delete');
+    return this.perEntry(entries, (e) => this.deleteOne(queue.queueId, requiredString(e.params, 'ReceiptHandle')));
+  }
+
+  private async deleteOne(queueId: string, handle: string): Promise<void> {
+    const outcome = await this.store.deleteMessage(queueId, handle);
+    if (outcome === 'invalid') throw receiptHandleInvalid(handle);
+  }
+
+  private async changeMessageVisibility(p: Params, ctx: RequestContext): Promise<Result> {
+    const queue = this.queueOf(p);
+    const handle = requiredString(p, 'ReceiptHandle');
+    const seconds = requiredInt(p, 'VisibilityTimeout', 0, MAX_VISIBILITY_TIMEOUT);
+    this.report(queue.queueId, ctx, 'other');
+    await this.changeOne(queue.queueId, handle, seconds);
+    return {};
+  }
+
+  private async changeMessageVisibilityBatch(p: Params, ctx: RequestContext): Promise<Result> {
+    const queue = this.queueOf(p);
+    const entries = batchEntries(p, 'ChangeMessageVisibilityBatchRequestEntry');
+    this.report(queue.queueId, ctx, 'other');
+    return this.perEntry(entries, (e) => this.changeOne(
+      queue.queueId,
+      requiredString(e.params, 'ReceiptHandle'),
+      requiredInt(e.params, 'VisibilityTimeout', 0, MAX_VISIBILITY_TIMEOUT),
+    ));
+  }
+
+  private async changeOne(queueId: string, handle: string, seconds: number): Promise<void> {
+    const now = this.clock.now();
+    const outcome = await this.store.changeVisibility(queueId, handle, now + seconds * 1000, now);
+    if (outcome === 'invalid') throw receiptHandleInvalid(handle);
+    if (outcome === 'not-in-flight') {
+      throw new SqsError('MessageNotInflight', 'Message does not exist or is not available for visibility timeout change.');
+    }
+    if (seconds === 0) this.waiters.notify(queueId);
+  }
+
+  /** Runs `fn` for each entry in order; SQS errors become Failed entries, anything else fails the request. */
+  private async perEntry(entries: BatchEntry[], fn: (entry: BatchEntry) => Promise<void>): Promise<Result> {
+    const successful: { Id: string }[] = [];
+    const failed: FailedEntry[] = [];
+    for (const entry of entries) {
+      try {
+        await fn(entry);
+        successful.push({ Id: entry.id });
+      } catch (error) {
+        failed.push(failedEntry(entry, error));
+      }
+    }
+    return { Successful: successful, Failed: failed };
+  }
+
+  // ---- shared ----
+
+  private queueOf(p: Params): QueueRecord {
+    const queue = this.store.getQueueByName(queueNameFromUrl(p.QueueUrl));
+    if (!queue) throw queueDoesNotExist();
+    return queue;
+  }
+
+  /** One access event per queue-level request. Never fails the request (prefetching fails open). */
+  private report(queueId: string, ctx: RequestContext, op: QueueOp, bytes = 0): void {
+    try {
+      this.bus.publish({ type: 'access', at: this.clock.now(), queueId, nodeId: this.nodeId, principal: ctx.principal, op, bytes });
+    } catch (error) {
+      this.logger.warn({ queueId, op, error: describe(error) }, 'access event not published');
+    }
+  }
+
+  /** Maps internal failures to SQS errors. Unknown ones are logged (names and codes only) as InternalFailure. */
+  private toSqsError(error: unknown, action: string): SqsError {
+    if (error instanceof SqsError) return error;
+    if (error instanceof KmsError) {
+      switch (error.code) {
+        case 'DisabledException': return new SqsError('KmsDisabled', 'The KMS key of this queue is disabled.');
+        case 'NotFoundException': return new SqsError('KmsNotFound', 'The KMS key of this queue was not found.');
+        case 'ThrottlingException': return new SqsError('KmsThrottled', 'The request was denied due to KMS request throttling.');
+        default: break;
+      }
+    }
+    if (error instanceof DeadlineError) return serviceUnavailable('Timed out waiting for the queue\'s data key. Try again.');
+    if (error instanceof PkpError) {
+      if (error.code === 'QueueDoesNotExist') return queueDoesNotExist();
+      if (error.code === 'KeyUnavailable' || error.code === 'ServiceClosed') return serviceUnavailable();
+    }
+    this.logger.error({ action, node: this.nodeId, error: describe(error) }, 'request failed');
+    return internalFailure();
+  }
+}
+
+/**
+ * What may be logged of an error: name and code, and the message only for our own typed errors
+ * (other messages, e.g. a JSON parser's, can quote the text they choked on).
+ */
+function describe(error: unknown): Record<string, unknown> {
+  if (error instanceof PkpError) return { name: error.name, code: error.code, message: error.message };
+  if (error instanceof Error) return { name: error.name, code: (error as { code?: unknown }).code };
+  return { type: typeof error };
+}
+
+function sentOutput(m: Prepared): Result {
+  const out: Result = { MessageId: m.messageId, MD5OfMessageBody: m.md5OfBody };
+  if (m.md5OfMessageAttributes !== null) out.MD5OfMessageAttributes = m.md5OfMessageAttributes;
+  return out;
+}
+
+function failedEntry(entry: BatchEntry, error: unknown): FailedEntry {
+  if (!(error instanceof SqsError)) throw error;
+  return { Id: entry.id, SenderFault: error.senderFault, Code: queryCodeOf(error.code), Message: error.message };
+}
+
+function receiptHandleInvalid(handle: string): SqsError {
+  const shown = handle.length > 128 ? `${handle.slice(0, 128)}...` : handle;
+  return new SqsError('ReceiptHandleIsInvalid', `The input receipt handle "${shown}" is not a valid receipt handle.`, 404);
+}
+
+function encodeNextToken(lastName: string): string {
+  return Buffer.from(JSON.stringify({ after: lastName }), 'utf8').toString('base64url');
+}
+
+function decodeNextToken(token: string | undefined): string | undefined {
+  if (token === undefined || token === '') return undefined;
+  try {
+    const parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { after?: unknown };
+    if (typeof parsed.after === 'string' && isValidQueueName(parsed.after)) return parsed.after;
+  } catch {
+    // falls through to the error below
+  }
+  throw invalidParameter('Invalid NextToken value.');
+}
