@@ -9,6 +9,9 @@ import { openEvents } from '../src/sim/traces/events.ts';
 import { detectFormat, openTrace } from '../src/sim/traces/open.ts';
 import type { TraceEvent, TraceSource } from '../src/sim/traces/types.ts';
 
+/** The workplace's shared traces, beside the repository. */
+const SHARED_TRACES = join(import.meta.dirname, '..', '..', 'shared', 'traces');
+
 const dir = mkdtempSync(join(tmpdir(), 'pkp-traces-'));
 let fileNo = 0;
 function file(text: string, ext = 'csv'): string {
@@ -295,7 +298,7 @@ describe('Azure Functions per-minute loader', () => {
   });
 
   it('the real 8-hour sample with trigger queue yields exactly the queue rows\' total', async () => {
-    const path = '/work/shared/traces/azure2019-250fn-8h.csv';
+    const path = join(SHARED_TRACES, 'azure2019-250fn-8h.csv');
     // The expected total, computed from the text with a plain split.
     const lines = readFileSync(path, 'utf8').split(/\r?\n/).filter((l) => l.length > 0);
     let expected = 0;
@@ -333,8 +336,8 @@ describe('openTrace', () => {
     assert.equal(openTrace(azure, { trigger: 'queue' }).format, 'azure');
     assert.equal((await collect(openTrace(azure, { seed: 5 }))).length, 2);
     assert.deepEqual(await collect(openTrace(events)), [{ t: 1, queue: 'a', op: 'send' }]);
-    assert.equal(detectFormat('/work/shared/traces/example-events.csv'), 'events');
-    assert.equal(detectFormat('/work/shared/traces/azure2019-10fn-24h.csv'), 'azure');
+    assert.equal(detectFormat(join(SHARED_TRACES, 'example-events.csv')), 'events');
+    assert.equal(detectFormat(join(SHARED_TRACES, 'azure2019-10fn-24h.csv')), 'azure');
   });
 
   it('honours an explicit format, refuses a trigger on events, and names an unreadable path', async () => {
@@ -345,7 +348,7 @@ describe('openTrace', () => {
   });
 
   it('loads the shared example events file completely, with stats', async () => {
-    const reader = openTrace('/work/shared/traces/example-events.csv');
+    const reader = openTrace(join(SHARED_TRACES, 'example-events.csv'));
     const events = await collect(reader);
     assert.equal(events.length, 20_000);
     assert.deepEqual(events[0], { t: 28800094, queue: '1fa0653520369369', op: 'send' });
@@ -353,7 +356,7 @@ describe('openTrace', () => {
   });
 
   it('stops reading when the consumer breaks early, and can be iterated again', async () => {
-    const reader = openTrace('/work/shared/traces/example-events.csv');
+    const reader = openTrace(join(SHARED_TRACES, 'example-events.csv'));
     let n = 0;
     for await (const _ of reader) if (++n === 10) break;
     assert.equal(n, 10);
