@@ -34,6 +34,8 @@ interface PendingTimer {
   cancelled: boolean;
 }
 
+import { MinHeap } from './min-heap.ts';
+
 /** Lets every queued microtask and promise continuation run before the next timer fires. */
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -44,7 +46,7 @@ const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolv
 export class VirtualClock implements Clock {
   private current: number;
   private seq = 0;
-  private readonly heap: PendingTimer[] = [];
+  private readonly heap = new MinHeap<PendingTimer>((a, b) => a.at < b.at || (a.at === b.at && a.seq < b.seq));
 
   constructor(startMs = 0) {
     this.current = startMs;
@@ -56,14 +58,14 @@ export class VirtualClock implements Clock {
 
   setTimer(ms: number, fn: () => void): Timer {
     const timer: PendingTimer = { at: this.current + Math.max(0, ms), seq: this.seq++, fn, cancelled: false };
-    this.push(timer);
+    this.heap.push(timer);
     return { cancel: () => { timer.cancelled = true; } };
   }
 
   /** Time of the earliest pending timer, or Infinity. */
   nextTimerAt(): number {
     this.dropCancelled();
-    return this.heap.length > 0 ? this.heap[0]!.at : Infinity;
+    return this.heap.peek()?.at ?? Infinity;
   }
 
   /** Moves to `t` without firing anything; only valid when no timer is due before `t`. */
@@ -82,7 +84,7 @@ export class VirtualClock implements Clock {
     for (;;) {
       const next = this.nextTimerAt();
       if (next > t) break;
-      const timer = this.pop()!;
+      const timer = this.heap.pop()!;
       if (timer.at > this.current) this.current = timer.at;
       timer.fn();
       await settle();
@@ -96,48 +98,10 @@ export class VirtualClock implements Clock {
 
   /** Number of timers still pending (cancelled ones excluded). */
   pendingTimers(): number {
-    return this.heap.filter((t) => !t.cancelled).length;
+    return this.heap.values().filter((t) => !t.cancelled).length;
   }
 
   private dropCancelled(): void {
-    while (this.heap.length > 0 && this.heap[0]!.cancelled) this.pop();
-  }
-
-  private less(a: PendingTimer, b: PendingTimer): boolean {
-    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
-  }
-
-  private push(timer: PendingTimer): void {
-    const h = this.heap;
-    h.push(timer);
-    let i = h.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!this.less(h[i]!, h[parent]!)) break;
-      [h[i], h[parent]] = [h[parent]!, h[i]!];
-      i = parent;
-    }
-  }
-
-  private pop(): PendingTimer | undefined {
-    const h = this.heap;
-    if (h.length === 0) return undefined;
-    const top = h[0]!;
-    const last = h.pop()!;
-    if (h.length > 0) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && this.less(h[l]!, h[m]!)) m = l;
-        if (r < h.length && this.less(h[r]!, h[m]!)) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m]!, h[i]!];
-        i = m;
-      }
-    }
-    return top;
+    while (this.heap.peek()?.cancelled) this.heap.pop();
   }
 }

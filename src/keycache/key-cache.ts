@@ -1,4 +1,5 @@
 import type { Clock, Timer } from '../core/clock.ts';
+import { MinHeap } from '../core/min-heap.ts';
 import { zeroize } from '../crypto/zero.ts';
 import type { KeyUsageKind } from '../bus/types.ts';
 import type { CachedKey } from './types.ts';
@@ -101,7 +102,7 @@ export class KeyCache {
   private readonly useExpiryTimer: boolean;
   private readonly onEvent: KeyCacheListener | undefined;
   /** Min-heap of entries by expiry; removed entries are skipped lazily. */
-  private readonly expiryHeap: Entry[] = [];
+  private readonly expiryHeap = new MinHeap<Entry>((a, b) => a.key.expiresAt < b.key.expiresAt);
   private expiryTimer: Timer | null = null;
   private expiryTimerAt = Infinity;
   private readonly flights = new Map<string, Promise<CachedKey>>();
@@ -209,14 +210,13 @@ export class KeyCache {
   sweepExpired(now = this.clock.now()): number {
     let dropped = 0;
     const heap = this.expiryHeap;
-    while (heap.length > 0) {
-      const top = heap[0]!;
+    for (let top = heap.peek(); top !== undefined; top = heap.peek()) {
       if (top.removed) {
-        this.popExpiry();
+        heap.pop();
         continue;
       }
       if (top.key.expiresAt > now) break;
-      this.popExpiry();
+      heap.pop();
       this.remove(top, 'expired', now, true);
       dropped++;
     }
@@ -228,7 +228,7 @@ export class KeyCache {
   clear(): void {
     const now = this.clock.now();
     for (const entry of this.entries()) this.remove(entry, 'evicted', now, false);
-    this.expiryHeap.length = 0;
+    this.expiryHeap.reset([]);
     this.expiryTimer?.cancel();
     this.expiryTimer = null;
     this.expiryTimerAt = Infinity;
@@ -348,46 +348,14 @@ export class KeyCache {
   }
 
   private pushExpiry(entry: Entry): void {
-    const heap = this.expiryHeap;
-    heap.push(entry);
-    let i = heap.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (heap[parent]!.key.expiresAt <= heap[i]!.key.expiresAt) break;
-      [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
-      i = parent;
-    }
+    this.expiryHeap.push(entry);
     // Removed entries stay in the heap until they reach the top; rebuild when they dominate it.
-    if (heap.length > 64 && heap.length > 4 * this.count) this.rebuildExpiryHeap();
-  }
-
-  private popExpiry(): void {
-    const heap = this.expiryHeap;
-    const last = heap.pop()!;
-    if (heap.length === 0) return;
-    heap[0] = last;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < heap.length && heap[l]!.key.expiresAt < heap[m]!.key.expiresAt) m = l;
-      if (r < heap.length && heap[r]!.key.expiresAt < heap[m]!.key.expiresAt) m = r;
-      if (m === i) break;
-      [heap[i], heap[m]] = [heap[m]!, heap[i]!];
-      i = m;
-    }
-  }
-
-  private rebuildExpiryHeap(): void {
-    const live = this.entries().sort((a, b) => a.key.expiresAt - b.key.expiresAt);
-    this.expiryHeap.length = 0;
-    this.expiryHeap.push(...live);
+    if (this.expiryHeap.size > 64 && this.expiryHeap.size > 4 * this.count) this.expiryHeap.reset(this.entries());
   }
 
   private armExpiryTimer(): void {
     if (!this.useExpiryTimer) return;
-    const next = this.expiryHeap.length > 0 ? this.expiryHeap[0]!.key.expiresAt : Infinity;
+    const next = this.expiryHeap.peek()?.key.expiresAt ?? Infinity;
     if (next === this.expiryTimerAt) return;
     this.expiryTimer?.cancel();
     this.expiryTimer = null;
