@@ -71,7 +71,7 @@ export function verifySigV4(
   ].join('\n');
   const scope = `${auth.date}/${auth.region}/${auth.service}/aws4_request`;
   const stringToSign = [ALGORITHM, amzDate, scope, sha256Hex(canonicalRequest)].join('\n');
-  const expected = createHmac('sha256', signingKey(secret, auth.date, auth.region)).update(stringToSign).digest();
+  const expected = createHmac('sha256', signingKey(auth.accessKeyId, secret, auth.date, auth.region)).update(stringToSign).digest();
 
   // Both sides are 32 bytes (the format check guarantees 64 hex digits), so the compare is constant-time.
   if (!timingSafeEqual(expected, Buffer.from(auth.signature, 'hex'))) throw mismatch();
@@ -177,13 +177,17 @@ export function canonicalQuery(query: string): string {
 }
 
 /** `name:value\n` for each signed header, values with runs of blanks collapsed and ends trimmed. */
+const NEEDS_NORMALIZING = /[\r\n\t]| {2}|^ | $/;
+
 function canonicalHeaders(headers: SigV4Request['headers'], signed: string[]): string {
   let out = '';
   for (const name of signed) {
     const raw = headers[name];
     if (raw === undefined) throw mismatch(`The signed header '${name}' is not in the request.`);
     const value = Array.isArray(raw) ? raw.join(',') : raw;
-    out += `${name}:${value.replace(/[\r\n]/g, ' ').replace(/[ \t]+/g, ' ').replace(/^ | $/g, '')}\n`;
+    // Most values need no normalizing; only those that do pay for the three replacements.
+    const canonical = NEEDS_NORMALIZING.test(value) ? value.replace(/[\r\n]/g, ' ').replace(/[ \t]+/g, ' ').replace(/^ | $/g, '') : value;
+    out += `${name}:${canonical}\n`;
   }
   return out;
 }
@@ -203,20 +207,20 @@ function sha256Hex(data: Buffer | string): string {
 
 /**
  * kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request").
- * Cached per (secret, date, region): four HMACs per request saved. The cache key holds a hash of
- * the secret, not the secret. Oldest entries go first once the cache is full.
+ * Cached per (access key, date, region) beside the secret it was derived from: four HMACs per
+ * request saved. Oldest entries go first once the cache is full.
  */
-const signingKeys = new Map<string, Buffer>();
+const signingKeys = new Map<string, { secret: string; key: Buffer }>();
 
-function signingKey(secret: string, date: string, region: string): Buffer {
-  const cacheKey = `${sha256Hex(secret)}/${date}/${region}`;
+function signingKey(accessKeyId: string, secret: string, date: string, region: string): Buffer {
+  const cacheKey = `${accessKeyId}/${date}/${region}`;
   const cached = signingKeys.get(cacheKey);
-  if (cached) return cached;
+  if (cached && cached.secret === secret) return cached.key;
   const kDate = createHmac('sha256', `AWS4${secret}`).update(date).digest();
   const kRegion = createHmac('sha256', kDate).update(region).digest();
   const kService = createHmac('sha256', kRegion).update(SERVICE).digest();
   const key = createHmac('sha256', kService).update('aws4_request').digest();
   if (signingKeys.size >= SIGNING_KEY_CACHE_MAX) signingKeys.delete(signingKeys.keys().next().value!);
-  signingKeys.set(cacheKey, key);
+  signingKeys.set(cacheKey, { secret, key });
   return key;
 }

@@ -131,7 +131,7 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
   const bucketMs = options.timelineBucketMs ?? 600_000;
   const latencySpec = options.kmsLatency ?? '10';
   const rng = new Random(seed);
-  const clock = new VirtualClock(0);
+  const clock = new VirtualClock(0, { settle: 'microtasks' });
   let measuring = false;
 
   let kmsThrottled = 0;
@@ -216,7 +216,7 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
       const t = event.t;
       if (unsettled) {
         unsettled = false;
-        await settle();
+        await clock.advanceTo(clock.now());
       }
       if (warmupEnd === Infinity) warmupEnd = t + warmupMs;
       if (!measuring && t >= warmupEnd) {
@@ -343,8 +343,6 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
     perQueue: [...perQueue.values()],
   };
 }
-
-const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 interface IssuedDek {
   reason: KeyReason;
