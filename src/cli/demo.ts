@@ -32,6 +32,8 @@ export interface DemoHandle {
  */
 export function runDemo(service: RunningService, options: { durationSeconds?: number; out: NodeJS.WritableStream }): DemoHandle {
   const credential = service.credentials[0]!;
+  // The SDK is pinned to a release that supports Node 20; its notice about later releases is noise here.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const client = new SQSClient({
     endpoint: service.endpoint, region: 'us-east-1',
     credentials: { accessKeyId: credential.accessKeyId, secretAccessKey: credential.secretAccessKey },
