@@ -1,0 +1,60 @@
+// The `pkp` command as a user runs it: bad input gets a clear error and a non-zero exit.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const ROOT = join(import.meta.dirname, '..');
+const pkp = (...args: string[]) => spawnSync(process.execPath, ['bin/pkp.js', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+const dir = mkdtempSync(join(tmpdir(), 'pkp-cli-'));
+
+test('replay writes a table and JSON with the documented fields per policy', () => {
+  const trace = join(dir, 'small.csv');
+  writeFileSync(trace, 'ts_ms,queue,op\n0,a,send\n1000,a,send\n2000,b,send\n400000,a,receive\n');
+  const json = join(dir, 'out.json');
+  const html = join(dir, 'out.html');
+  const run = pkp('replay', '--trace', trace, '--policies', 'reactive,oracle', '--frontends', '2', '--warmup', '0', '--json', json, '--html', html);
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stdout, /^policy\s+requests\s+demand misses/m);
+  const result = JSON.parse(readFileSync(json, 'utf8')) as { policies: Record<string, Record<string, unknown>> };
+  for (const name of ['reactive', 'oracle']) {
+    const p = result.policies[name]!;
+    for (const field of ['requests', 'demandMisses', 'demandMissRatio', 'kmsCalls', 'kmsCallsVsOracle', 'prefetches', 'wastedPrefetches', 'precision', 'recall', 'keyResidentSeconds', 'eventsPerSecond']) {
+      assert.ok(field in p, `${name}.${field} missing`);
+    }
+    assert.ok('p50' in (p.perQueueMissRatio as object) && 'p90' in (p.perQueueMissRatio as object));
+    assert.ok('p99' in (p.addedLatencyMs as object));
+    assert.equal(p.requests, 4);
+  }
+  assert.equal(result.policies.reactive!.kmsCalls, 3);
+  assert.match(readFileSync(html, 'utf8'), /<svg/);
+});
+
+test('a malformed trace fails with the line and the problem; --lenient skips and reports it', () => {
+  const trace = join(dir, 'bad.csv');
+  writeFileSync(trace, 'ts_ms,queue,op\n0,a,send\n10,a,fly\n20,a,send\n');
+  const strict = pkp('replay', '--trace', trace, '--policies', 'reactive', '--warmup', '0');
+  assert.equal(strict.status, 1);
+  assert.match(strict.stderr, /line 3/);
+  assert.match(strict.stderr, /fly/);
+  const lenient = pkp('replay', '--trace', trace, '--policies', 'reactive', '--warmup', '0', '--lenient');
+  assert.equal(lenient.status, 0, lenient.stderr);
+  assert.match(lenient.stderr, /skipped 1 bad row/);
+});
+
+test('bad options get clear errors', () => {
+  const unknownPolicy = pkp('replay', '--trace', join(dir, 'small.csv'), '--policies', 'psychic');
+  assert.equal(unknownPolicy.status, 1);
+  assert.match(unknownPolicy.stderr, /unknown policy 'psychic'/);
+  const badReuse = pkp('replay', '--trace', join(dir, 'small.csv'), '--reuse', '10');
+  assert.notEqual(badReuse.status, 0);
+  assert.match(badReuse.stderr, /--reuse/);
+  const missing = pkp('replay', '--trace', join(dir, 'does-not-exist.csv'));
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /does-not-exist\.csv/);
+  const badCredentials = pkp('up', '--port', '0', '--data-dir', join(dir, 'data'), '--credentials', 'nocolon');
+  assert.equal(badCredentials.status, 1);
+  assert.match(badCredentials.stderr, /ID:SECRET/);
+});
