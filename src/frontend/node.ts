@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import type { EventBus, QueueOp } from '../bus/types.ts';
 import type { Clock } from '../core/clock.ts';
+import { uuidv7 } from '../core/uuid7.ts';
 import { DeadlineError, KmsError, PkpError, SqsError } from '../core/errors.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
 import type { MessageKeyring } from '../keycache/keyring-types.ts';
@@ -252,7 +252,7 @@ export class FrontendNode {
     // MessageSystemAttributes (AWSTraceHeader), MessageGroupId and MessageDeduplicationId are ignored.
     const hasAttributes = Object.keys(parsed.attributes).length > 0;
     return {
-      messageId: randomUUID(),
+      messageId: uuidv7(this.clock.now()),
       body,
       bodyBytes,
       attributes: parsed.attributes,
