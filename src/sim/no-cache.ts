@@ -1,7 +1,8 @@
 import { Random } from '../core/random.ts';
 import { parseLatency } from '../kms/latency.ts';
-import type { BatchSource, PolicyResult, QueueOutcome, TimelinePoint } from './simulator.ts';
+import type { BatchSource, PolicyResult } from './simulator.ts';
 import { percentileSorted } from './stats.ts';
+import { RequestTally } from './tally.ts';
 
 export interface NoCacheOptions {
   warmupMs?: number;
@@ -17,8 +18,7 @@ export async function noCache(source: BatchSource, options: NoCacheOptions = {})
   const hop = options.hopMs ?? 1;
   const bucketMs = options.timelineBucketMs ?? 600_000;
   const sample = parseLatency(options.kmsLatency ?? '10', new Random(options.seed ?? 1).fork('kms-latency'));
-  const perQueue = new Map<string, QueueOutcome>();
-  const timeline = new Map<number, TimelinePoint>();
+  const tally = new RequestTally(bucketMs);
   const latencies: number[] = [];
   let warmupEnd = Infinity;
   let events = 0;
@@ -29,24 +29,15 @@ export async function noCache(source: BatchSource, options: NoCacheOptions = {})
       if (warmupEnd === Infinity) warmupEnd = event.t + warmupMs;
       if (event.t < warmupEnd) continue;
       latencies.push(2 * hop + sample());
-      let q = perQueue.get(event.queue);
-      if (!q) perQueue.set(event.queue, (q = { queue: event.queue, requests: 0, misses: 0 }));
-      q.requests++;
-      q.misses++;
-      const bucket = event.t - (event.t % bucketMs);
-      let point = timeline.get(bucket);
-      if (!point) timeline.set(bucket, (point = { t: bucket, requests: 0, misses: 0 }));
-      point.requests++;
-      point.misses++;
+      tally.add(event.t, event.queue, true);
     }
   }
   const wallMs = performance.now() - wallStart;
   const sorted = Float64Array.from(latencies).sort();
   const n = sorted.length;
-  const ones = new Float64Array(perQueue.size).fill(1);
   return {
     policy: 'none', requests: n, demandMisses: n, demandMissRatio: n > 0 ? 1 : 0,
-    perQueueMissRatio: { p50: percentileSorted(ones, 50), p90: percentileSorted(ones, 90) },
+    perQueueMissRatio: tally.perQueueMissRatio(),
     kmsCalls: n, kmsCallsByReason: { demand: n, prefetch: 0, refresh: 0 }, kmsThrottled: 0, kmsCallsVsOracle: null,
     prefetches: 0, prefetchesUsed: 0, wastedPrefetches: 0, precision: null, recall: null,
     addedLatencyMs: {
@@ -54,7 +45,7 @@ export async function noCache(source: BatchSource, options: NoCacheOptions = {})
       max: n > 0 ? sorted[n - 1]! : 0,
     },
     keyResidentSeconds: 0, peakCacheEntries: 0, expiredKeysServed: 0, events, wallMs, eventsPerSecond: wallMs > 0 ? events / (wallMs / 1000) : 0,
-    timeline: [...timeline.values()].sort((a, b) => a.t - b.t),
-    perQueue: [...perQueue.values()],
+    timeline: tally.timeline(),
+    perQueue: tally.perQueue(),
   };
 }

@@ -1,6 +1,6 @@
 import { createBalancer, type BalancerKind } from './balancer.ts';
-import type { BatchSource, PolicyResult, QueueOutcome, TimelinePoint } from './simulator.ts';
-import { percentileSorted } from './stats.ts';
+import type { BatchSource, PolicyResult } from './simulator.ts';
+import { RequestTally } from './tally.ts';
 
 export interface OracleOptions {
   frontends?: number;
@@ -33,10 +33,8 @@ export async function oracle(source: BatchSource, options: OracleOptions = {}): 
   const bucketMs = options.timelineBucketMs ?? 600_000;
   const balancer = createBalancer(options.balancer ?? 'random', nodeCount, options.seed ?? 1);
   const chains = new Map<string, Chain>();
-  const perQueue = new Map<string, QueueOutcome>();
-  const timeline = new Map<number, TimelinePoint>();
+  const tally = new RequestTally(bucketMs);
   let warmupEnd = Infinity;
-  let requests = 0;
   let kmsCalls = 0;
   let deliveries = 0;
   let residentMs = 0;
@@ -69,27 +67,17 @@ export async function oracle(source: BatchSource, options: OracleOptions = {}): 
         if (t >= warmupEnd) deliveries++;
       }
       chain.lastUse[node] = t;
-      if (t >= warmupEnd) {
-        requests++;
-        let q = perQueue.get(event.queue);
-        if (!q) perQueue.set(event.queue, (q = { queue: event.queue, requests: 0, misses: 0 }));
-        q.requests++;
-        const bucket = t - (t % bucketMs);
-        let point = timeline.get(bucket);
-        if (!point) timeline.set(bucket, (point = { t: bucket, requests: 0, misses: 0 }));
-        point.requests++;
-      }
+      if (t >= warmupEnd) tally.add(t, event.queue, false);
     }
   }
   for (const chain of chains.values()) closeChain(chain);
   const wallMs = performance.now() - wallStart;
-  const zeros = new Float64Array(perQueue.size);
   return {
     policy: 'oracle',
-    requests,
+    requests: tally.requests,
     demandMisses: 0,
     demandMissRatio: 0,
-    perQueueMissRatio: { p50: percentileSorted(zeros, 50), p90: percentileSorted(zeros, 90) },
+    perQueueMissRatio: tally.perQueueMissRatio(),
     kmsCalls,
     kmsCallsByReason: { demand: 0, prefetch: kmsCalls, refresh: 0 },
     kmsThrottled: 0,
@@ -106,7 +94,7 @@ export async function oracle(source: BatchSource, options: OracleOptions = {}): 
     events,
     wallMs,
     eventsPerSecond: wallMs > 0 ? events / (wallMs / 1000) : 0,
-    timeline: [...timeline.values()].sort((a, b) => a.t - b.t),
-    perQueue: [...perQueue.values()],
+    timeline: tally.timeline(),
+    perQueue: tally.perQueue(),
   };
 }

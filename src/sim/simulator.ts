@@ -13,7 +13,8 @@ import { MetadataService, type MetadataClient } from '../metadata/metadata-servi
 import type { KeyRequestOptions, PrefetchInstruction, QueueKeySettings } from '../metadata/types.ts';
 import { createBalancer, type BalancerKind } from './balancer.ts';
 import type { Policy, PolicyContext, RequestObservation } from './policy.ts';
-import { percentileSorted, percentileWithZeros } from './stats.ts';
+import { percentileWithZeros } from './stats.ts';
+import { RequestTally } from './tally.ts';
 import type { TraceEvent } from './traces/types.ts';
 
 export interface SimulationOptions {
@@ -188,12 +189,9 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
   policy.start(context);
 
   // Measurements.
-  let requests = 0;
-  let misses = 0;
   let events = 0;
   const latencies: number[] = [];
-  const perQueue = new Map<string, QueueOutcome>();
-  const timeline = new Map<number, TimelinePoint>();
+  const tally = new RequestTally(bucketMs);
   let pendingMisses = 0;
   let expiredKeysServed = 0;
   let warmupEnd = Infinity;
@@ -256,21 +254,7 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
           },
         );
       }
-      if (measuring) {
-        requests++;
-        let q = perQueue.get(queueId);
-        if (!q) perQueue.set(queueId, (q = { queue: queueId, requests: 0, misses: 0 }));
-        q.requests++;
-        const bucket = t - (t % bucketMs);
-        let point = timeline.get(bucket);
-        if (!point) timeline.set(bucket, (point = { t: bucket, requests: 0, misses: 0 }));
-        point.requests++;
-        if (key === undefined) {
-          misses++;
-          q.misses++;
-          point.misses++;
-        }
-      }
+      if (measuring) tally.add(t, queueId, key === undefined);
       observation.at = t;
       observation.queueId = queueId;
       observation.principal = principal;
@@ -310,14 +294,14 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
     if (dek.firstUse === Infinity ? dek.issuedAt >= warmupEnd && dek.issuedAt <= end : dek.firstUse >= warmupEnd) kmsByReason[dek.reason]++;
   }
   latencies.sort((a, b) => a - b);
-  const queueRatios = Float64Array.from([...perQueue.values()].map((q) => q.misses / q.requests)).sort();
+  const { requests, misses } = tally;
   const kmsCalls = kmsByReason.demand + kmsByReason.prefetch + kmsByReason.refresh;
   return {
     policy: policy.name,
     requests,
     demandMisses: misses,
     demandMissRatio: requests > 0 ? misses / requests : 0,
-    perQueueMissRatio: { p50: percentileSorted(queueRatios, 50), p90: percentileSorted(queueRatios, 90) },
+    perQueueMissRatio: tally.perQueueMissRatio(),
     kmsCalls,
     kmsCallsByReason: kmsByReason,
     kmsThrottled,
@@ -339,8 +323,8 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
     events,
     wallMs,
     eventsPerSecond: wallMs > 0 ? events / (wallMs / 1000) : 0,
-    timeline: [...timeline.values()].sort((a, b) => a.t - b.t),
-    perQueue: [...perQueue.values()],
+    timeline: tally.timeline(),
+    perQueue: tally.perQueue(),
   };
 }
 
