@@ -6,13 +6,12 @@ import { InProcessBus } from './bus/in-process.ts';
 import { SystemClock, type Clock } from './core/clock.ts';
 import { silentLogger, type Logger } from './core/log.ts';
 import { createMetrics, type Metrics } from './core/metrics.ts';
-import { NodeKeyPair, SealedChannel } from './crypto/seal.ts';
 import { FrontendNode } from './frontend/node.ts';
 import { keySettingsOf } from './frontend/queue-attributes.ts';
 import { createSqsServer } from './frontend/server.ts';
 import { ReceiveWaiters } from './frontend/waiters.ts';
 import { KeyCache } from './keycache/key-cache.ts';
-import { NodeKeyring, keyEventsToBus } from './keycache/node-keyring.ts';
+import { NodeKeyring, joinMetadataService, keyEventsToBus } from './keycache/node-keyring.ts';
 import { parseLatency } from './kms/latency.ts';
 import { LocalKms } from './kms/local-kms.ts';
 import { ModeledKms } from './kms/modeled-kms.ts';
@@ -108,15 +107,13 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     scheduler: { backgroundPerSecond: options.prefetchBudgetPerSecond ?? 50, onDropped: () => metrics.prefetchDropped.inc() },
   });
   const metadata = new MetadataService(keys);
-  const bus = new InProcessBus();
+  const bus = new InProcessBus((error) => logger.warn({ error: error instanceof Error ? error.name : typeof error }, 'event subscriber failed'));
   const waiters = new ReceiveWaiters(clock);
 
   const frontends: FrontendParts[] = [];
   for (let i = 0; i < frontendCount; i++) {
     const nodeId = `fe-${i + 1}`;
-    const pair = NodeKeyPair.generate();
-    metadata.registerNode(nodeId, pair.publicKeyDer);
-    const channel = new SealedChannel(pair.channelKey(metadata.publicKeyDer, nodeId), nodeId);
+    const channel = joinMetadataService(metadata, nodeId);
     const publishKeyEvent = keyEventsToBus(bus, nodeId, clock);
     const cache = new KeyCache({
       clock,

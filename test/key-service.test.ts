@@ -2,9 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VirtualClock } from '../src/core/clock.ts';
 import { DeadlineError, KmsError } from '../src/core/errors.ts';
-import { NodeKeyPair, SealedChannel } from '../src/crypto/seal.ts';
 import { KeyCache } from '../src/keycache/key-cache.ts';
-import { NodeKeyring } from '../src/keycache/node-keyring.ts';
+import { NodeKeyring, joinMetadataService } from '../src/keycache/node-keyring.ts';
 import { LocalKms } from '../src/kms/local-kms.ts';
 import { ModeledKms } from '../src/kms/modeled-kms.ts';
 import type { Kms } from '../src/kms/types.ts';
@@ -24,10 +23,8 @@ async function setup(options: { latencyMs?: number; backgroundPerSecond?: number
   });
   const metadata = new MetadataService(keys);
   const node = (nodeId: string) => {
-    const pair = NodeKeyPair.generate();
-    metadata.registerNode(nodeId, pair.publicKeyDer);
     const cache = new KeyCache({ clock });
-    const keyring = new NodeKeyring({ nodeId, clock, cache, metadata, channel: new SealedChannel(pair.channelKey(metadata.publicKeyDer, nodeId), nodeId) });
+    const keyring = new NodeKeyring({ nodeId, clock, cache, metadata, channel: joinMetadataService(metadata, nodeId) });
     return { cache, keyring };
   };
   return { clock, local, keys, metadata, node };

@@ -390,14 +390,3 @@ test('SimulatedKms: round trip, context binding, and the same seed gives the sam
   assert.deepEqual(a.counts().byReason, { demand: 3, prefetch: 1, refresh: 0 });
 });
 
-test('SimulatedKms is fast enough for a 100k-call replay', async () => {
-  const kms = new SimulatedKms();
-  const started = performance.now();
-  for (let i = 0; i < 20_000; i++) {
-    const g = await kms.generateDataKey('k', ctx, 'demand');
-    await kms.decrypt(g.ciphertextBlob, ctx, 'demand');
-  }
-  const perCallUs = ((performance.now() - started) * 1000) / 40_000;
-  assert.ok(perCallUs < 100, `${perCallUs.toFixed(1)} µs per call`);
-  assert.equal(kms.counts().total, 40_000);
-});

@@ -1,21 +1,20 @@
 import type { EventBus, PkpEvent, Unsubscribe } from './types.ts';
 
 /**
- * The embedded bus: delivers synchronously to every subscriber. A throwing subscriber is counted
+ * The embedded bus: delivers synchronously to every subscriber. A throwing subscriber is reported
  * and skipped, never allowed to break the publisher (prefetching fails open).
  */
 export class InProcessBus implements EventBus {
   private readonly handlers = new Set<(event: PkpEvent) => void>();
-  published = 0;
-  handlerErrors = 0;
+
+  constructor(private readonly onHandlerError: (error: unknown) => void = () => {}) {}
 
   publish(event: PkpEvent): void {
-    this.published++;
     for (const handler of this.handlers) {
       try {
         handler(event);
-      } catch {
-        this.handlerErrors++;
+      } catch (error) {
+        this.onHandlerError(error);
       }
     }
   }

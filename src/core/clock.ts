@@ -106,11 +106,6 @@ export class VirtualClock implements Clock {
     return this.advanceTo(this.current + ms);
   }
 
-  /** Number of timers still pending (cancelled ones excluded). */
-  pendingTimers(): number {
-    return this.heap.values().filter((t) => !t.cancelled).length;
-  }
-
   private dropCancelled(): void {
     while (this.heap.peek()?.cancelled) this.heap.pop();
   }

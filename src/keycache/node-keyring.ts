@@ -2,7 +2,7 @@ import type { Clock } from '../core/clock.ts';
 import { waitUntil } from '../core/deadline.ts';
 import { PkpError } from '../core/errors.ts';
 import { aeadDecrypt, aeadEncrypt } from '../crypto/aead.ts';
-import type { SealedChannel } from '../crypto/seal.ts';
+import { NodeKeyPair, SealedChannel } from '../crypto/seal.ts';
 import type { EventBus } from '../bus/types.ts';
 import type { MetadataClient } from '../metadata/metadata-service.ts';
 import type { KeyDelivery, SealedKeyDelivery } from '../metadata/types.ts';
@@ -30,6 +30,22 @@ export function bodyAad(queueId: string, messageId: string): Buffer {
 
 export function attributesAad(queueId: string, messageId: string): Buffer {
   return Buffer.from(`${queueId}\u0000${messageId}\u0000attrs`);
+}
+
+/** Where a node registers its public key (the metadata service). */
+export interface NodeRegistry {
+  readonly publicKeyDer: Buffer;
+  registerNode(nodeId: string, nodePublicKeyDer: Buffer): void;
+}
+
+/**
+ * The node's side of joining the metadata service: a fresh X25519 key pair whose public half is
+ * registered, and the node's end of the sealed channel. The private key never leaves this call.
+ */
+export function joinMetadataService(registry: NodeRegistry, nodeId: string): SealedChannel {
+  const pair = NodeKeyPair.generate();
+  registry.registerNode(nodeId, pair.publicKeyDer);
+  return new SealedChannel(pair.channelKey(registry.publicKeyDer, nodeId), nodeId);
 }
 
 /** Publishes a node's key-cache events to the bus: ids and kinds only, never a key. */

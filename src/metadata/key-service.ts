@@ -59,14 +59,6 @@ export function dekIdOf(encryptedDek: Buffer): string {
   return createHash('sha256').update(encryptedDek).digest('hex').slice(0, 32);
 }
 
-export interface TierStats {
-  hits: number;
-  generated: number;
-  decrypted: number;
-  coalesced: number;
-  failuresServedFromBackoff: number;
-}
-
 /**
  * The DEK tier cache in front of the KMS: one DEK per (queue, principal) per reuse period, decrypt
  * keys by DEK id. Concurrent requests for one key share one KMS call; each caller has its own
@@ -83,7 +75,6 @@ export class KeyService {
   private readonly failures = new Map<string, RememberedFailure>();
   private readonly failureBackoffMs: number;
   private readonly random: Random;
-  readonly stats: TierStats = { hits: 0, generated: 0, decrypted: 0, coalesced: 0, failuresServedFromBackoff: 0 };
 
   constructor(options: KeyServiceOptions) {
     this.kms = options.kms;
@@ -98,10 +89,6 @@ export class KeyService {
       expiryTimer: options.expiryTimer ?? true,
     });
     this.scheduler = new KmsScheduler({ clock: options.clock, ...options.scheduler });
-  }
-
-  get schedulerDropped(): number {
-    return this.scheduler.dropped;
   }
 
   /**
@@ -146,13 +133,11 @@ export class KeyService {
     for (let attempt = 0; ; attempt++) {
       const key = pick();
       if (key) {
-        this.stats.hits++;
         return consume(key);
       }
       if (attempt >= 3) throw new PkpError('KeyUnavailable', `no valid ${use} key after ${attempt} fetches`);
       const remembered = this.failures.get(slot);
       if (remembered && remembered.until > this.clock.now() && callClass === 'demand') {
-        this.stats.failuresServedFromBackoff++;
         throw remembered.error;
       }
       const flight = this.joinOrStart(slot, callClass, () => (pick() ? Promise.resolve() : fetch()));
@@ -171,7 +156,6 @@ export class KeyService {
     const existing = this.flights.get(slot);
     // Join a flight unless it is a background call still waiting for budget and we are demand.
     if (existing && (existing.started || existing.callClass === callClass || callClass === 'background')) {
-      this.stats.coalesced++;
       return existing;
     }
     const flight: Flight = { promise: Promise.resolve(), callClass, started: false };
@@ -206,7 +190,6 @@ export class KeyService {
     if (!settings) throw new PkpError('QueueDoesNotExist', 'queue does not exist');
     const issuedAt = issueTime(this.clock.now(), requestedAt);
     const generated = await this.kms.generateDataKey(settings.kmsMasterKeyId, queueContext(queueId), reason);
-    this.stats.generated++;
     const base = {
       dekId: dekIdOf(generated.ciphertextBlob),
       queueId,
@@ -224,7 +207,6 @@ export class KeyService {
     if (!settings) throw new PkpError('QueueDoesNotExist', 'queue does not exist');
     const issuedAt = issueTime(this.clock.now(), requestedAt);
     const decrypted = await this.kms.decrypt(encryptedDek, queueContext(queueId), reason);
-    this.stats.decrypted++;
     const key: CachedKey = {
       dekId, queueId, principal: '', kmsKeyId: decrypted.keyId, material: decrypted.plaintext,
       encryptedDek: Buffer.from(encryptedDek), issuedAt, expiresAt: issuedAt + settings.reuseMs,

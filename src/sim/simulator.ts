@@ -1,8 +1,7 @@
 import { VirtualClock } from '../core/clock.ts';
 import { Random } from '../core/random.ts';
-import { NodeKeyPair, SealedChannel } from '../crypto/seal.ts';
 import { KeyCache } from '../keycache/key-cache.ts';
-import { NodeKeyring } from '../keycache/node-keyring.ts';
+import { NodeKeyring, joinMetadataService } from '../keycache/node-keyring.ts';
 import { parseLatency } from '../kms/latency.ts';
 import { ModeledKms } from '../kms/modeled-kms.ts';
 import { SimulatedKms } from '../kms/simulated-kms.ts';
@@ -102,18 +101,20 @@ class HopTransport implements MetadataClient {
     return this.hopMs > 0 ? new Promise((resolve) => this.clock.setTimer(this.hopMs, resolve)) : Promise.resolve();
   }
 
-  async fetchEncryptKey(nodeId: string, queueId: string, principal: string, options?: KeyRequestOptions) {
-    await this.delay();
-    const delivery = await this.inner.fetchEncryptKey(nodeId, queueId, principal, options);
-    await this.delay();
-    return delivery;
+  fetchEncryptKey(nodeId: string, queueId: string, principal: string, options?: KeyRequestOptions) {
+    return this.roundTrip(() => this.inner.fetchEncryptKey(nodeId, queueId, principal, options));
   }
 
-  async fetchDecryptKey(nodeId: string, queueId: string, encryptedDek: Buffer, options?: KeyRequestOptions) {
+  fetchDecryptKey(nodeId: string, queueId: string, encryptedDek: Buffer, options?: KeyRequestOptions) {
+    return this.roundTrip(() => this.inner.fetchDecryptKey(nodeId, queueId, encryptedDek, options));
+  }
+
+  /** One hop there, the call, one hop back. */
+  private async roundTrip<T>(call: () => Promise<T>): Promise<T> {
     await this.delay();
-    const delivery = await this.inner.fetchDecryptKey(nodeId, queueId, encryptedDek, options);
+    const answer = await call();
     await this.delay();
-    return delivery;
+    return answer;
   }
 }
 
@@ -160,10 +161,8 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
   const nodes: SimNode[] = [];
   for (let i = 0; i < nodeCount; i++) {
     const id = `fe-${i + 1}`;
-    const pair = NodeKeyPair.generate();
-    metadata.registerNode(id, pair.publicKeyDer);
+    const channel = joinMetadataService(metadata, id);
     const cache = new KeyCache({ clock, maxEntries: options.capacity ?? 1_000_000_000, maxBytes: Infinity, expiryTimer: false });
-    const channel = new SealedChannel(pair.channelKey(metadata.publicKeyDer, id), id);
     nodes.push({ id, cache, keyring: new NodeKeyring({ nodeId: id, clock, cache, metadata: transport, channel, fetchTimeoutMs: 600_000 }) });
   }
   const nodeIds = nodes.map((n) => n.id);
@@ -235,7 +234,6 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
         const dek = issued.get(key.dekId);
         if (dek !== undefined && t < dek.firstUse) dek.firstUse = t;
       } else {
-        settingsOf(queueId);
         pendingMisses++;
         unsettled = true;
         const counted = measuring;
