@@ -70,7 +70,7 @@ export class MetadataService implements MetadataClient {
     const sealed = await this.keys.withEncryptKey(
       instruction.queueId,
       instruction.principal,
-      { reason: instruction.reason, minRemainingMs: instruction.minRemainingMs },
+      { reason: instruction.reason, minRemainingMs: instruction.minRemainingMs, deadline: instruction.deadline },
       (key) => nodes.map((nodeId) => this.seal(this.channelOf(nodeId), nodeId, key, 'encrypt', true, score)),
     );
     for (const item of sealed) delivery.deliver(item);

@@ -49,6 +49,8 @@ export interface PrefetchInstruction {
   nodeIds: string[];
   reason: 'prefetch' | 'refresh';
   score?: number;
+  /** Absolute clock time after which the key is no use to the prefetcher: it stops waiting for it. */
+  deadline?: number;
   /**
    * For refreshes: the key must stay valid at least this long after delivery, else a successor
    * DEK is generated. Omitted: any still-valid key will do.

@@ -3,11 +3,12 @@ import { noCache } from './no-cache.ts';
 import { oracle } from './oracle.ts';
 import { HistogramPolicy } from './policies/histogram.ts';
 import { ReactivePolicy } from './policies/reactive.ts';
+import { PkpPolicy } from './policies/pkp.ts';
 import { RefreshAheadPolicy } from './policies/refresh-ahead.ts';
 import type { Policy } from './policy.ts';
 import { simulate, type BatchSource, type PolicyResult, type SimulationOptions } from './simulator.ts';
 
-export const POLICY_NAMES = ['reactive', 'refresh-ahead', 'histogram', 'oracle', 'none'] as const;
+export const POLICY_NAMES = ['reactive', 'refresh-ahead', 'histogram', 'pkp', 'oracle', 'none'] as const;
 export type PolicyName = (typeof POLICY_NAMES)[number];
 
 export function parsePolicies(text: string): PolicyName[] {
@@ -27,6 +28,8 @@ export function createPolicy(name: Exclude<PolicyName, 'oracle' | 'none'>): Poli
       return new RefreshAheadPolicy();
     case 'histogram':
       return new HistogramPolicy();
+    case 'pkp':
+      return new PkpPolicy();
   }
 }
 

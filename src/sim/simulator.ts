@@ -205,7 +205,7 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
       baseline.residentMs += n.cache.residentMsUntil();
     }
   };
-  const observation: RequestObservation = { at: 0, queueId: '', principal: '', nodeId: '', op: 'send', hit: false, keyExpiresAt: undefined };
+  const observation: RequestObservation = { at: 0, queueId: '', principal: '', nodeId: '', op: 'send', hit: false, keyExpiresAt: undefined, prefetchedFirstUse: false };
 
   const wallStart = performance.now();
   for await (const batch of source) {
@@ -260,6 +260,7 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
       observation.op = event.op;
       observation.hit = key !== undefined;
       observation.keyExpiresAt = key?.expiresAt;
+      observation.prefetchedFirstUse = key !== undefined && node.cache.lastHitWasPrefetchedFirstUse;
       policy.onRequest(observation);
     }
   }

@@ -1,0 +1,505 @@
+import type { Timer } from '../core/clock.ts';
+import { MinHeap } from '../core/min-heap.ts';
+import type { PrefetchInstruction } from '../metadata/types.ts';
+import { DEFAULT_COSTS, ThresholdTuner, thresholdOf, validateCosts, type CostModel } from './cost.ts';
+import { decayTo } from './models/decay.ts';
+import { Ensemble } from './models/ensemble.ts';
+import type { Model } from './models/model.ts';
+import { defaultModels, type ModelOptions } from './models/index.ts';
+import { plan } from './planner.ts';
+import { QueueState, StreamState, type OpenPrefetch } from './state.ts';
+import type { AccessObservation, PrefetchHost, QueueStatsObservation } from './types.ts';
+
+export interface PrefetcherOptions {
+  /** What a miss, a wasted KMS call and key exposure cost (see CostModel). */
+  costs?: Partial<CostModel>;
+  /** The models to mix. Default: hot, seasonal, idle-time, queue-load, principal, arima. */
+  models?: Model[];
+  modelOptions?: ModelOptions;
+  /** Window of the decayed request rates (ms). Default 15 min. */
+  rateWindowMs?: number;
+  /** Requests closer together than this are not scored (busy streams teach the ensemble nothing). Default 30 s. */
+  scoreMinGapMs?: number;
+  /** Streams idle this long are dropped (ms). Default 8 days, so a weekly pattern survives. */
+  forgetAfterMs?: number;
+  /** Most streams kept; new streams beyond it are not modelled (counted). Default 1,000,000. */
+  maxStreams?: number;
+  /** Extra time allowed beyond the host's expected fetch time when a key must be in place (ms). Default 50. */
+  leadMarginMs?: number;
+  /** Deliver a key fetched on demand by one node to the queue's other likely nodes. Default true. */
+  fanOut?: boolean;
+}
+
+/** Counters the service exports and the replay reports. */
+export interface PrefetcherStats {
+  observed: number;
+  streams: number;
+  queues: number;
+  overflow: number;
+  /** Prefetches that generated a new key (a KMS call at background priority). */
+  issued: number;
+  /** Deliveries of a current key to more nodes (no KMS call). */
+  fanOuts: number;
+  used: number;
+  wasted: number;
+  missesAvoided: number;
+  demandMisses: number;
+  failed: number;
+}
+
+interface Due {
+  at: number;
+  stream: StreamState;
+  version: number;
+}
+
+/**
+ * The Predictive Key Prefetcher. It learns, for every key stream (one queue and principal), when
+ * the next request will come, and has a new key generated and delivered to the nodes that will
+ * serve it just before; it delivers a key fetched by one node to the queue's other nodes; it
+ * scores every prefetch and re-weights its models and its threshold from the outcomes.
+ *
+ * It sees ids, counts and times, never a key: the host's `prefetch` answers with an expiry. It
+ * runs on the host's clock, so the same code runs live and in the simulator. Stopping it leaves
+ * the service reactive (fail-open).
+ */
+export class Prefetcher {
+  readonly costs: CostModel;
+  readonly ensemble: Ensemble;
+  readonly tuner: ThresholdTuner;
+  readonly stats: PrefetcherStats = {
+    observed: 0, streams: 0, queues: 0, overflow: 0, issued: 0, fanOuts: 0, used: 0, wasted: 0,
+    missesAvoided: 0, demandMisses: 0, failed: 0,
+  };
+  private readonly queues = new Map<string, QueueState>();
+  private readonly due = new MinHeap<Due>((a, b) => a.at < b.at);
+  private timer: Timer | null = null;
+  private timerAt = Infinity;
+  private readonly rateWindowMs: number;
+  private readonly scoreMinGapMs: number;
+  private readonly forgetAfterMs: number;
+  private readonly maxStreams: number;
+  private readonly leadMarginMs: number;
+  private readonly fanOut: boolean;
+  private readonly nodeIndex = new Map<string, number>();
+  private readonly byModel: Float32Array;
+  private stopped = false;
+  private lastSweep = -Infinity;
+  /** Slowest recent prefetch round trip (decays), so the lead time follows the real system. */
+  private slowFetchMs = 0;
+
+  constructor(private readonly host: PrefetchHost, options: PrefetcherOptions = {}) {
+    this.costs = validateCosts({ ...DEFAULT_COSTS, ...options.costs });
+    this.rateWindowMs = options.rateWindowMs ?? 15 * 60_000;
+    this.scoreMinGapMs = options.scoreMinGapMs ?? 30_000;
+    this.forgetAfterMs = options.forgetAfterMs ?? 8 * 86_400_000;
+    this.maxStreams = options.maxStreams ?? 1_000_000;
+    this.leadMarginMs = options.leadMarginMs ?? 50;
+    this.fanOut = options.fanOut ?? true;
+    const models = options.models ?? defaultModels(this.rateWindowMs, options.modelOptions);
+    this.ensemble = new Ensemble(models);
+    this.byModel = new Float32Array(models.length);
+    this.tuner = new ThresholdTuner(() => thresholdOf(this.costs));
+    host.nodeIds.forEach((id, i) => this.nodeIndex.set(id, i));
+  }
+
+  /** The probability threshold in force (cost model, tuned by outcomes). */
+  get threshold(): number {
+    return this.tuner.threshold;
+  }
+
+  get precision(): number | null {
+    const n = this.stats.used + this.stats.wasted;
+    return n > 0 ? this.stats.used / n : null;
+  }
+
+  /** Misses avoided over misses avoided plus misses suffered. */
+  get recall(): number | null {
+    const n = this.stats.missesAvoided + this.stats.demandMisses;
+    return n > 0 ? this.stats.missesAvoided / n : null;
+  }
+
+  /** Learns from one request and reacts to it (fan-out after a miss, a plan for the key's renewal). */
+  observe(o: AccessObservation): void {
+    if (this.stopped) return;
+    const s = this.learn(o.queueId, o.principal, o.nodeId, o.op, o.at);
+    if (!s) return;
+    const q = s.queue;
+    if (o.prefetchedFirstUse) {
+      q.missesAvoided++;
+      this.stats.missesAvoided++;
+    }
+    const reuseMs = this.host.reuseMsOf(o.queueId);
+    if (o.hit) {
+      if (o.keyExpiresAt !== undefined && o.keyExpiresAt > s.coveredUntil) {
+        s.coveredUntil = o.keyExpiresAt;
+        this.setDue(s, s.coveredUntil - this.leadMs());
+      }
+    } else {
+      q.demandMisses++;
+      this.stats.demandMisses++;
+      // The demand fetch gets the tier's key, or a new one whose life starts at this request.
+      if (s.coveredUntil <= o.at) s.coveredUntil = o.at + reuseMs;
+      this.fanOutAfterMiss(s, o.nodeId, o.at);
+      this.setDue(s, s.coveredUntil - this.leadMs());
+    }
+    if (s.dueAt === Infinity) this.setDue(s, Math.max(o.at, s.coveredUntil - this.leadMs()));
+    this.sweep(o.at);
+  }
+
+  /** Queue statistics (backlog, message size) from a front-end. */
+  observeQueueStats(o: QueueStatsObservation): void {
+    if (this.stopped) return;
+    const q = this.queues.get(o.queueId);
+    if (!q) return;
+    q.backlog = Math.max(0, Math.floor(o.backlog));
+    q.consumersSeen = true;
+    if (o.typicalBytes !== undefined && o.typicalBytes >= 0) q.typicalBytes = o.typicalBytes;
+  }
+
+  /**
+   * Learns from retained history before following the live stream: the models and stream state
+   * are updated, nothing is prefetched, no coverage is assumed.
+   */
+  async bootstrap(history: AsyncIterable<readonly { t: number; queue: string; principal?: string; node?: string; op: AccessObservation['op'] }[]> | Iterable<readonly { t: number; queue: string; principal?: string; node?: string; op: AccessObservation['op'] }[]>): Promise<number> {
+    let n = 0;
+    for await (const batch of history) {
+      for (const e of batch) {
+        this.learn(e.queue, e.principal ?? 'p0', e.node ?? '', e.op, e.t);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Stops planning and prefetching; the service goes on reactively. */
+  stop(): void {
+    this.stopped = true;
+    this.timer?.cancel();
+    this.timer = null;
+    this.timerAt = Infinity;
+  }
+
+  /**
+   * One prediction pass: for every stream, the probability of a request within `horizonMs` from
+   * now. Used by the benchmark and the operator's view; decisions use the planner.
+   */
+  predictAll(horizonMs: number, visit?: (queueId: string, principal: string, probability: number) => void): number {
+    const now = this.host.clock.now();
+    let n = 0;
+    for (const q of this.queues.values()) {
+      for (const s of q.streams.values()) {
+        const surv = this.ensemble.survival(s, now, now + horizonMs);
+        const p = Number.isNaN(surv) ? 0 : 1 - surv;
+        visit?.(q.id, s.principal, p);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Per-queue outcome counts (precision and recall per queue). */
+  queueOutcomes(): { queueId: string; used: number; wasted: number; missesAvoided: number; demandMisses: number }[] {
+    return [...this.queues.values()].map((q) => ({
+      queueId: q.id, used: q.prefetchesUsed, wasted: q.prefetchesWasted, missesAvoided: q.missesAvoided, demandMisses: q.demandMisses,
+    }));
+  }
+
+  /** Approximate bytes of state per active queue (all its streams and models). */
+  bytesPerQueue(): number {
+    let bytes = 0;
+    for (const q of this.queues.values()) {
+      bytes += 200 + (q.nodeCounts?.byteLength ?? 0);
+      for (const s of q.streams.values()) {
+        bytes += 220 + s.weights.byteLength;
+        this.ensemble.models.forEach((m, i) => (bytes += m.bytes(s.modelStates[i])));
+      }
+    }
+    return this.queues.size > 0 ? bytes / this.queues.size : 0;
+  }
+
+  /** Model weights averaged over streams (what the ensemble has learned). */
+  meanWeights(): Record<string, number> {
+    const sums = new Float64Array(this.ensemble.size);
+    let n = 0;
+    for (const q of this.queues.values()) {
+      for (const s of q.streams.values()) {
+        for (let m = 0; m < sums.length; m++) sums[m]! += s.weights[m]!;
+        n++;
+      }
+    }
+    return Object.fromEntries(this.ensemble.models.map((m, i) => [m.name, n > 0 ? sums[i]! / n : 0]));
+  }
+
+  /** Stream state for tests and the operator's view; undefined when the stream is unknown. */
+  stream(queueId: string, principal: string): StreamState | undefined {
+    return this.queues.get(queueId)?.streams.get(principal);
+  }
+
+  // ---- learning ------------------------------------------------------------------------------
+
+  private learn(queueId: string, principal: string, nodeId: string, op: AccessObservation['op'], at: number): StreamState | undefined {
+    this.stats.observed++;
+    let q = this.queues.get(queueId);
+    let s = q?.streams.get(principal);
+    if (!s) {
+      if (this.stats.streams >= this.maxStreams) {
+        this.stats.overflow++;
+        return undefined;
+      }
+      if (!q) {
+        q = new QueueState(queueId);
+        this.queues.set(queueId, q);
+        this.stats.queues++;
+      }
+      s = new StreamState(q, principal, this.ensemble.initialWeights(), []);
+      for (const m of this.ensemble.models) s.modelStates.push(m.create(s, at));
+      q.streams.set(principal, s);
+      this.stats.streams++;
+    }
+    q = s.queue;
+    const open = s.open;
+    if (open !== null && at >= open.at - this.leadMs() && at < open.expiresAt) this.resolve(s, open, true);
+    const gap = at - s.lastAt;
+    if (s.requests > 0 && gap >= this.scoreMinGapMs) {
+      this.ensemble.scoreArrival(s, at, Math.max(10_000, Math.min(this.host.reuseMsOf(queueId) / 2, gap / 10)));
+    }
+    const models = this.ensemble.models;
+    for (let m = 0; m < models.length; m++) models[m]!.observe(s.modelStates[m], s, at);
+    const w = this.rateWindowMs;
+    s.decayedCount = decayTo(s.decayedCount, s.decayedAt, at, w) + 1;
+    s.decayedAt = at;
+    s.lastAt = at;
+    s.lastOp = op;
+    if (s.requests === 0) s.firstAt = at;
+    s.requests++;
+    q.decayedCount = decayTo(q.decayedCount, q.decayedAt, at, w) + 1;
+    q.decayedAt = at;
+    q.lastAt = at;
+    q.requests++;
+    if (op === 'receive' || op === 'delete') q.consumersSeen = true;
+    if (op === 'receive') {
+      q.receiveCount = decayTo(q.receiveCount, q.receiveAt, at, w) + 1;
+      q.receiveAt = at;
+    } else if (op === 'send') q.backlog++;
+    else if (op === 'delete' && q.backlog > 0) q.backlog--;
+    this.countNode(q, nodeId);
+    return s;
+  }
+
+  private countNode(q: QueueState, nodeId: string): void {
+    const index = this.nodeIndex.get(nodeId);
+    if (index === undefined) return;
+    if (q.firstNode === -1) q.firstNode = index;
+    if (q.nodeCounts === null) {
+      if (index === q.firstNode) return;
+      q.nodeCounts = new Float32Array(this.host.nodeIds.length);
+      q.nodeCounts[q.firstNode] = q.requests - 1;
+    }
+    q.nodeCounts[index]!++;
+  }
+
+  // ---- planning and triggering ---------------------------------------------------------------
+
+  private leadMs(): number {
+    return Math.max(this.host.expectedFetchMs, this.slowFetchMs) * 2 + this.leadMarginMs;
+  }
+
+  private setDue(s: StreamState, at: number): void {
+    if (at === s.dueAt) return;
+    s.dueAt = at;
+    s.dueVersion++;
+    this.due.push({ at, stream: s, version: s.dueVersion });
+    this.arm();
+  }
+
+  private arm(): void {
+    if (this.stopped) return;
+    for (let top = this.due.peek(); top && top.version !== top.stream.dueVersion; top = this.due.peek()) this.due.pop();
+    const next = this.due.peek()?.at ?? Infinity;
+    if (next >= this.timerAt) return;
+    this.timer?.cancel();
+    this.timerAt = next;
+    if (next === Infinity) return;
+    const clock = this.host.clock;
+    this.timer = clock.setTimer(Math.max(0, next - clock.now()), () => {
+      this.timer = null;
+      this.timerAt = Infinity;
+      this.runDue();
+    });
+  }
+
+  private runDue(): void {
+    const now = this.host.clock.now();
+    for (let top = this.due.peek(); top && top.at <= now; top = this.due.peek()) {
+      this.due.pop();
+      if (top.version !== top.stream.dueVersion) continue;
+      top.stream.dueAt = Infinity;
+      this.consider(top.stream, now);
+    }
+    this.arm();
+  }
+
+  /** Looks at one stream: settles its last prefetch, then plans (and maybe prefetches). */
+  private consider(s: StreamState, now: number): void {
+    if (this.stopped || s.inFlight) return;
+    const lead = this.leadMs();
+    if (s.open !== null && now >= s.open.expiresAt - lead) this.resolve(s, s.open, false);
+    if (now - s.lastAt > this.forgetAfterMs) {
+      this.drop(s);
+      return;
+    }
+    const reuseMs = this.host.reuseMsOf(s.queue.id);
+    const nodes = this.host.nodesFor(s.queue.id);
+    const residencyCost = (this.costs.residentKeySecondCost * nodes.length * reuseMs) / 1000 / this.costs.missCost;
+    const decision = plan({
+      now,
+      // With no model able to speak yet (a stream seen once or twice), nothing is predicted.
+      survival: (t) => {
+        const v = this.ensemble.survival(s, now, t);
+        return Number.isNaN(v) ? 1 : v;
+      },
+      coveredUntil: s.coveredUntil,
+      reuseMs,
+      leadMs: lead,
+      threshold: this.tuner.threshold,
+      residencyCost,
+      continuation: 1 - Math.exp((-decayTo(s.decayedCount, s.decayedAt, now, this.rateWindowMs) * reuseMs) / this.rateWindowMs),
+    });
+    if (decision.kind === 'wait') {
+      this.setDue(s, decision.at);
+      return;
+    }
+    this.prefetchNewKey(s, now, reuseMs, decision.probability, nodes);
+  }
+
+  /**
+   * For fan-out with no model able to speak (a new stream): requests come in bursts, so a stream
+   * that just started is taken to go on at the rate it started with, at least one per key life.
+   */
+  private fallbackSurvival(s: StreamState, now: number, t: number): number {
+    const age = Math.max(now - s.firstAt, 1_000);
+    const rate = Math.max(s.requests / age, 1 / this.host.reuseMsOf(s.queue.id));
+    return Math.exp(-rate * (t - now));
+  }
+
+  private prefetchNewKey(s: StreamState, now: number, reuseMs: number, probability: number, candidates: readonly string[]): void {
+    const lead = this.leadMs();
+    const nodeIds = this.targetNodes(s.queue, candidates, probability, reuseMs);
+    if (nodeIds.length === 0) {
+      this.setDue(s, now + reuseMs);
+      return;
+    }
+    this.ensemble.windowProbabilities(s, now, now + lead, now + reuseMs, this.byModel);
+    const open: OpenPrefetch = { at: now + lead, expiresAt: Infinity, probability, byModel: Float32Array.from(this.byModel), newKey: true };
+    s.open = open;
+    s.inFlight = true;
+    this.stats.issued++;
+    const renewing = s.coveredUntil > now;
+    const instruction: PrefetchInstruction = {
+      queueId: s.queue.id,
+      principal: s.principal,
+      nodeIds,
+      reason: renewing ? 'refresh' : 'prefetch',
+      score: probability,
+      deadline: now + reuseMs / 2,
+      // A key that would not outlive the one already known is no use: ask for its successor.
+      minRemainingMs: renewing ? s.coveredUntil - now + 1 : lead,
+    };
+    const started = now;
+    void this.host.prefetch(instruction).then((expiresAt) => {
+      s.inFlight = false;
+      if (this.stopped) return;
+      const at = this.host.clock.now();
+      this.noteFetchTime(at - started);
+      if (expiresAt === undefined) {
+        this.stats.failed++;
+        if (s.open === open) s.open = null;
+        this.setDue(s, at + Math.min(reuseMs / 4, 60_000));
+        return;
+      }
+      open.expiresAt = expiresAt;
+      if (expiresAt > s.coveredUntil) s.coveredUntil = expiresAt;
+      this.setDue(s, Math.max(at, s.coveredUntil - this.leadMs()));
+    });
+  }
+
+  /**
+   * After a demand miss the key tier holds the key; the queue's other nodes would each miss on it
+   * in turn. Deliver it to those likely to serve the stream before it expires (no KMS call).
+   */
+  private fanOutAfterMiss(s: StreamState, missNode: string, now: number): void {
+    if (!this.fanOut) return;
+    const candidates = this.host.nodesFor(s.queue.id);
+    if (candidates.length < 2) return;
+    const surv = this.ensemble.survival(s, now, s.coveredUntil);
+    const p = 1 - (Number.isNaN(surv) ? this.fallbackSurvival(s, now, s.coveredUntil) : surv);
+    const nodeIds = this.targetNodes(s.queue, candidates, p, s.coveredUntil - now).filter((n) => n !== missNode);
+    if (nodeIds.length === 0) return;
+    this.stats.fanOuts++;
+    void this.host.prefetch({ queueId: s.queue.id, principal: s.principal, nodeIds, reason: 'prefetch', score: p, deadline: s.coveredUntil });
+  }
+
+  /**
+   * Nodes worth a copy of the key: a node's chance of serving the stream within the key's life
+   * (its share of the queue's requests, smoothed, over the requests expected) must beat the cost
+   * of holding the key there.
+   */
+  private targetNodes(q: QueueState, candidates: readonly string[], probability: number, lifeMs: number): string[] {
+    const holdCost = (this.costs.residentKeySecondCost * lifeMs) / 1000 / this.costs.missCost;
+    const counts = q.nodeCounts;
+    const expected = Math.max(1, (decayTo(q.decayedCount, q.decayedAt, this.host.clock.now(), this.rateWindowMs) * lifeMs) / this.rateWindowMs);
+    let total = 0;
+    if (counts) for (const c of counts) total += c;
+    const out: string[] = [];
+    for (const id of candidates) {
+      const index = this.nodeIndex.get(id);
+      let share: number;
+      if (counts === null || index === undefined) share = (index === q.firstNode ? q.requests + 1 : 1) / (q.requests + candidates.length);
+      else share = (counts[index]! + 1) / (total + candidates.length);
+      const reach = 1 - Math.pow(1 - share, expected);
+      if (reach * probability >= holdCost) out.push(id);
+    }
+    return out;
+  }
+
+  // ---- feedback ------------------------------------------------------------------------------
+
+  private resolve(s: StreamState, open: OpenPrefetch, used: boolean): void {
+    s.open = null;
+    if (open.expiresAt === Infinity && !used) return; // never delivered: nothing to learn
+    this.ensemble.scoreWindow(s, open.byModel, used);
+    this.tuner.record(open.probability, used);
+    if (used) {
+      s.queue.prefetchesUsed++;
+      this.stats.used++;
+    } else {
+      s.queue.prefetchesWasted++;
+      this.stats.wasted++;
+    }
+  }
+
+  private noteFetchTime(ms: number): void {
+    this.slowFetchMs = Math.max(ms, this.slowFetchMs * 0.98);
+  }
+
+  private drop(s: StreamState): void {
+    const q = s.queue;
+    q.streams.delete(s.principal);
+    s.dueVersion++;
+    this.stats.streams--;
+    if (q.streams.size === 0) {
+      this.queues.delete(q.id);
+      this.stats.queues--;
+    }
+  }
+
+  /** Drops idle streams that have no plan (planned ones are dropped when their plan comes due). */
+  private sweep(now: number): void {
+    if (now - this.lastSweep < 3_600_000) return;
+    this.lastSweep = now;
+    for (const q of this.queues.values()) {
+      for (const s of q.streams.values()) if (s.dueAt === Infinity && now - s.lastAt > this.forgetAfterMs) this.drop(s);
+    }
+  }
+}
