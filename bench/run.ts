@@ -1,7 +1,7 @@
 /**
- * `npm run bench [-- section...]`: key cache, AES-GCM, SendMessage through the SQS endpoint, and the
- * simulator. Every figure is measured beside its limit on the same machine in the same run; results
- * go to bench/results/<section>.json. Sections: keycache, aead, send, sim (default: all).
+ * `npm run bench [-- section...]`: key cache, AES-GCM, SendMessage through the SQS endpoint, the
+ * simulator and the Predictive Key Prefetcher. Every figure is measured beside its limit on the same machine in the same run; results
+ * go to bench/results/<section>.json. Sections: keycache, aead, send, sim, prefetcher (default: all).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,12 +9,14 @@ import { benchKeyCache } from './keycache.ts';
 import { benchAead } from './aead.ts';
 import { benchSend } from './send.ts';
 import { benchSim } from './sim.ts';
+import { benchPrefetcher } from './prefetcher.ts';
 
 const sections: Record<string, () => Promise<Record<string, unknown>>> = {
   keycache: benchKeyCache,
   aead: benchAead,
   send: benchSend,
   sim: benchSim,
+  prefetcher: benchPrefetcher,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

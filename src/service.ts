@@ -20,6 +20,8 @@ import { KeyService } from './metadata/key-service.ts';
 import { MetadataService } from './metadata/metadata-service.ts';
 import { SqliteMessageStore } from './store/sqlite-store.ts';
 import { Random } from './core/random.ts';
+import { startLivePrefetcher, type HistorySource, type LivePrefetcher } from './prefetcher/live.ts';
+import type { Prefetcher, PrefetcherOptions } from './prefetcher/prefetcher.ts';
 
 export interface Credential {
   accessKeyId: string;
@@ -45,6 +47,15 @@ export interface ServiceOptions {
   prefetchBudgetPerSecond?: number;
   /** Per-node key cache capacity. */
   cacheEntries?: number;
+  /** Run the Predictive Key Prefetcher (default true). Off, keys are fetched on demand only. */
+  prefetch?: boolean;
+  prefetcherOptions?: PrefetcherOptions;
+  /**
+   * History (e.g. a trace file opened with openTrace) the prefetcher learns from before it follows
+   * the live requests. Queues are matched by name to existing queues; events naming no principal
+   * are taken as the first credential's.
+   */
+  prefetchBootstrap?: HistorySource;
 }
 
 export interface FrontendParts {
@@ -65,6 +76,10 @@ export interface RunningService {
   frontends: FrontendParts[];
   bus: InProcessBus;
   metrics: Metrics;
+  /** The running prefetcher; undefined when prefetching is off. Stopping it leaves the service reactive. */
+  prefetcher: Prefetcher | undefined;
+  /** Its live adapter (bus subscription, host); undefined when prefetching is off. */
+  livePrefetcher: LivePrefetcher | undefined;
   close(): Promise<void>;
 }
 
@@ -110,6 +125,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const bus = new InProcessBus((error) => logger.warn({ error: error instanceof Error ? error.name : typeof error }, 'event subscriber failed'));
   const waiters = new ReceiveWaiters(clock);
 
+  const prefetchOn = options.prefetch ?? true;
   const frontends: FrontendParts[] = [];
   for (let i = 0; i < frontendCount; i++) {
     const nodeId = `fe-${i + 1}`;
@@ -127,11 +143,43 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       nodeId, clock, cache, metadata, channel,
       onKeyWait: (use, waitedMs) => metrics.keyFetchSeconds.observe({ use }, waitedMs / 1000),
     });
-    const node = new FrontendNode({ nodeId, store, keyring, bus, clock, waiters, logger: logger.child({ node: nodeId }) });
+    const node = new FrontendNode({
+      nodeId, store, keyring, bus, clock, waiters, logger: logger.child({ node: nodeId }),
+      keyCache: cache, queueStatsEveryMs: prefetchOn ? QUEUE_STATS_EVERY_MS : undefined,
+    });
     frontends.push({ nodeId, node, keyring, cache });
   }
   const byNode = new Map(frontends.map((f) => [f.nodeId, f.keyring]));
   metadata.setDelivery({ deliver: (delivery) => byNode.get(delivery.nodeId)?.deliver(delivery) });
+
+  // After the front-ends, before the endpoint opens: it sees every request. Fails open.
+  let live: LivePrefetcher | undefined;
+  if (prefetchOn) {
+    try {
+      live = await startLivePrefetcher({
+        bus,
+        metadata,
+        clock,
+        nodeIds: frontends.map((f) => f.nodeId),
+        reuseMsOf: (queueId) => {
+          const queue = store.getQueueById(queueId);
+          return queue ? keySettingsOf(queue).reuseMs : undefined;
+        },
+        expectedFetchMs: expectedFetchMs(options.kmsLatency),
+        options: options.prefetcherOptions,
+        logger: logger.child({ component: 'prefetcher' }),
+        metrics,
+        bootstrap: options.prefetchBootstrap && {
+          source: options.prefetchBootstrap,
+          resolveQueue: (queue) => store.getQueueByName(queue)?.queueId ?? store.getQueueById(queue)?.queueId,
+          defaultPrincipal: credentials[0]?.accessKeyId,
+        },
+      });
+    } catch (error) {
+      // Fail open: without a prefetcher every key is fetched on demand.
+      logger.error({ error: error instanceof Error ? error.name : typeof error, message: error instanceof Error ? error.message : undefined }, 'prefetcher not started; serving reactively');
+    }
+  }
 
   const server = createSqsServer({
     nodes: frontends.map((f) => f.node),
@@ -160,7 +208,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      // Long polls return empty at once; in-flight requests finish; then the store is flushed.
+      // The prefetcher first (nothing new is prefetched); long polls return empty at once;
+      // in-flight requests finish; then the store is flushed.
+      live?.stop();
       waiters.closeAll();
       await server.close();
       await admin?.close();
@@ -173,7 +223,22 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     return closing;
   };
 
-  return { endpoint, adminEndpoint, credentials, kms: kmsCore, store, keys, metadata, frontends, bus, metrics, close };
+  return {
+    endpoint, adminEndpoint, credentials, kms: kmsCore, store, keys, metadata, frontends, bus, metrics,
+    prefetcher: live?.prefetcher, livePrefetcher: live, close,
+  };
+}
+
+/** How often at most a front-end reports a queue's backlog to the prefetcher (per queue). */
+const QUEUE_STATS_EVERY_MS = 5_000;
+
+/** Typical time from a prefetch to the key in a node's cache: the modelled KMS median plus in-process work. */
+function expectedFetchMs(kmsLatency: string | undefined): number {
+  const workMs = 5;
+  if (kmsLatency === undefined) return workMs;
+  const sample = parseLatency(kmsLatency, new Random(7));
+  const values = Array.from({ length: 501 }, sample).sort((a, b) => a - b);
+  return workMs + values[250]!;
 }
 
 function portOf(server: FastifyInstance): number {

@@ -11,6 +11,16 @@ export interface AccessEvent {
   principal: string;
   op: QueueOp;
   bytes: number;
+  /**
+   * Whether the node's key cache held the key the request used (SendMessage/SendMessageBatch: the
+   * principal's encrypt key). Absent when the request used no key or the node could not tell
+   * (receives, whose decrypt keys belong to the senders' streams).
+   */
+  keyHit?: boolean;
+  /** Expiry (clock ms) of the key that served the request; hits only. */
+  keyExpiresAt?: number;
+  /** The hit was the first use of a key a prefetch had delivered (a miss avoided). */
+  prefetchedFirstUse?: boolean;
 }
 
 export type KeyUsageKind = 'hit' | 'miss' | 'expired' | 'evicted' | 'inserted';
@@ -29,7 +39,19 @@ export interface KeyUsageEvent {
   prefetched: boolean;
 }
 
-export type PkpEvent = AccessEvent | KeyUsageEvent;
+/** A queue's size as a front-end saw it, now and then (at most once per queue per few seconds). */
+export interface QueueStatsEvent {
+  type: 'queue-stats';
+  at: number;
+  queueId: string;
+  nodeId: string;
+  /** Messages stored and not yet deleted (visible, in flight and delayed). */
+  backlog: number;
+  /** Typical message body size (bytes), when the node has seen sends. */
+  typicalBytes?: number;
+}
+
+export type PkpEvent = AccessEvent | KeyUsageEvent | QueueStatsEvent;
 
 export type Unsubscribe = () => void;
 

@@ -50,9 +50,18 @@ export function runDemo(service: RunningService, options: { durationSeconds?: nu
       const { hits, misses } = f.cache.stats;
       return `${f.nodeId} ${hits + misses > 0 ? ((100 * hits) / (hits + misses)).toFixed(1) : '-'}%`;
     });
+    let hits = 0;
+    let lookups = 0;
+    for (const f of service.frontends) {
+      hits += f.cache.stats.hits;
+      lookups += f.cache.stats.hits + f.cache.stats.misses;
+    }
+    const ratio = lookups > 0 ? `${((100 * hits) / lookups).toFixed(1)}%` : '-';
+    const p = service.prefetcher?.stats;
+    const prefetches = p ? `prefetches issued ${p.issued} used ${p.used} wasted ${p.wasted}` : 'prefetch off';
     const kms = service.kms.counts();
-    return `t=${seconds.toFixed(0)}s req/s ${(counters.requests / seconds).toFixed(0)} | key-cache hits ${nodes.join(' ')} | KMS calls ${kms.total} ` +
-      `(demand ${kms.byReason.demand}, prefetch ${kms.byReason.prefetch}) | sent ${counters.sent} received ${counters.received} errors ${counters.errors}`;
+    return `t=${seconds.toFixed(0)}s req/s ${(counters.requests / seconds).toFixed(0)} | key-cache hit ratio ${ratio} (${nodes.join(' ')}) | ${prefetches} | KMS calls ${kms.total} ` +
+      `(demand ${kms.byReason.demand}, prefetch ${kms.byReason.prefetch + kms.byReason.refresh}) | sent ${counters.sent} received ${counters.received} errors ${counters.errors}`;
   };
 
   const worker = async (queue: DemoQueue): Promise<void> => {

@@ -8,7 +8,14 @@ import { parsePolicies, replay, type ReplayResult } from '../sim/replay.ts';
 import type { PolicyResult } from '../sim/simulator.ts';
 import { openTrace } from '../sim/traces/open.ts';
 import type { TraceEvent, TraceFormat } from '../sim/traces/types.ts';
+import { DEFAULT_COSTS } from '../prefetcher/cost.ts';
+import { DEFAULT_MAX_KMS_OVERHEAD } from '../prefetcher/prefetcher.ts';
 import { intOption, numberOption } from './options.ts';
+
+function overheadOption(text: string): number {
+  if (text === 'inf' || text === 'Infinity') return Infinity;
+  return numberOption(0, 100)(text);
+}
 
 interface ReplayCliOptions {
   trace: string;
@@ -27,6 +34,9 @@ interface ReplayCliOptions {
   seed: number;
   json?: string;
   html?: string;
+  missCost: number;
+  kmsCallCost: number;
+  maxKmsOverhead: number;
 }
 
 export function registerReplay(program: Command): void {
@@ -37,7 +47,7 @@ export function registerReplay(program: Command): void {
     .option('--format <format>', 'events | azure (default: detected from the header)')
     .option('--trigger <trigger>', 'Azure traces: keep only functions with this trigger (e.g. queue)')
     .option('--lenient', 'skip bad rows (and report how many) instead of failing')
-    .option('--policies <list>', 'comma-separated: reactive,refresh-ahead,histogram,oracle,none', 'reactive,refresh-ahead,histogram,oracle')
+    .option('--policies <list>', 'comma-separated: reactive,refresh-ahead,histogram,pkp,oracle,none', 'reactive,refresh-ahead,histogram,pkp,oracle')
     .option('--frontends <n>', 'front-end nodes', intOption(1, 1024), 4)
     .option('--balancer <kind>', `load balancer: ${BALANCERS.join(' | ')}`, 'random')
     .option('--reuse <seconds>', 'data-key reuse period', intOption(60, 86_400), 300)
@@ -47,6 +57,9 @@ export function registerReplay(program: Command): void {
     .option('--kms-rate <calls/s>', 'KMS request quota', numberOption(1))
     .option('--hop <ms>', 'front-end ↔ metadata service latency, each way', numberOption(0, 10_000), 1)
     .option('--seed <n>', 'seed for arrival instants, balancer and latencies', intOption(0, 2 ** 31), 1)
+    .option('--miss-cost <units>', 'pkp cost model: a demand miss', numberOption(1e-9), DEFAULT_COSTS.missCost)
+    .option('--kms-call-cost <units>', 'pkp cost model: a KMS call that serves no request', numberOption(0), DEFAULT_COSTS.kmsCallCost)
+    .option('--max-kms-overhead <share>', "pkp: keys generated may exceed the fewest needed by this share before the KMS price rises ('inf': off)", overheadOption, DEFAULT_MAX_KMS_OVERHEAD)
     .option('--json <file>', 'write the results as JSON')
     .option('--html <file>', 'write an offline HTML report')
     .action(async (options: ReplayCliOptions) => {
@@ -78,7 +91,7 @@ export function registerReplay(program: Command): void {
       }, (r) => {
         if (names.includes(r.policy as never)) done++;
         bar.update(done, { policy: names[done] ?? 'done' });
-      });
+      }, { costs: { missCost: options.missCost, kmsCallCost: options.kmsCallCost }, maxKmsOverhead: options.maxKmsOverhead });
       bar.stop();
       const stats = reader.stats;
       if (stats.skipped > 0) process.stderr.write(`skipped ${stats.skipped} bad rows (--lenient)\n`);

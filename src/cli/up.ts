@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createLogger } from '../core/log.ts';
 import { parseCredential, startService } from '../service.ts';
+import { openTrace } from '../sim/traces/open.ts';
 import { runDemo } from './demo.ts';
 import { collect, intOption, numberOption } from './options.ts';
 
@@ -16,6 +17,9 @@ interface UpOptions {
   kmsLatency?: string;
   kmsRate?: number;
   prefetchBudget: number;
+  /** false with --no-prefetch. */
+  prefetch: boolean;
+  bootstrap?: string;
   logLevel: string;
 }
 
@@ -33,9 +37,14 @@ export function registerUp(program: Command): void {
     .option('--kms-latency <spec>', "modelled KMS latency, e.g. '20' or 'lognormal:20:0.5' (ms)")
     .option('--kms-rate <calls/s>', 'modelled KMS request quota (ThrottlingException beyond it)', numberOption(1))
     .option('--prefetch-budget <calls/s>', 'KMS calls per second allowed for prefetches', numberOption(0), 50)
+    .option('--no-prefetch', 'turn the Predictive Key Prefetcher off: keys are fetched on demand only')
+    .option('--bootstrap <trace>', 'let the prefetcher learn from a trace file (events CSV or Azure) before serving')
     .option('--log-level <level>', 'pino log level', 'info')
     .action(async (options: UpOptions) => {
       const logger = createLogger({ level: options.logLevel, destination: process.stderr });
+      if (options.bootstrap !== undefined && !options.prefetch) throw new Error('--bootstrap needs the prefetcher: drop --no-prefetch');
+      // Opened here so a missing or unreadable file fails before anything starts.
+      const history = options.bootstrap !== undefined ? openTrace(resolve(options.bootstrap)) : undefined;
       const service = await startService({
         dataDir: resolve(options.dataDir),
         port: options.port,
@@ -46,12 +55,21 @@ export function registerUp(program: Command): void {
         kmsLatency: options.kmsLatency,
         kmsRatePerSecond: options.kmsRate,
         prefetchBudgetPerSecond: options.prefetchBudget,
+        prefetch: options.prefetch,
+        prefetchBootstrap: history,
       });
       const print = (line: string): void => void process.stdout.write(`${line}\n`);
       print(`SQS endpoint: ${service.endpoint}`);
       if (service.adminEndpoint) print(`Metrics: ${service.adminEndpoint}/metrics`);
       for (const c of service.credentials) print(`Credentials: AWS_ACCESS_KEY_ID=${c.accessKeyId} AWS_SECRET_ACCESS_KEY=${c.secretAccessKey}`);
       print(`Front-end nodes: ${service.frontends.map((f) => f.nodeId).join(', ')}; data: ${resolve(options.dataDir)}`);
+      const live = service.livePrefetcher;
+      if (live) {
+        const learned = history ? `; learned ${live.bootstrapped} events (${live.prefetcher.stats.streams} streams) from ${options.bootstrap}` : '';
+        print(`Prefetcher: on${learned}`);
+      } else {
+        print(`Prefetcher: off${options.prefetch ? ' (failed to start: see the log)' : ''}`);
+      }
       print(`Try: aws --endpoint-url ${service.endpoint} --region us-east-1 sqs create-queue --queue-name demo`);
 
       let stopping = false;

@@ -1,10 +1,44 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** What the prefetcher metrics read on each scrape (the Prefetcher satisfies it): counts only. */
+export interface PrefetchMetricsSource {
+  readonly stats: {
+    readonly issued: number;
+    readonly used: number;
+    readonly wasted: number;
+    readonly failed: number;
+    readonly fanOuts: number;
+    readonly streams: number;
+  };
+  readonly precision: number | null;
+  readonly recall: number | null;
+  readonly threshold: number;
+}
+
+const PREFETCH_OUTCOMES = ['issued', 'used', 'wasted', 'failed', 'fanout'] as const;
+type PrefetchOutcomeLabel = (typeof PREFETCH_OUTCOMES)[number];
+
+function outcomeCount(source: PrefetchMetricsSource, outcome: PrefetchOutcomeLabel): number {
+  return outcome === 'fanout' ? source.stats.fanOuts : source.stats[outcome];
+}
+
 /** All Prometheus metrics of one service instance, on their own registry. */
 export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
   if (options.defaultMetrics) collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  let prefetchSource: PrefetchMetricsSource | undefined;
+  /** What the counter has been given so far of the source's own (cumulative) counts. */
+  const exported: Record<PrefetchOutcomeLabel, number> = { issued: 0, used: 0, wasted: 0, failed: 0, fanout: 0 };
+  const read = (f: (source: PrefetchMetricsSource) => number | null): number => {
+    if (!prefetchSource) return 0;
+    try {
+      const v = f(prefetchSource);
+      return v !== null && Number.isFinite(v) ? v : 0;
+    } catch {
+      return 0;
+    }
+  };
   return {
     registry,
     requests: new Counter({ name: 'pkp_sqs_requests_total', help: 'SQS requests by action and HTTP status', labelNames: ['action', 'status'] as const, registers }),
@@ -22,6 +56,41 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     kmsThrottled: new Counter({ name: 'pkp_kms_throttled_total', help: 'KMS calls refused by the quota', registers }),
     storeOps: new Counter({ name: 'pkp_store_operations_total', help: 'Message-store operations', labelNames: ['op'] as const, registers }),
     prefetchDropped: new Counter({ name: 'pkp_prefetch_dropped_total', help: 'Prefetch requests dropped (budget or queue full)', registers }),
+    prefetches: new Counter({
+      name: 'pkp_prefetches_total',
+      help: 'Predictive prefetches: issued (new key), fanout (key delivered to more nodes), used, wasted, failed',
+      labelNames: ['outcome'] as const,
+      registers,
+      collect() {
+        if (!prefetchSource) return;
+        for (const outcome of PREFETCH_OUTCOMES) {
+          const total = read((s) => outcomeCount(s, outcome));
+          this.inc({ outcome }, Math.max(0, total - exported[outcome]));
+          exported[outcome] = Math.max(exported[outcome], total);
+        }
+      },
+    }),
+    prefetchPrecision: new Gauge({
+      name: 'pkp_prefetch_precision', help: 'Prefetched keys used over prefetched keys settled (0 before any)', registers,
+      collect() { this.set(read((s) => s.precision)); },
+    }),
+    prefetchRecall: new Gauge({
+      name: 'pkp_prefetch_recall', help: 'Misses avoided over misses avoided plus demand misses (0 before any)', registers,
+      collect() { this.set(read((s) => s.recall)); },
+    }),
+    prefetchThreshold: new Gauge({
+      name: 'pkp_prefetch_threshold', help: 'Probability threshold the prefetcher acts on', registers,
+      collect() { this.set(read((s) => s.threshold)); },
+    }),
+    prefetcherStreams: new Gauge({
+      name: 'pkp_prefetcher_streams', help: 'Key streams (queue, principal) the prefetcher models', registers,
+      collect() { this.set(read((s) => s.stats.streams)); },
+    }),
+    /** Where the prefetcher metrics read from on each scrape; undefined when prefetching is off. */
+    setPrefetchSource(source: PrefetchMetricsSource | undefined): void {
+      prefetchSource = source;
+      for (const outcome of PREFETCH_OUTCOMES) exported[outcome] = 0;
+    },
   };
 }
 

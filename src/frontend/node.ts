@@ -29,6 +29,31 @@ export interface FrontendNodeOptions {
   waiters: ReceiveWaiters;
   region?: string;
   logger?: Logger;
+  /**
+   * The node's key cache, read (counts and times only) right after a send's key lookup so the
+   * access event says whether the key was a hit. Without it `keyHit` is left out.
+   */
+  keyCache?: KeyOutcomeSource;
+  /** Publish a `queue-stats` event (backlog from the store) at most this often per queue (clock ms). Default: never. */
+  queueStatsEveryMs?: number;
+}
+
+/**
+ * What a node reads of its key cache to describe a request's key lookup: counters, a flag and an
+ * expiry. (KeyCache satisfies it.) Nothing read through it is published but those.
+ */
+export interface KeyOutcomeSource {
+  readonly stats: { readonly hits: number; readonly misses: number };
+  /** True right after a hit that was the first use of a prefetched key. */
+  readonly lastHitWasPrefetchedFirstUse?: boolean;
+  peekEncrypt(queueId: string, principal: string): { readonly key: { readonly expiresAt: number } } | undefined;
+}
+
+/** What one request's key lookup did, as published on its access event. */
+interface KeyOutcome {
+  keyHit: boolean;
+  keyExpiresAt?: number;
+  prefetchedFirstUse?: boolean;
 }
 
 export interface RequestContext {
@@ -87,6 +112,10 @@ export class FrontendNode {
   private readonly logger: Logger;
   /** Per queue, when this node last dropped expired messages. */
   private readonly lastSweep = new Map<string, number>();
+  private readonly keyCache: KeyOutcomeSource | undefined;
+  private readonly queueStatsEveryMs: number;
+  /** Per queue, when this node last published its stats. */
+  private readonly lastQueueStats = new Map<string, number>();
   private longPolls = 0;
 
   constructor(options: FrontendNodeOptions) {
@@ -98,6 +127,8 @@ export class FrontendNode {
     this.waiters = options.waiters;
     this.region = options.region ?? DEFAULT_REGION;
     this.logger = options.logger ?? silentLogger;
+    this.keyCache = options.keyCache;
+    this.queueStatsEveryMs = options.queueStatsEveryMs ?? Infinity;
   }
 
   /** ReceiveMessage calls of this node now parked waiting for messages. */
@@ -177,6 +208,7 @@ export class FrontendNode {
     this.report(queue.queueId, ctx, 'other');
     this.store.deleteQueue(queue.queueId);
     this.lastSweep.delete(queue.queueId);
+    this.lastQueueStats.delete(queue.queueId);
     this.waiters.forget(queue.queueId);
     return {};
   }
@@ -212,8 +244,7 @@ export class FrontendNode {
   private async sendMessage(p: Params, ctx: RequestContext): Promise<Result> {
     const queue = this.queueOf(p);
     const message = this.prepare(queue, p);
-    this.report(queue.queueId, ctx, 'send', message.bodyBytes);
-    await this.seal(queue, ctx.principal, [message]);
+    await this.seal(queue, ctx, [message], message.bodyBytes);
     return sentOutput(message);
   }
 
@@ -233,8 +264,9 @@ export class FrontendNode {
     if (total > MAX_BATCH_BYTES) {
       throw new SqsError('BatchRequestTooLong', `Batch requests cannot be longer than ${MAX_BATCH_BYTES} bytes. You have sent ${total} bytes.`);
     }
-    this.report(queue.queueId, ctx, 'send', ready.reduce((sum, r) => sum + r.message.bodyBytes, 0));
-    if (ready.length > 0) await this.seal(queue, ctx.principal, ready.map((r) => r.message));
+    const bytes = ready.reduce((sum, r) => sum + r.message.bodyBytes, 0);
+    if (ready.length > 0) await this.seal(queue, ctx, ready.map((r) => r.message), bytes);
+    else this.report(queue.queueId, ctx, 'send', bytes);
     return {
       Successful: ready.map((r) => ({ Id: r.id, ...sentOutput(r.message) })),
       Failed: failed,
@@ -263,13 +295,22 @@ export class FrontendNode {
     };
   }
 
-  /** One DEK for the batch, one atomic write, then wake the queue's long polls. */
-  private async seal(queue: QueueRecord, principal: string, messages: Prepared[]): Promise<void> {
-    const sealed = await this.keyring.sealMessages(queue.queueId, principal, messages.map((m) => ({
+  /**
+   * One DEK for the batch, one atomic write, then wake the queue's long polls. The send is reported
+   * to the bus once the key has been looked up, with what the node's cache did.
+   */
+  private async seal(queue: QueueRecord, ctx: RequestContext, messages: Prepared[], bytes: number): Promise<void> {
+    const principal = ctx.principal;
+    const before = this.keyCounts();
+    const sealing = this.keyring.sealMessages(queue.queueId, principal, messages.map((m) => ({
       messageId: m.messageId,
       body: Buffer.from(m.body, 'utf8'),
       attributes: encodeAttributes(m.attributes),
     })));
+    // The keyring looks the key up synchronously within that call: read the outcome before any
+    // other request can use the cache.
+    this.report(queue.queueId, ctx, 'send', bytes, this.keyOutcome(before, queue.queueId, principal));
+    const sealed = await sealing;
     const now = this.clock.now();
     const stored: NewMessage[] = messages.map((m, i) => {
       const s = sealed[i]!;
@@ -437,13 +478,56 @@ export class FrontendNode {
     return queue;
   }
 
-  /** One access event per queue-level request. Never fails the request (prefetching fails open). */
-  private report(queueId: string, ctx: RequestContext, op: QueueOp, bytes = 0): void {
+  /**
+   * One access event per queue-level request (and now and then the queue's stats). Never fails the
+   * request (prefetching fails open).
+   */
+  private report(queueId: string, ctx: RequestContext, op: QueueOp, bytes = 0, key?: KeyOutcome): void {
+    const at = this.clock.now();
     try {
-      this.bus.publish({ type: 'access', at: this.clock.now(), queueId, nodeId: this.nodeId, principal: ctx.principal, op, bytes });
+      this.bus.publish({ type: 'access', at, queueId, nodeId: this.nodeId, principal: ctx.principal, op, bytes, ...key });
     } catch (error) {
       this.logger.warn({ queueId, op, error: describe(error) }, 'access event not published');
     }
+    if (op !== 'other') this.reportQueueStats(queueId, at);
+  }
+
+  /** The queue's backlog, at most once per `queueStatsEveryMs` per queue. */
+  private reportQueueStats(queueId: string, at: number): void {
+    const last = this.lastQueueStats.get(queueId);
+    if (this.queueStatsEveryMs === Infinity || (last !== undefined && at - last < this.queueStatsEveryMs)) return;
+    this.lastQueueStats.set(queueId, at);
+    try {
+      const c = this.store.counts(queueId, at);
+      this.bus.publish({ type: 'queue-stats', at, queueId, nodeId: this.nodeId, backlog: c.visible + c.inFlight + c.delayed });
+    } catch (error) {
+      this.logger.debug({ queueId, error: describe(error) }, 'queue stats not published');
+    }
+  }
+
+  private keyCounts(): { hits: number; misses: number } | undefined {
+    const stats = this.keyCache?.stats;
+    return stats ? { hits: stats.hits, misses: stats.misses } : undefined;
+  }
+
+  /** What the key lookup just made did: a hit (with the key's expiry), a miss, or unknown. */
+  private keyOutcome(before: { hits: number; misses: number } | undefined, queueId: string, principal: string): KeyOutcome | undefined {
+    const cache = this.keyCache;
+    if (!cache || !before) return undefined;
+    try {
+      const hits = cache.stats.hits - before.hits;
+      const misses = cache.stats.misses - before.misses;
+      if (hits === 1 && misses === 0) {
+        const outcome: KeyOutcome = { keyHit: true, prefetchedFirstUse: cache.lastHitWasPrefetchedFirstUse === true };
+        const expiresAt = cache.peekEncrypt(queueId, principal)?.key.expiresAt;
+        if (expiresAt !== undefined) outcome.keyExpiresAt = expiresAt;
+        return outcome;
+      }
+      if (hits === 0 && misses === 1) return { keyHit: false };
+    } catch {
+      // unknown: the event goes out without it
+    }
+    return undefined;
   }
 
   /** Maps internal failures to SQS errors. Unknown ones are logged (names and codes only) as InternalFailure. */

@@ -29,8 +29,11 @@ export interface KeyCacheOptions {
    * The simulator turns it off and relies on lazy expiry, which gives the same answers.
    */
   expiryTimer?: boolean;
-  /** How many LRU-end entries the evictor may pass over to spare unused prefetched keys. Default 8. */
-  maxSecondChances?: number;
+  /**
+   * Most of the capacity (of maxEntries and of maxBytes alike) that prefetched keys not yet used may
+   * hold, in (0, 1]. Default 0.25.
+   */
+  prefetchShare?: number;
   onEvent?: KeyCacheListener;
 }
 
@@ -42,16 +45,27 @@ class Entry implements KeyCacheEntryView {
   next: Entry | null = null;
   used = false;
   removed = false;
+  /** A prefetched entry no request has used yet: outside the LRU list, in the probation heap. */
+  onProbation: boolean;
 
   constructor(
     readonly use: KeyUse,
     readonly key: CachedKey,
     readonly prefetched: boolean,
-    /** Protection credit given by the prefetcher (0..1); spent when the evictor passes the entry over. */
-    public score: number,
+    /** The prefetcher's confidence (0..1) that the key will be used; orders probation evictions. */
+    readonly score: number,
     readonly insertedAt: number,
     readonly bytes: number,
-  ) {}
+    /** Insertion order; breaks score ties (the older goes first). */
+    readonly seq: number,
+  ) {
+    this.onProbation = prefetched;
+  }
+}
+
+/** Probation order: lowest score first, then oldest insert first. */
+function probationBefore(a: Entry, b: Entry): boolean {
+  return a.score < b.score || (a.score === b.score && a.seq < b.seq);
 }
 
 export interface KeyCacheStats {
@@ -65,6 +79,11 @@ export interface KeyCacheStats {
   prefetchedUsed: number;
   /** Prefetched entries that left the cache (expiry, eviction, replacement) without any use. */
   prefetchedWasted: number;
+  /**
+   * Prefetched keys refused at insert (not counted as inserted): probation was full of keys scored
+   * at least as high, or the key would have been the first to go.
+   */
+  prefetchRefused: number;
   /** Key·milliseconds of residency of entries that have left the cache. */
   residentMs: number;
   peakEntries: number;
@@ -81,9 +100,10 @@ export function decryptSlot(dekId: string): string {
 
 /**
  * A node's key cache: LRU with a prefetch score. Entries never outlive their key's expiry; plaintext
- * is zeroed whenever an entry leaves. When space runs out the least recently used entry goes,
- * except that a prefetched entry no request has used yet may be passed over (moved to the front,
- * its score halved) so a prediction is not thrown away before its moment comes.
+ * is zeroed whenever an entry leaves. A prediction is only a guess until a request uses it, so unused
+ * prefetched keys wait on probation apart from the LRU: under pressure the least likely of them go
+ * before any key that demand has touched, and they may hold only `prefetchShare` of the capacity, so
+ * a burst of prefetches can never starve demand. A prefetched key's first use makes it an LRU entry.
  */
 export class KeyCache {
   // Encrypt entries by queue then principal, decrypt entries by DEK id: lookups use the caller's
@@ -98,27 +118,42 @@ export class KeyCache {
   private readonly clock: Clock;
   private readonly maxEntries: number;
   private readonly maxBytes: number;
-  private readonly maxSecondChances: number;
+  private readonly maxProbationEntries: number;
+  private readonly maxProbationBytes: number;
   private readonly useExpiryTimer: boolean;
   private readonly onEvent: KeyCacheListener | undefined;
   /** Min-heap of entries by expiry; removed entries are skipped lazily. */
   private readonly expiryHeap = new MinHeap<Entry>((a, b) => a.key.expiresAt < b.key.expiresAt);
+  /** Min-heap of probation entries by (score, seq); entries that left probation are skipped lazily. */
+  private readonly probationHeap = new MinHeap<Entry>(probationBefore);
+  private probationCount = 0;
+  private probationBytes = 0;
+  private seq = 0;
   private expiryTimer: Timer | null = null;
   private expiryTimerAt = Infinity;
   private readonly flights = new Map<string, Promise<CachedKey>>();
   readonly stats: KeyCacheStats = {
     hits: 0, misses: 0, expired: 0, evicted: 0, inserted: 0,
-    prefetchedInserted: 0, prefetchedUsed: 0, prefetchedWasted: 0, residentMs: 0, peakEntries: 0,
+    prefetchedInserted: 0, prefetchedUsed: 0, prefetchedWasted: 0, prefetchRefused: 0, residentMs: 0, peakEntries: 0,
   };
+  /**
+   * True right after a getEncrypt/getDecrypt hit that was the first use of a prefetched entry (a miss
+   * the prefetch avoided), false after any other lookup.
+   */
+  lastHitWasPrefetchedFirstUse = false;
 
   constructor(options: KeyCacheOptions) {
     this.clock = options.clock;
     this.maxEntries = options.maxEntries ?? 10_000;
     this.maxBytes = options.maxBytes ?? 8 * 1024 * 1024;
-    this.maxSecondChances = options.maxSecondChances ?? 8;
     this.useExpiryTimer = options.expiryTimer ?? true;
     this.onEvent = options.onEvent;
     if (!(this.maxEntries >= 1) || !(this.maxBytes >= 1)) throw new RangeError('KeyCache capacity must be at least 1');
+    const share = options.prefetchShare ?? 0.25;
+    if (!(share > 0 && share <= 1)) throw new RangeError('KeyCache prefetchShare must be in (0, 1]');
+    // The epsilon keeps e.g. 0.29 × 100 from rounding down to 28.
+    this.maxProbationEntries = Math.floor(share * this.maxEntries + 1e-9);
+    this.maxProbationBytes = share * this.maxBytes;
   }
 
   get size(): number {
@@ -127,6 +162,11 @@ export class KeyCache {
 
   get byteSize(): number {
     return this.bytes;
+  }
+
+  /** Prefetched entries not used yet (on probation). */
+  get probationSize(): number {
+    return this.probationCount;
   }
 
   /** The current encrypt key of (queue, principal), or undefined (a miss). Counts a hit or a miss. */
@@ -158,6 +198,8 @@ export class KeyCache {
   /**
    * Inserts a key the cache takes ownership of (it will zero `key.material`). An already-expired
    * key is refused and zeroed. An entry for the same slot is replaced only by a key that expires later.
+   * A prefetched key goes on probation; it is refused (zeroed, counted in `prefetchRefused`, nothing
+   * else changed) when making room for it would mean evicting it first: see planPrefetchedInsert.
    */
   put(use: KeyUse, key: CachedKey, options: { prefetched?: boolean; score?: number } = {}): boolean {
     const now = this.clock.now();
@@ -165,26 +207,45 @@ export class KeyCache {
       zeroize(key.material);
       return false;
     }
-    const existing = use === 'encrypt' ? this.encryptEntries.get(key.queueId)?.get(key.principal) : this.decryptEntries.get(key.dekId);
+    let existing = use === 'encrypt' ? this.encryptEntries.get(key.queueId)?.get(key.principal) : this.decryptEntries.get(key.dekId);
     if (existing) {
       if (existing.key.expiresAt >= key.expiresAt && now < existing.key.expiresAt) {
         zeroize(key.material);
         return false;
       }
-      this.remove(existing, 'evicted', now, false);
+      if (now >= existing.key.expiresAt) {
+        this.remove(existing, 'evicted', now, false);
+        existing = undefined;
+      }
     }
     const prefetched = options.prefetched ?? false;
     const bytes = key.material.length + key.encryptedDek.length + ENTRY_OVERHEAD_BYTES;
-    const entry = new Entry(use, key, prefetched, clampScore(options.score ?? (prefetched ? 1 : 0)), now, bytes);
+    const score = clampScore(options.score ?? (prefetched ? 1 : 0));
+    let victims: Entry[] | undefined;
+    if (prefetched) {
+      // Expired entries free room before anything valid is judged.
+      this.sweepExpired(now);
+      victims = this.planPrefetchedInsert(score, bytes, existing);
+      if (victims === undefined) {
+        zeroize(key.material);
+        this.stats.prefetchRefused++;
+        return false;
+      }
+    }
+    // A valid entry being replaced: the new key expires later.
+    if (existing) this.remove(existing, 'evicted', now, false);
+    const entry = new Entry(use, key, prefetched, score, now, bytes, this.seq++);
     this.index(entry);
-    this.linkAtHead(entry);
+    if (prefetched) this.addToProbation(entry);
+    else this.linkAtHead(entry);
     this.bytes += bytes;
     this.pushExpiry(entry);
     this.stats.inserted++;
     if (prefetched) this.stats.prefetchedInserted++;
     this.onEvent?.('inserted', use, key.queueId, entry);
+    if (victims) for (const victim of victims) this.remove(victim, 'evicted', now, true);
     this.sweepExpired(now);
-    this.evictToFit(now, entry);
+    this.evictToFit(now);
     if (this.count > this.stats.peakEntries) this.stats.peakEntries = this.count;
     return !entry.removed;
   }
@@ -229,6 +290,7 @@ export class KeyCache {
     const now = this.clock.now();
     for (const entry of this.entries()) this.remove(entry, 'evicted', now, false);
     this.expiryHeap.reset([]);
+    this.probationHeap.reset([]);
     this.expiryTimer?.cancel();
     this.expiryTimer = null;
     this.expiryTimerAt = Infinity;
@@ -243,21 +305,31 @@ export class KeyCache {
 
   private lookup(entry: Entry | undefined, use: KeyUse, queueId: string): CachedKey | undefined {
     if (entry === undefined) {
+      this.lastHitWasPrefetchedFirstUse = false;
       this.stats.misses++;
       this.onEvent?.('miss', use, queueId, undefined);
       return undefined;
     }
     const now = this.clock.now();
     if (now >= entry.key.expiresAt) {
+      this.lastHitWasPrefetchedFirstUse = false;
       this.remove(entry, 'expired', now, true);
       this.stats.misses++;
       this.onEvent?.('miss', use, queueId, undefined);
       return undefined;
     }
+    let prefetchedFirstUse = false;
     if (!entry.used) {
       entry.used = true;
-      if (entry.prefetched) this.stats.prefetchedUsed++;
+      if (entry.onProbation) {
+        // A prefetched entry's first use: it leaves probation (its heap slot goes stale) for the LRU.
+        this.stats.prefetchedUsed++;
+        prefetchedFirstUse = true;
+        this.leaveProbation(entry);
+        this.linkAtHead(entry);
+      }
     }
+    this.lastHitWasPrefetchedFirstUse = prefetchedFirstUse;
     this.stats.hits++;
     if (entry !== this.head) {
       this.unlink(entry);
@@ -267,27 +339,113 @@ export class KeyCache {
     return entry.key;
   }
 
-  private evictToFit(now: number, justInserted: Entry): void {
-    let passes = 0;
-    while ((this.count > this.maxEntries || this.bytes > this.maxBytes) && this.tail) {
-      const victim = this.tail;
-      const spare = victim !== justInserted && victim.prefetched && !victim.used && victim.score > 0 && passes < this.maxSecondChances;
-      if (spare) {
-        passes++;
-        victim.score = victim.score >= 0.25 ? victim.score / 2 : 0;
-        this.unlink(victim);
-        this.linkAtHead(victim);
-        continue;
+  /**
+   * Which entries a prefetched insert of (score, bytes) must evict, or undefined if it is refused.
+   * The newcomer is ranked among the probation entries (lowest score first, the older first on a
+   * tie, so the newcomer last among equals). First probation must fit within its share, then the
+   * cache within its limits, taking probation entries before the LRU tail. If the newcomer would be
+   * the next to go at any step, it is refused and nothing is evicted. `replacing` (the entry for the
+   * same slot, which the insert removes) counts as already gone.
+   */
+  private planPrefetchedInsert(score: number, bytes: number, replacing: Entry | undefined): Entry[] | undefined {
+    const heap = this.probationHeap;
+    const replacingOnProbation = replacing !== undefined && replacing.onProbation;
+    let probationCount = this.probationCount - (replacingOnProbation ? 1 : 0);
+    let probationBytes = this.probationBytes - (replacingOnProbation ? replacing.bytes : 0);
+    let count = this.count - (replacing ? 1 : 0);
+    let totalBytes = this.bytes - (replacing ? replacing.bytes : 0);
+    const victims: Entry[] = [];
+    let poppedReplacing = false;
+    // Pops the lowest probation entry if it must go before the newcomer; undefined if none must.
+    const nextProbationVictim = (): Entry | undefined => {
+      for (let top = this.popProbation(); top !== undefined; top = this.popProbation()) {
+        if (top === replacing) {
+          poppedReplacing = true;
+          continue;
+        }
+        if (top.score <= score) return top;
+        heap.push(top);
+        return undefined;
       }
+      return undefined;
+    };
+    let refused = false;
+    while (probationCount + 1 > this.maxProbationEntries || probationBytes + bytes > this.maxProbationBytes) {
+      const victim = probationCount > 0 ? nextProbationVictim() : undefined;
+      if (victim === undefined) {
+        refused = true;
+        break;
+      }
+      victims.push(victim);
+      probationCount--;
+      probationBytes -= victim.bytes;
+      count--;
+      totalBytes -= victim.bytes;
+    }
+    let lru = this.tail;
+    while (!refused && (count + 1 > this.maxEntries || totalBytes + bytes > this.maxBytes)) {
+      let victim: Entry | undefined;
+      if (probationCount > 0) {
+        victim = nextProbationVictim();
+        probationCount--;
+      } else {
+        if (lru !== null && lru === replacing) lru = lru.prev;
+        if (lru !== null) {
+          victim = lru;
+          lru = lru.prev;
+        }
+      }
+      if (victim === undefined) {
+        refused = true;
+        break;
+      }
+      victims.push(victim);
+      count--;
+      totalBytes -= victim.bytes;
+    }
+    if (!refused) return victims; // the caller removes them; probation victims are out of the heap already
+    for (const victim of victims) if (victim.onProbation) heap.push(victim);
+    if (poppedReplacing) heap.push(replacing!);
+    return undefined;
+  }
+
+  /** Frees space: unused prefetched entries, lowest score first, then the least recently used. */
+  private evictToFit(now: number): void {
+    while (this.count > this.maxEntries || this.bytes > this.maxBytes) {
+      const victim = this.popProbation() ?? this.tail;
+      if (victim === null) return;
       this.remove(victim, 'evicted', now, true);
     }
+  }
+
+  /** Pops the lowest-ranked entry still on probation, dropping slots of entries that left it. */
+  private popProbation(): Entry | undefined {
+    const heap = this.probationHeap;
+    for (let top = heap.pop(); top !== undefined; top = heap.pop()) if (top.onProbation) return top;
+    return undefined;
+  }
+
+  private addToProbation(entry: Entry): void {
+    this.probationCount++;
+    this.probationBytes += entry.bytes;
+    const heap = this.probationHeap;
+    heap.push(entry);
+    // Entries that left probation stay in the heap until popped; rebuild when they dominate it.
+    if (heap.size > 64 && heap.size > 4 * this.probationCount) heap.reset(heap.values().filter((e) => e.onProbation));
+  }
+
+  private leaveProbation(entry: Entry): void {
+    entry.onProbation = false;
+    this.probationCount--;
+    this.probationBytes -= entry.bytes;
   }
 
   private remove(entry: Entry, kind: 'expired' | 'evicted', now: number, report: boolean): void {
     if (entry.removed) return;
     entry.removed = true;
     this.unindex(entry);
-    this.unlink(entry);
+    if (entry.onProbation) this.leaveProbation(entry);
+    else this.unlink(entry);
     this.bytes -= entry.bytes;
     this.stats.residentMs += Math.max(0, Math.min(now, entry.key.expiresAt) - entry.insertedAt);
     if (kind === 'expired') this.stats.expired++;

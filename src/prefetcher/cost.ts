@@ -1,6 +1,6 @@
 /**
  * What a prefetch decision weighs, in one unit (the cost of a demand miss = 1 by default). The
- * defaults say: a wasted KMS call costs as much as three misses — KMS calls are billed and
+ * defaults say: a wasted KMS call costs as much as two misses — KMS calls are billed and
  * quota-limited, and a prefetcher that buys recall with calls is no better than a shorter
  * reuse period — and holding a key in a node's cache for a second costs a little (exposure).
  */
@@ -13,7 +13,7 @@ export interface CostModel {
   residentKeySecondCost: number;
 }
 
-export const DEFAULT_COSTS: CostModel = { missCost: 1, kmsCallCost: 3, residentKeySecondCost: 0.0001 };
+export const DEFAULT_COSTS: CostModel = { missCost: 1, kmsCallCost: 2, residentKeySecondCost: 0.0001 };
 
 export function validateCosts(costs: CostModel): CostModel {
   for (const [name, value] of Object.entries(costs)) {
@@ -28,8 +28,68 @@ export function validateCosts(costs: CostModel): CostModel {
  * request comes within its life exceeds kms / (miss + kms). Break-even: below it, the expected
  * wasted call costs more than the expected miss saved.
  */
-export function thresholdOf(costs: CostModel): number {
-  return costs.kmsCallCost / (costs.missCost + costs.kmsCallCost);
+export function thresholdOf(costs: CostModel, kmsPriceFactor = 1): number {
+  const kms = costs.kmsCallCost * kmsPriceFactor;
+  return kms / (costs.missCost + kms);
+}
+
+/**
+ * Holds the prefetcher's key generation near a budget relative to the fewest keys the requests
+ * seen could have been served with (the offline optimum, counted online: a new key whenever a
+ * request comes after the last counted key's life). When the prefetcher generates more than
+ * (1 + maxOverhead) times that, the price of a KMS call in its cost model goes up; when less, down.
+ * This is the cost model's KMS price tuned from observed outcomes.
+ */
+export class KmsBudget {
+  private optimal = 0;
+  private generated = 0;
+  private at = 0;
+  private logFactor = 0;
+
+  constructor(
+    readonly maxOverhead: number,
+    /** Memory of the counts (ms): the budget holds over the last few hours, not since start. */
+    private readonly windowMs = 2 * 3_600_000,
+    private readonly gain = 0.05,
+    private readonly maxFactor = 16,
+  ) {}
+
+  /** Multiplier on the KMS call's cost. */
+  get factor(): number {
+    return Math.exp(this.logFactor);
+  }
+
+  /** Generated keys over the optimum's, over the window (1 when nothing yet). */
+  get ratio(): number {
+    return this.optimal > 0 ? this.generated / this.optimal : 1;
+  }
+
+  optimalKey(now: number): void {
+    this.decay(now);
+    this.optimal++;
+    this.adjust();
+  }
+
+  generatedKey(now: number): void {
+    this.decay(now);
+    this.generated++;
+    this.adjust();
+  }
+
+  private decay(now: number): void {
+    if (now <= this.at) return;
+    const f = Math.exp((this.at - now) / this.windowMs);
+    this.optimal *= f;
+    this.generated *= f;
+    this.at = now;
+  }
+
+  private adjust(): void {
+    if (this.optimal < 5) return;
+    const bound = Math.log(this.maxFactor);
+    const error = this.ratio - (1 + this.maxOverhead);
+    this.logFactor = Math.max(-bound, Math.min(bound, this.logFactor + this.gain * error));
+  }
 }
 
 /**

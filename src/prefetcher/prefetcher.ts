@@ -1,7 +1,7 @@
 import type { Timer } from '../core/clock.ts';
 import { MinHeap } from '../core/min-heap.ts';
 import type { PrefetchInstruction } from '../metadata/types.ts';
-import { DEFAULT_COSTS, ThresholdTuner, thresholdOf, validateCosts, type CostModel } from './cost.ts';
+import { DEFAULT_COSTS, KmsBudget, ThresholdTuner, thresholdOf, validateCosts, type CostModel } from './cost.ts';
 import { decayTo } from './models/decay.ts';
 import { Ensemble } from './models/ensemble.ts';
 import type { Model } from './models/model.ts';
@@ -28,7 +28,15 @@ export interface PrefetcherOptions {
   leadMarginMs?: number;
   /** Deliver a key fetched on demand by one node to the queue's other likely nodes. Default true. */
   fanOut?: boolean;
+  /**
+   * Keys generated may exceed the fewest the requests needed by this share before the KMS
+   * call's price is raised (see KmsBudget). Default 0.18. Infinity: no budget, costs as given.
+   */
+  maxKmsOverhead?: number;
 }
+
+/** See PrefetcherOptions.maxKmsOverhead. */
+export const DEFAULT_MAX_KMS_OVERHEAD = 0.18;
 
 /** Counters the service exports and the replay reports. */
 export interface PrefetcherStats {
@@ -67,6 +75,7 @@ export class Prefetcher {
   readonly costs: CostModel;
   readonly ensemble: Ensemble;
   readonly tuner: ThresholdTuner;
+  readonly budget: KmsBudget;
   readonly stats: PrefetcherStats = {
     observed: 0, streams: 0, queues: 0, overflow: 0, issued: 0, fanOuts: 0, used: 0, wasted: 0,
     missesAvoided: 0, demandMisses: 0, failed: 0,
@@ -99,7 +108,8 @@ export class Prefetcher {
     const models = options.models ?? defaultModels(this.rateWindowMs, options.modelOptions);
     this.ensemble = new Ensemble(models);
     this.byModel = new Float32Array(models.length);
-    this.tuner = new ThresholdTuner(() => thresholdOf(this.costs));
+    this.budget = new KmsBudget(options.maxKmsOverhead ?? DEFAULT_MAX_KMS_OVERHEAD);
+    this.tuner = new ThresholdTuner(() => thresholdOf(this.costs, Number.isFinite(this.budget.maxOverhead) ? this.budget.factor : 1));
     host.nodeIds.forEach((id, i) => this.nodeIndex.set(id, i));
   }
 
@@ -139,7 +149,10 @@ export class Prefetcher {
       q.demandMisses++;
       this.stats.demandMisses++;
       // The demand fetch gets the tier's key, or a new one whose life starts at this request.
-      if (s.coveredUntil <= o.at) s.coveredUntil = o.at + reuseMs;
+      if (s.coveredUntil <= o.at) {
+        s.coveredUntil = o.at + reuseMs;
+        this.budget.generatedKey(o.at);
+      }
       this.fanOutAfterMiss(s, o.nodeId, o.at);
       this.setDue(s, s.coveredUntil - this.leadMs());
     }
@@ -260,6 +273,10 @@ export class Prefetcher {
     q = s.queue;
     const open = s.open;
     if (open !== null && at >= open.at - this.leadMs() && at < open.expiresAt) this.resolve(s, open, true);
+    if (at >= s.optimalAnchor + this.host.reuseMsOf(queueId)) {
+      s.optimalAnchor = at;
+      this.budget.optimalKey(at);
+    }
     const gap = at - s.lastAt;
     if (s.requests > 0 && gap >= this.scoreMinGapMs) {
       this.ensemble.scoreArrival(s, at, Math.max(10_000, Math.min(this.host.reuseMsOf(queueId) / 2, gap / 10)));
@@ -419,7 +436,10 @@ export class Prefetcher {
         return;
       }
       open.expiresAt = expiresAt;
-      if (expiresAt > s.coveredUntil) s.coveredUntil = expiresAt;
+      if (expiresAt > s.coveredUntil) {
+        s.coveredUntil = expiresAt;
+        this.budget.generatedKey(at);
+      }
       this.setDue(s, Math.max(at, s.coveredUntil - this.leadMs()));
     });
   }

@@ -49,6 +49,8 @@ export class StreamState {
   /** Exponentially decayed request count (the prefetcher's rate window), shared by rate models. */
   decayedCount = 0;
   decayedAt = 0;
+  /** Start of the key the offline optimum would be using (for the KMS budget). */
+  optimalAnchor = -Infinity;
   /** Until when the stream's current key is known to be valid in the key tier. */
   coveredUntil = -Infinity;
   /** Ensemble weights, one per model. */

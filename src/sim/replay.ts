@@ -3,6 +3,7 @@ import { noCache } from './no-cache.ts';
 import { oracle } from './oracle.ts';
 import { HistogramPolicy } from './policies/histogram.ts';
 import { ReactivePolicy } from './policies/reactive.ts';
+import type { PrefetcherOptions } from '../prefetcher/prefetcher.ts';
 import { PkpPolicy } from './policies/pkp.ts';
 import { RefreshAheadPolicy } from './policies/refresh-ahead.ts';
 import type { Policy } from './policy.ts';
@@ -20,7 +21,7 @@ export function parsePolicies(text: string): PolicyName[] {
   return [...new Set(names)] as PolicyName[];
 }
 
-export function createPolicy(name: Exclude<PolicyName, 'oracle' | 'none'>): Policy {
+export function createPolicy(name: Exclude<PolicyName, 'oracle' | 'none'>, prefetcher: PrefetcherOptions = {}): Policy {
   switch (name) {
     case 'reactive':
       return new ReactivePolicy();
@@ -29,7 +30,7 @@ export function createPolicy(name: Exclude<PolicyName, 'oracle' | 'none'>): Poli
     case 'histogram':
       return new HistogramPolicy();
     case 'pkp':
-      return new PkpPolicy();
+      return new PkpPolicy(prefetcher);
   }
 }
 
@@ -47,6 +48,8 @@ export async function replay(
   names: PolicyName[],
   options: SimulationOptions = {},
   onPolicyDone?: (result: PolicyResult) => void,
+  /** Settings of the `pkp` policy (cost model, KMS budget). */
+  prefetcher: PrefetcherOptions = {},
 ): Promise<ReplayResult> {
   const resolved = {
     frontends: options.frontends ?? 4,
@@ -66,7 +69,7 @@ export async function replay(
     let result: PolicyResult;
     if (name === 'oracle') result = await oracle(openSource(), { ...options, ...resolved });
     else if (name === 'none') result = await noCache(openSource(), { ...options, ...resolved });
-    else result = await simulate(openSource(), createPolicy(name), { ...options, ...resolved });
+    else result = await simulate(openSource(), createPolicy(name, prefetcher), { ...options, ...resolved });
     policies[name] = result;
     onPolicyDone?.(result);
   }

@@ -1,0 +1,222 @@
+// The Predictive Key Prefetcher running live in the service: fed by the front-ends' bus events,
+// prefetching through the metadata service, exported to Prometheus, and failing open.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Agent } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  CreateQueueCommand, ReceiveMessageCommand, SendMessageBatchCommand, SendMessageCommand, SQSClient,
+} from '@aws-sdk/client-sqs';
+import type { AccessEvent, PkpEvent, QueueStatsEvent } from '../src/bus/types.ts';
+import { VirtualClock } from '../src/core/clock.ts';
+import { startService, type Credential, type RunningService, type ServiceOptions } from '../src/service.ts';
+
+const ALICE: Credential = { accessKeyId: 'AKPKALICE', secretAccessKey: 'alice-secret-0123456789' };
+
+function client(service: { endpoint: string }): SQSClient {
+  return new SQSClient({
+    endpoint: service.endpoint, region: 'us-east-1', credentials: ALICE, maxAttempts: 1,
+    requestHandler: { httpAgent: new Agent({ keepAlive: true, maxSockets: 10 }) },
+  });
+}
+
+async function withService(
+  options: Partial<ServiceOptions>,
+  body: (s: RunningService, sqs: SQSClient, clock: VirtualClock) => Promise<void>,
+): Promise<void> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'pkp-prefetch-live-'));
+  const clock = new VirtualClock(Date.now()); // SigV4 dates come from the real clock: start near it
+  const service = await startService({ dataDir, port: 0, adminPort: null, frontends: 3, credentials: [ALICE], clock, ...options });
+  const sqs = client(service);
+  try {
+    await body(service, sqs, clock);
+  } finally {
+    sqs.destroy();
+    await service.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** Sends single and batched messages, receives them all, and checks the bodies came back. */
+async function sendAndReceive(sqs: SQSClient, queueName: string): Promise<void> {
+  const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: queueName }));
+  const bodies = ['one', 'two', 'three', 'four', 'five'];
+  for (const b of bodies.slice(0, 3)) await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: b }));
+  const batch = await sqs.send(new SendMessageBatchCommand({
+    QueueUrl, Entries: bodies.slice(3).map((b, i) => ({ Id: `e${i}`, MessageBody: b })),
+  }));
+  assert.equal(batch.Successful?.length, 2);
+  const got: string[] = [];
+  for (let i = 0; i < 10 && got.length < bodies.length; i++) {
+    const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
+    for (const m of out.Messages ?? []) got.push(m.Body!);
+  }
+  assert.deepEqual(got.sort(), [...bodies].sort());
+}
+
+function queueIdOf(service: RunningService, name: string): string {
+  const queue = service.store.getQueueByName(name);
+  assert.ok(queue, `queue ${name} exists`);
+  return queue.queueId;
+}
+
+test('fail-open: with the prefetcher stopped, sends and receives are served reactively', async () => {
+  await withService({}, async (service, sqs) => {
+    assert.ok(service.prefetcher, 'the prefetcher is on by default');
+    service.prefetcher.stop();
+    await sendAndReceive(sqs, 'stopped');
+    const issued = service.prefetcher.stats.issued + service.prefetcher.stats.fanOuts;
+    assert.equal(issued, 0, 'a stopped prefetcher prefetches nothing');
+  });
+});
+
+test('fail-open: with prefetch: false there is no prefetcher and requests are served', async () => {
+  await withService({ prefetch: false }, async (service, sqs) => {
+    assert.equal(service.prefetcher, undefined);
+    assert.equal(service.livePrefetcher, undefined);
+    const events: PkpEvent[] = [];
+    const unsubscribe = service.bus.subscribe((e) => events.push(e));
+    await sendAndReceive(sqs, 'off');
+    unsubscribe();
+    assert.equal(service.kms.counts().byReason.prefetch + service.kms.counts().byReason.refresh, 0);
+    assert.ok(!events.some((e) => e.type === 'queue-stats'), 'no queue stats without a prefetcher');
+  });
+});
+
+test('fail-open: a prefetcher that throws is stopped and requests go on', async () => {
+  await withService({}, async (service, sqs) => {
+    const live = service.livePrefetcher!;
+    live.prefetcher.observe = () => {
+      throw new Error('prefetcher bug');
+    };
+    await sendAndReceive(sqs, 'throws');
+    assert.equal(live.stopped, true);
+  });
+});
+
+test('access events reach the prefetcher: observations, a stream, key hits and queue stats', async () => {
+  await withService({}, async (service, sqs, clock) => {
+    const prefetcher = service.prefetcher!;
+    const events: PkpEvent[] = [];
+    const unsubscribe = service.bus.subscribe((e) => events.push(e));
+    const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'observed' }));
+    const queueId = queueIdOf(service, 'observed');
+    const before = prefetcher.stats.observed;
+    for (let i = 0; i < 6; i++) await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: `m${i}` }));
+    unsubscribe();
+
+    assert.ok(prefetcher.stats.observed >= before + 6, `observed ${prefetcher.stats.observed - before} of 6 sends`);
+    const stream = prefetcher.stream(queueId, ALICE.accessKeyId);
+    assert.ok(stream, 'the (queue, principal) stream exists');
+    assert.equal(stream.requests, 6);
+
+    const sends = events.filter((e): e is AccessEvent => e.type === 'access' && e.op === 'send');
+    assert.equal(sends.length, 6);
+    assert.ok(sends.every((e) => typeof e.keyHit === 'boolean'), 'every send says whether its key was cached');
+    assert.equal(sends[0]!.keyHit, false, 'the first send on a cold queue misses');
+    // Round robin over 3 nodes: each node's second send at least finds the key.
+    const hits = sends.filter((e) => e.keyHit === true);
+    assert.ok(hits.length >= 3);
+    for (const e of hits) {
+      assert.equal(typeof e.keyExpiresAt, 'number');
+      assert.ok(e.keyExpiresAt! > clock.now());
+      assert.equal(typeof e.prefetchedFirstUse, 'boolean');
+    }
+    assert.equal(prefetcher.stats.demandMisses, sends.filter((e) => e.keyHit === false).length);
+    // A key a fan-out delivered and a send then used is a miss avoided.
+    assert.equal(prefetcher.stats.missesAvoided, sends.filter((e) => e.prefetchedFirstUse === true).length);
+
+    const stats = events.filter((e): e is QueueStatsEvent => e.type === 'queue-stats' && e.queueId === queueId);
+    assert.ok(stats.length >= 1 && stats.length <= 3, 'queue stats at most once per queue per node in a few seconds');
+    assert.ok(stats.every((e) => Number.isInteger(e.backlog) && e.backlog >= 0));
+    assert.equal(stream.queue.consumersSeen, true, 'a reported backlog reached the prefetcher');
+  });
+});
+
+test('the metrics endpoint exposes the prefetcher series', async () => {
+  await withService({ adminPort: 0 }, async (service, sqs) => {
+    const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'metered' }));
+    for (let i = 0; i < 4; i++) await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: `m${i}` }));
+    const scrape = async (): Promise<string> => {
+      const response = await fetch(`${service.adminEndpoint}/metrics`);
+      assert.equal(response.status, 200);
+      return response.text();
+    };
+    const value = (text: string, series: string): number => {
+      const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+      assert.ok(line, `series ${series} exported`);
+      return Number(line.slice(series.length + 1));
+    };
+    const stats = service.prefetcher!.stats;
+    for (const text of [await scrape(), await scrape()]) { // twice: counters must not double count
+      assert.equal(value(text, 'pkp_prefetches_total{outcome="issued"}'), stats.issued);
+      assert.equal(value(text, 'pkp_prefetches_total{outcome="used"}'), stats.used);
+      assert.equal(value(text, 'pkp_prefetches_total{outcome="wasted"}'), stats.wasted);
+      assert.equal(value(text, 'pkp_prefetches_total{outcome="failed"}'), stats.failed);
+      assert.equal(value(text, 'pkp_prefetches_total{outcome="fanout"}'), stats.fanOuts);
+      assert.equal(value(text, 'pkp_prefetch_precision'), service.prefetcher!.precision ?? 0);
+      assert.equal(value(text, 'pkp_prefetch_recall'), service.prefetcher!.recall ?? 0);
+      assert.ok(Math.abs(value(text, 'pkp_prefetch_threshold') - service.prefetcher!.threshold) < 1e-9);
+      assert.equal(value(text, 'pkp_prefetcher_streams'), stats.streams);
+      assert.ok(stats.streams >= 1);
+      assert.match(text, /# TYPE pkp_prefetches_total counter/);
+    }
+  });
+});
+
+test('the prefetcher host exposes no key material: prefetch answers with an expiry, events carry ids only', async () => {
+  await withService({}, async (service, sqs, clock) => {
+    const host = service.livePrefetcher!.host;
+    assert.deepEqual(Object.keys(host).sort(), ['clock', 'expectedFetchMs', 'nodeIds', 'nodesFor', 'prefetch', 'reuseMsOf']);
+
+    const events: PkpEvent[] = [];
+    const unsubscribe = service.bus.subscribe((e) => events.push(e));
+    const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'secrets' }));
+    const queueId = queueIdOf(service, 'secrets');
+
+    // Every function of the host answers with ids, numbers or nothing: never a Buffer.
+    const expiresAt = await host.prefetch({ queueId, principal: ALICE.accessKeyId, nodeIds: ['fe-2', 'fe-3'], reason: 'prefetch' });
+    assert.equal(typeof expiresAt, 'number');
+    assert.ok(expiresAt! > clock.now());
+    assert.equal(await host.prefetch({ queueId: 'no-such-queue', principal: ALICE.accessKeyId, nodeIds: ['fe-1'], reason: 'prefetch' }), undefined);
+    assert.equal(await host.prefetch({ queueId, principal: ALICE.accessKeyId, nodeIds: ['fe-unknown'], reason: 'prefetch' }), undefined);
+    assert.deepEqual([...host.nodesFor(queueId)], ['fe-1', 'fe-2', 'fe-3']);
+    assert.deepEqual([...host.nodeIds], ['fe-1', 'fe-2', 'fe-3']);
+    assert.equal(host.reuseMsOf(queueId), 300_000);
+    assert.equal(typeof host.clock.now(), 'number');
+    assert.equal(typeof host.expectedFetchMs, 'number');
+    const timer = host.clock.setTimer(1_000, () => {});
+    assert.ok(!Buffer.isBuffer(timer));
+    timer.cancel();
+
+    await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'a secret body' }));
+    // The plaintext DEK, read while it is still cached (the cache zeroes it when it leaves).
+    const cached = service.frontends.map((f) => f.cache.peekEncrypt(queueId, ALICE.accessKeyId)).find((v) => v !== undefined);
+    assert.ok(cached, 'the key is cached on some node');
+    const secrets = [cached.key.material, cached.key.encryptedDek].flatMap((b) => [b.toString('base64'), b.toString('base64url'), b.toString('hex')]);
+    const received = await sqs.send(new ReceiveMessageCommand({ QueueUrl, WaitTimeSeconds: 0 }));
+    assert.equal(received.Messages?.[0]?.Body, 'a secret body');
+    unsubscribe();
+
+    assert.ok(events.length > 0);
+    const text = JSON.stringify(events);
+    for (const s of secrets) assert.ok(!text.includes(s), 'no key bytes on the bus');
+    assert.ok(!text.includes('a secret body'));
+    const allowed: Record<string, readonly string[]> = {
+      access: ['type', 'at', 'queueId', 'nodeId', 'principal', 'op', 'bytes', 'keyHit', 'keyExpiresAt', 'prefetchedFirstUse'],
+      key: ['type', 'at', 'nodeId', 'kind', 'use', 'queueId', 'principal', 'dekId', 'prefetched'],
+      'queue-stats': ['type', 'at', 'queueId', 'nodeId', 'backlog', 'typicalBytes'],
+    };
+    for (const e of events) {
+      const fields = allowed[e.type];
+      assert.ok(fields, `known event type ${e.type}`);
+      for (const [name, v] of Object.entries(e)) {
+        assert.ok(fields.includes(name), `${e.type} event field ${name} is allowed`);
+        assert.ok(v === undefined || ['string', 'number', 'boolean'].includes(typeof v), `${e.type}.${name} is a plain value`);
+      }
+    }
+    assert.ok(events.some((e) => e.type === 'key' && e.use === 'decrypt'), 'the receive used a decrypt key');
+  });
+});
