@@ -426,7 +426,7 @@ export class Prefetcher {
     const started = now;
     void this.host.prefetch(instruction).then((expiresAt) => {
       s.inFlight = false;
-      if (this.stopped) return;
+      if (this.stopped || s.queue.streams.get(s.principal) !== s) return;
       const at = this.host.clock.now();
       this.noteFetchTime(at - started);
       if (expiresAt === undefined) {
@@ -505,6 +505,7 @@ export class Prefetcher {
 
   private drop(s: StreamState): void {
     const q = s.queue;
+    if (q.streams.get(s.principal) !== s) return; // already dropped
     q.streams.delete(s.principal);
     s.dueVersion++;
     this.stats.streams--;
@@ -519,7 +520,7 @@ export class Prefetcher {
     if (now - this.lastSweep < 3_600_000) return;
     this.lastSweep = now;
     for (const q of this.queues.values()) {
-      for (const s of q.streams.values()) if (s.dueAt === Infinity && now - s.lastAt > this.forgetAfterMs) this.drop(s);
+      for (const s of q.streams.values()) if (s.dueAt === Infinity && !s.inFlight && now - s.lastAt > this.forgetAfterMs) this.drop(s);
     }
   }
 }
