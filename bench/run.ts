@@ -1,7 +1,8 @@
 /**
  * `npm run bench [-- section...]`: key cache, AES-GCM, SendMessage through the SQS endpoint, the
- * simulator and the Predictive Key Prefetcher. Every figure is measured beside its limit on the same machine in the same run; results
- * go to bench/results/<section>.json. Sections: keycache, aead, send, sim, prefetcher (default: all).
+ * simulator and the Predictive Key Prefetcher. Every figure is measured beside its limit on the same
+ * machine in the same run; results go to bench/results/<section>.json. Sections: keycache, aead,
+ * send, sim, prefetcher (default: all).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -318,18 +318,7 @@ export class KeyCache {
       this.onEvent?.('miss', use, queueId, undefined);
       return undefined;
     }
-    let prefetchedFirstUse = false;
-    if (!entry.used) {
-      entry.used = true;
-      if (entry.onProbation) {
-        // A prefetched entry's first use: it leaves probation (its heap slot goes stale) for the LRU.
-        this.stats.prefetchedUsed++;
-        prefetchedFirstUse = true;
-        this.leaveProbation(entry);
-        this.linkAtHead(entry);
-      }
-    }
-    this.lastHitWasPrefetchedFirstUse = prefetchedFirstUse;
+    this.lastHitWasPrefetchedFirstUse = !entry.used && this.firstUse(entry);
     this.stats.hits++;
     if (entry !== this.head) {
       this.unlink(entry);
@@ -337,6 +326,19 @@ export class KeyCache {
     }
     this.onEvent?.('hit', use, queueId, entry);
     return entry.key;
+  }
+
+  /**
+   * Marks an entry used. A prefetched one leaves probation (its heap slot goes stale) for the LRU
+   * head; returns whether it was prefetched. Kept out of lookup so the hit path stays small.
+   */
+  private firstUse(entry: Entry): boolean {
+    entry.used = true;
+    if (!entry.onProbation) return false;
+    this.stats.prefetchedUsed++;
+    this.leaveProbation(entry);
+    this.linkAtHead(entry);
+    return true;
   }
 
   /**
