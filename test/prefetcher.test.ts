@@ -18,6 +18,12 @@ const DAY = 24 * HOUR;
 /** 2024-01-01T00:00:00Z: midnight UTC, so times of day are easy to read. */
 const T0 = Date.UTC(2024, 0, 1);
 const REUSE = 300_000;
+/**
+ * A virtual-time loop that never ends (a planner re-planning at `now`) fails the test instead of
+ * hanging the run: the VirtualClocks settle with setImmediate ('io', the default), so the runner's
+ * own timeout gets a turn.
+ */
+const LIMIT = { timeout: 120_000 };
 
 type Call = PrefetchInstruction & { issuedAt: number };
 
@@ -28,7 +34,7 @@ type Call = PrefetchInstruction & { issuedAt: number };
  * key on demand. Observations are what a front-end would report.
  */
 class World {
-  readonly clock = new VirtualClock(T0, { settle: 'microtasks' });
+  readonly clock = new VirtualClock(T0);
   readonly calls: Call[] = [];
   readonly pf: Prefetcher;
   readonly host: PrefetchHost;
@@ -79,7 +85,7 @@ class World {
 }
 
 /** A plain host (the brief's): every prefetch "succeeds" with a key living 5 min. */
-function simpleHost(clock = new VirtualClock(T0, { settle: 'microtasks' }), calls: PrefetchInstruction[] = []): PrefetchHost {
+function simpleHost(clock = new VirtualClock(T0), calls: PrefetchInstruction[] = []): PrefetchHost {
   return {
     clock, nodeIds: ['a', 'b'], nodesFor: () => ['a', 'b'], reuseMsOf: () => REUSE, expectedFetchMs: 10,
     prefetch: async (i) => {
@@ -110,7 +116,7 @@ function range(n: number, f: (i: number) => number): number[] {
 
 // ---- 1. each model on a series with a known answer ---------------------------------------------
 
-test('HotModel: a steady 1 request/s gives survival over the next 5 s ≈ exp(-5)', async () => {
+test('HotModel: a steady 1 request/s gives survival over the next 5 s ≈ exp(-5)', LIMIT, async () => {
   // A 1-minute rate window: after 10 minutes (10 windows) the decayed count has converged to the rate.
   const pf = new Prefetcher(simpleHost(), { rateWindowMs: MIN });
   await pf.bootstrap([events([T0])]);
@@ -127,7 +133,7 @@ test('HotModel: a steady 1 request/s gives survival over the next 5 s ≈ exp(-5
   assert.ok(modelSurvival(pf, 'hot', 'q', 'p', later, later + 5000) > 0.99);
 });
 
-test('IdleTimeModel: requests every 60 min put the next one around 60 min, none in the first 30', async () => {
+test('IdleTimeModel: requests every 60 min put the next one around 60 min, none in the first 30', LIMIT, async () => {
   const pf = new Prefetcher(simpleHost());
   const times = range(10, (i) => T0 + i * HOUR);
   await pf.bootstrap([events(times.slice(0, 2))]);
@@ -148,7 +154,7 @@ test('IdleTimeModel: requests every 60 min put the next one around 60 min, none 
   assert.ok(1 - modelSurvival(pf, 'idle-time', 'q', 'p', at50, at50 + 15 * MIN) > 0.9);
 });
 
-test('SeasonalModel: 3 days of 09:00–10:00 traffic predict 09:00 on day 4; abstains before a day', async () => {
+test('SeasonalModel: 3 days of 09:00–10:00 traffic predict 09:00 on day 4; abstains before a day', LIMIT, async () => {
   const pf = new Prefetcher(simpleHost());
   const day = (d: number): number[] => range(60, (m) => T0 + d * DAY + 9 * HOUR + m * MIN);
   await pf.bootstrap([events(day(0))]);
@@ -165,7 +171,7 @@ test('SeasonalModel: 3 days of 09:00–10:00 traffic predict 09:00 on day 4; abs
   assert.ok(modelSurvival(pf, 'seasonal', 'q', 'p', at11, at11 + 6 * HOUR) > 0.9);
 });
 
-test('QueueLoadModel: abstains without consumers; with a backlog and receives it expects a request within a minute', async () => {
+test('QueueLoadModel: abstains without consumers; with a backlog and receives it expects a request within a minute', LIMIT, async () => {
   const pf = new Prefetcher(simpleHost());
   await pf.bootstrap([events(range(5, (i) => T0 + i * 1000), 'q', 'producer', 'send')]);
   const now = T0 + 5000;
@@ -184,7 +190,7 @@ test('QueueLoadModel: abstains without consumers; with a backlog and receives it
   assert.ok(1 - modelSurvival(pf2, 'queue-load', 'r', 'producer', T0, T0 + MIN) > 0.9);
 });
 
-test('PrincipalModel: abstains with one principal; a 3:1 split gives the minority a quarter of the rate', async () => {
+test('PrincipalModel: abstains with one principal; a 3:1 split gives the minority a quarter of the rate', LIMIT, async () => {
   const single = new Prefetcher(simpleHost(), { rateWindowMs: MIN });
   await single.bootstrap([events(range(100, (i) => T0 + i * 1000))]);
   assert.ok(Number.isNaN(modelSurvival(single, 'principal', 'q', 'p', T0 + 100_000, T0 + 101_000)));
@@ -199,7 +205,7 @@ test('PrincipalModel: abstains with one principal; a 3:1 split gives the minorit
   assert.ok(Math.abs(rate('minor') + rate('major') - 1) < 0.02, 'shares add up to the queue rate');
 });
 
-test('ensemble + planner: an hourly stream gets its key a little before each request', async () => {
+test('ensemble + planner: an hourly stream gets its key a little before each request', LIMIT, async () => {
   const w = new World();
   const rnd = new Random(7);
   // Hourly, each request ±45 s off the hour. (Much more jitter and the planner, which places a key
@@ -246,7 +252,7 @@ const alwaysSoon: Model<null> = {
   bytes: () => 0,
 };
 
-test('feedback moves weight away from a model that is made to be wrong', async () => {
+test('feedback moves weight away from a model that is made to be wrong', LIMIT, async () => {
   const w = new World({ models: [new IdleTimeModel(), alwaysSoon] });
   const start = w.pf.meanWeights();
   assert.deepEqual(Object.keys(start), ['idle-time', 'always-soon']);
@@ -269,7 +275,7 @@ test('thresholdOf is kms / (miss + kms) and scales the KMS price', () => {
   assert.equal(thresholdOf(DEFAULT_COSTS), DEFAULT_COSTS.kmsCallCost / (DEFAULT_COSTS.missCost + DEFAULT_COSTS.kmsCallCost));
 });
 
-test('a cheaper KMS call means a lower threshold and more prefetches on a borderline stream', async () => {
+test('a cheaper KMS call means a lower threshold and more prefetches on a borderline stream', LIMIT, async () => {
   const cheap = new World({ costs: { kmsCallCost: 0.5 }, maxKmsOverhead: Infinity });
   const dear = new World({ costs: { kmsCallCost: 8 }, maxKmsOverhead: Infinity });
   assert.ok(cheap.pf.threshold < dear.pf.threshold, `${cheap.pf.threshold} vs ${dear.pf.threshold}`);
@@ -289,6 +295,26 @@ test('a cheaper KMS call means a lower threshold and more prefetches on a border
   assert.ok(cheap.pf.stats.issued > dear.pf.stats.issued + 50, `issued: cheap ${cheap.pf.stats.issued}, dear ${dear.pf.stats.issued}`);
   assert.ok(cheap.hits > dear.hits, `hits: cheap ${cheap.hits}, dear ${dear.hits}`);
   assert.ok(cheap.pf.threshold < dear.pf.threshold);
+});
+
+test('default costs: a sparse stream (P(request within a key life) ≈ 0.15) is hardly prefetched; the budget caps the overhead', LIMIT, async () => {
+  // Poisson requests, mean gap 30 min, keys living 5 min: a prefetch would mostly be wasted.
+  const run = async (options: PrefetcherOptions): Promise<World> => {
+    const w = new World(options);
+    const rnd = new Random(42);
+    let t = T0;
+    for (let i = 0; i < 200; i++) {
+      t += Math.round(rnd.exponential(6 * REUSE));
+      await w.request(t);
+    }
+    return w;
+  };
+  const noBudget = await run({ maxKmsOverhead: Infinity });
+  assert.ok(noBudget.pf.stats.issued <= 10, `issued ${noBudget.pf.stats.issued} for 200 requests`);
+  // With the default budget the KMS price may fall until keys generated reach ~1.18× the fewest needed, no further.
+  const budgeted = await run({});
+  assert.ok(budgeted.pf.budget.ratio < 1.4, `keys generated / optimum = ${budgeted.pf.budget.ratio}`);
+  assert.ok(budgeted.pf.stats.issued <= 30, `issued ${budgeted.pf.stats.issued} for 200 requests`);
 });
 
 test('KmsBudget: more keys generated than the optimum raises the KMS price; fewer lowers it', () => {
@@ -350,7 +376,7 @@ function assertNoKeyMaterial(root: unknown, where: string, skip: ReadonlySet<unk
   return visited;
 }
 
-test('no key material: read-only methods return none, the prefetcher holds none, instructions carry ids only', async () => {
+test('no key material: read-only methods return none, the prefetcher holds none, instructions carry ids only', LIMIT, async () => {
   const w = new World();
   for (let i = 0; i < 10; i++) {
     await w.request(T0 + i * HOUR, 'q', 'p');
@@ -399,7 +425,7 @@ test('no key material: read-only methods return none, the prefetcher holds none,
 
 // ---- 5. fail-open ------------------------------------------------------------------------------
 
-test('after stop(), observe does nothing and no instruction is issued as time passes', async () => {
+test('after stop(), observe does nothing and no instruction is issued as time passes', LIMIT, async () => {
   const w = new World();
   for (let i = 0; i < 6; i++) await w.request(T0 + i * HOUR);
   assert.ok(w.clock.nextTimerAt() < Infinity, 'a plan is pending');
@@ -416,8 +442,8 @@ test('after stop(), observe does nothing and no instruction is issued as time pa
   assert.equal(w.pf.stream('new', 'p'), undefined);
 });
 
-test('stop() while a prefetch is in flight: its late answer arms nothing', async () => {
-  const clock = new VirtualClock(T0, { settle: 'microtasks' });
+test('stop() while a prefetch is in flight: its late answer arms nothing', LIMIT, async () => {
+  const clock = new VirtualClock(T0);
   const pending: ((v: number | undefined) => void)[] = [];
   const host: PrefetchHost = { ...simpleHost(clock), prefetch: () => new Promise((resolve) => pending.push(resolve)) };
   const pf = new Prefetcher(host, { fanOut: false });
@@ -435,7 +461,7 @@ test('stop() while a prefetch is in flight: its late answer arms nothing', async
   assert.equal(pending.length, 0);
 });
 
-test('a metadata service that delivers nothing: observe never throws, failures are counted, nothing is used', async () => {
+test('a metadata service that delivers nothing: observe never throws, failures are counted, nothing is used', LIMIT, async () => {
   const w = new World({}, true);
   for (let i = 0; i < 12; i++) {
     const at = T0 + i * HOUR;
@@ -452,7 +478,7 @@ test('a metadata service that delivers nothing: observe never throws, failures a
 // ---- 6. bounded memory -------------------------------------------------------------------------
 
 test('maxStreams bounds the streams kept; the rest are counted as overflow', () => {
-  const clock = new VirtualClock(T0, { settle: 'microtasks' });
+  const clock = new VirtualClock(T0);
   const pf = new Prefetcher(simpleHost(clock), { maxStreams: 10 });
   for (let i = 0; i < 20; i++) {
     pf.observe({ at: T0 + i, queueId: `q${i}`, principal: 'p', nodeId: 'a', op: 'send', hit: false, keyExpiresAt: undefined, prefetchedFirstUse: false });
@@ -473,7 +499,7 @@ test('maxStreams bounds the streams kept; the rest are counted as overflow', () 
   assert.equal(pf.stats.streams, 10);
 });
 
-test('a stream idle longer than forgetAfterMs is dropped (planned: when its plan comes due; unplanned: by the sweep)', async () => {
+test('a stream idle longer than forgetAfterMs is dropped (planned: when its plan comes due; unplanned: by the sweep)', LIMIT, async () => {
   const w = new World({ forgetAfterMs: HOUR });
   await w.request(T0, 'idle', 'p');
   await w.request(T0 + 1000, 'keep', 'p');
@@ -496,8 +522,8 @@ test('a stream idle longer than forgetAfterMs is dropped (planned: when its plan
   assert.equal(n, 1);
 });
 
-test('an idle stream dropped by the sweep while its prefetch is in flight is dropped once only', async () => {
-  const clock = new VirtualClock(T0, { settle: 'microtasks' });
+test('an idle stream dropped by the sweep while its prefetch is in flight is dropped once only', LIMIT, async () => {
+  const clock = new VirtualClock(T0);
   const pending: ((v: number | undefined) => void)[] = [];
   const host: PrefetchHost = { ...simpleHost(clock), nodeIds: ['a'], nodesFor: () => ['a'], prefetch: () => new Promise((resolve) => pending.push(resolve)) };
   const pf = new Prefetcher(host, { forgetAfterMs: HOUR });

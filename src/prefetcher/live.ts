@@ -3,6 +3,7 @@ import type { Clock, Timer } from '../core/clock.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
 import type { PrefetchMetricsSource } from '../core/metrics.ts';
 import type { PrefetchInstruction } from '../metadata/types.ts';
+import { WorkerFitter } from './models/arima-fit.ts';
 import { Prefetcher, type PrefetcherOptions } from './prefetcher.ts';
 import type { PrefetchHost } from './types.ts';
 
@@ -82,6 +83,8 @@ export async function startLivePrefetcher(options: LivePrefetcherOptions): Promi
   let prefetcher: Prefetcher | undefined;
   let unsubscribe: Unsubscribe | undefined;
   let stopped = false;
+  // ARIMA fits run in a worker thread, so a fit never blocks requests; it ends with the prefetcher.
+  const fitter = new WorkerFitter();
 
   const stop = (): void => {
     if (stopped) return;
@@ -89,6 +92,7 @@ export async function startLivePrefetcher(options: LivePrefetcherOptions): Promi
     unsubscribe?.();
     unsubscribe = undefined;
     prefetcher?.stop();
+    void fitter.close();
   };
   /** A fault in the prefetcher itself: stop it, keep serving. */
   const failOpen = (error: unknown, where: string): void => {
@@ -143,7 +147,7 @@ export async function startLivePrefetcher(options: LivePrefetcherOptions): Promi
   };
   Object.freeze(host);
 
-  const p = new Prefetcher(host, options.options);
+  const p = new Prefetcher(host, { ...options.options, modelOptions: { arimaFitter: fitter, ...options.options?.modelOptions } });
   prefetcher = p;
 
   let bootstrapped = 0;

@@ -1,3 +1,5 @@
+import { ArimaModel } from './arima.ts';
+import type { Fitter } from './arima-fit.ts';
 import { HotModel } from './hot.ts';
 import { IdleTimeModel } from './idle-time.ts';
 import type { Model } from './model.ts';
@@ -12,6 +14,11 @@ export interface ModelOptions {
   seasonalSlots?: number;
   /** Slowest consumer poll the queue-load model assumes while messages wait (ms). Default 20 s (SQS long poll). */
   minPollMs?: number;
+  /**
+   * Where ARIMA fits run. Default: inline (deterministic, for the simulator); the live service
+   * passes a WorkerFitter so a fit never blocks the event loop.
+   */
+  arimaFitter?: Fitter;
 }
 
 /** The ensemble's members, in a fixed order (weights are stored by position). */
@@ -22,5 +29,6 @@ export function defaultModels(rateWindowMs: number, options: ModelOptions = {}):
     new IdleTimeModel(options.idleGaps ?? 24),
     new QueueLoadModel(rateWindowMs, options.minPollMs ?? 20_000),
     new PrincipalModel(rateWindowMs),
+    new ArimaModel({ fitter: options.arimaFitter }),
   ] as Model[];
 }
