@@ -5,6 +5,8 @@ import { VirtualClock, type Clock, type Timer } from '../src/core/clock.ts';
 import { Random } from '../src/core/random.ts';
 import type { QueueOp } from '../src/bus/types.ts';
 import { HotModel } from '../src/prefetcher/models/hot.ts';
+import { defaultModels } from '../src/prefetcher/models/index.ts';
+import type { Model } from '../src/prefetcher/models/model.ts';
 import { Prefetcher } from '../src/prefetcher/prefetcher.ts';
 import type { StreamState } from '../src/prefetcher/state.ts';
 import type { AccessObservation, PrefetchHost } from '../src/prefetcher/types.ts';
@@ -237,6 +239,27 @@ function memoryInUse(gc: Gc | null): { heap: number; arrayBuffers: number } {
   return { heap: m.heapUsed, arrayBuffers: m.arrayBuffers };
 }
 
+/** Builds a prefetcher from `events` on a settable clock; memory grown (after full collections) and speed. */
+function buildPopulation(events: Events, gc: Gc | null, models: Model[] | undefined): { prefetcher: Prefetcher; clock: SettableClock; eventsPerSecond: number; heapBytesPerQueue: number; arrayBufferBytesPerQueue: number } {
+  const before = memoryInUse(gc);
+  const clock = new SettableClock();
+  const pf = new Prefetcher(host(clock), models ? { models } : {});
+  const build = timed(() => {
+    for (let i = 0; i < events.n; i++) {
+      const at = events.at[i]!;
+      if (at > clock.t) clock.t = at;
+      pf.observe(observation(events, i));
+    }
+  });
+  const after = memoryInUse(gc);
+  const queues = pf.stats.queues;
+  if (queues !== events.queueIds.length) throw new Error(`expected ${events.queueIds.length} queues, got ${queues}`);
+  return {
+    prefetcher: pf, clock, eventsPerSecond: (events.n * 1000) / build.wallMs,
+    heapBytesPerQueue: (after.heap - before.heap) / queues, arrayBufferBytesPerQueue: (after.arrayBuffers - before.arrayBuffers) / queues,
+  };
+}
+
 /**
  * Live planning on a small population: the same kind of streams on a VirtualClock whose timers
  * fire (jumpTo between events, advanceTo when a plan is due), so the planner runs and prefetches
@@ -270,14 +293,75 @@ async function liveRound(gc: Gc | null): Promise<{ cpuMsPerStreamDay: number; by
 }
 
 /**
+ * 100,000 queues built once (memory is deterministic: it varied by < 0.2% between builds), then
+ * ROUNDS prediction passes on them, each beside its reference; then the same population without
+ * the ARIMA member (its fits run inline here, in a worker thread live), for its share of memory.
+ */
+function predictPhase(gc: Gc | null) {
+  const { events, now } = predictEvents(PREDICT_QUEUES);
+  const built = buildPopulation(events, gc, undefined);
+  const pf = built.prefetcher;
+  const clock = built.clock;
+  clock.t = now;
+  const estimate = pf.bytesPerQueue();
+  const all: StreamState[] = [];
+  for (let q = 0; q < PREDICT_QUEUES; q++) all.push(pf.stream(events.queueIds[q]!, 'p0')!);
+  // Which models have something to say at `now` (the pass's work depends on it).
+  const speaking: Record<string, number> = Object.fromEntries(pf.ensemble.models.map((m) => [m.name, 0]));
+  for (const s of all) {
+    pf.ensemble.models.forEach((m, i) => {
+      if (!Number.isNaN(m.survival(s.modelStates[i], s, now, now + REUSE))) speaking[m.name]!++;
+    });
+  }
+  const predictMs: number[] = [];
+  const predictCpuMs: number[] = [];
+  const hotOnlyMs: number[] = [];
+  const hotOnlyCpuMs: number[] = [];
+  let streams = 0;
+  const hot = new HotModel(15 * MIN);
+  for (let round = 0; round < ROUNDS; round++) {
+    let sum = 0;
+    const pass = timed(() => pf.predictAll(REUSE, (_q, _p, p) => (sum += p)));
+    streams = pass.value;
+    predictMs.push(pass.wallMs);
+    predictCpuMs.push(pass.cpuMs);
+    if (!(sum > 0)) throw new Error('prediction pass predicted nothing');
+    // Reference: the hot model alone over the same stream objects (one exp each: the floor of a pass).
+    let hotSum = 0;
+    const reference = timed(() => {
+      for (const s of all) {
+        const v = hot.survival(null, s, now, now + REUSE);
+        if (!Number.isNaN(v)) hotSum += 1 - v;
+      }
+    });
+    hotOnlyMs.push(reference.wallMs);
+    hotOnlyCpuMs.push(reference.cpuMs);
+    if (!(hotSum > 0)) throw new Error('hot model predicted nothing');
+  }
+  const arima = pf.ensemble.models.find((m) => m.name === 'arima') as unknown as { fitsRequested?: number } | undefined;
+  const arimaFits = arima?.fitsRequested ?? null;
+  all.length = 0;
+  // The same population without the ARIMA member (its fits run inline here, in a worker live).
+  const withoutArima = defaultModels(15 * MIN).filter((m) => m.name !== 'arima');
+  const lean = buildPopulation(events, gc, withoutArima);
+  const leanEstimate = lean.prefetcher.bytesPerQueue();
+  return {
+    streams, estimate, speaking, predictMs, predictCpuMs, hotOnlyMs, hotOnlyCpuMs, arimaFits,
+    buildEventsPerSecond: built.eventsPerSecond, heapBytesPerQueue: built.heapBytesPerQueue, arrayBufferBytesPerQueue: built.arrayBufferBytesPerQueue,
+    lean: { heapBytesPerQueue: lean.heapBytesPerQueue, arrayBufferBytesPerQueue: lean.arrayBufferBytesPerQueue, estimate: leanEstimate, eventsPerSecond: lean.eventsPerSecond },
+  };
+}
+
+/**
  * The Predictive Key Prefetcher's cost: (1) ingest, events/s through `observe` with every model
  * updating, 1 M events over 10,000 Zipf-popular queues, beside a bare per-stream decayed counter
  * over the same events (timers never fire: see SettableClock); (2) one prediction pass,
  * `predictAll(300 s)` over 100,000 active queues, beside the hot model alone over the same
  * streams (one exp each: the floor of any pass); (3) memory per active queue, the prefetcher's
  * own estimate (`bytesPerQueue`) and the heap's growth while the 100,000 queues were built, over
- * the queue count; (4) live planning on 1,000 queues (CPU per stream-day, heap per queue).
- * Medians of 5 rounds; wall and CPU time both reported, since the machine may be shared.
+ * the queue count, with and without the ARIMA member; (4) live planning on 1,000 queues (CPU per
+ * stream-day, bytes per queue). The default ensemble throughout, ARIMA fitting inline as in the
+ * simulator. Medians of 5 rounds; wall and CPU time both, since the machine may be shared.
  */
 export async function benchPrefetcher(): Promise<Record<string, unknown>> {
   const { gc, how } = findGc();
@@ -307,70 +391,7 @@ export async function benchPrefetcher(): Promise<Record<string, unknown>> {
   for (let i = 0; i < ingest.n; i++) hits += ingest.hit[i]!;
 
   // ---- prediction pass and memory ----
-  const { events, now } = predictEvents(PREDICT_QUEUES);
-  const predictMs: number[] = [];
-  const predictCpuMs: number[] = [];
-  const hotOnlyMs: number[] = [];
-  const hotOnlyCpuMs: number[] = [];
-  const buildPerSecond: number[] = [];
-  const heapBytesPerQueue: number[] = [];
-  const arrayBufferBytesPerQueue: number[] = [];
-  let estimate = 0;
-  let streams = 0;
-  let speaking: Record<string, number> = {};
-  const hot = new HotModel(15 * MIN);
-  for (let round = 0; round < ROUNDS; round++) {
-    const before = memoryInUse(gc);
-    const clock = new SettableClock();
-    let pf: Prefetcher | null = new Prefetcher(host(clock));
-    const build = timed(() => {
-      for (let i = 0; i < events.n; i++) {
-        const at = events.at[i]!;
-        if (at > clock.t) clock.t = at;
-        pf!.observe(observation(events, i));
-      }
-    });
-    buildPerSecond.push((events.n * 1000) / build.wallMs);
-    const after = memoryInUse(gc);
-    if (pf.stats.queues !== PREDICT_QUEUES) throw new Error(`expected ${PREDICT_QUEUES} queues, got ${pf.stats.queues}`);
-    heapBytesPerQueue.push((after.heap - before.heap) / pf.stats.queues);
-    arrayBufferBytesPerQueue.push((after.arrayBuffers - before.arrayBuffers) / pf.stats.queues);
-    estimate = pf.bytesPerQueue();
-    clock.t = now;
-
-    let sum = 0;
-    const pass = timed(() => pf!.predictAll(REUSE, (_q, _p, p) => (sum += p)));
-    streams = pass.value;
-    predictMs.push(pass.wallMs);
-    predictCpuMs.push(pass.cpuMs);
-    if (!(sum > 0)) throw new Error('prediction pass predicted nothing');
-
-    // Reference: the hot model alone over the same stream objects (gathered first, not timed).
-    const all: StreamState[] = [];
-    for (let q = 0; q < PREDICT_QUEUES; q++) all.push(pf.stream(events.queueIds[q]!, 'p0')!);
-    let hotSum = 0;
-    const reference = timed(() => {
-      for (const s of all) {
-        const v = hot.survival(null, s, now, now + REUSE);
-        if (!Number.isNaN(v)) hotSum += 1 - v;
-      }
-    });
-    hotOnlyMs.push(reference.wallMs);
-    hotOnlyCpuMs.push(reference.cpuMs);
-    if (!(hotSum > 0)) throw new Error('hot model predicted nothing');
-
-    if (round === 0) {
-      // Which models have something to say at `now` (the pass's work depends on it).
-      speaking = Object.fromEntries(pf.ensemble.models.map((m) => [m.name, 0]));
-      for (const s of all) {
-        pf.ensemble.models.forEach((m, i) => {
-          if (!Number.isNaN(m.survival(s.modelStates[i], s, now, now + REUSE))) speaking[m.name]!++;
-        });
-      }
-    }
-    all.length = 0;
-    pf = null;
-  }
+  const pp = predictPhase(gc);
 
   // ---- live planning ----
   const live: Awaited<ReturnType<typeof liveRound>>[] = [];
@@ -380,10 +401,10 @@ export async function benchPrefetcher(): Promise<Record<string, unknown>> {
   const ingestCpuMedian = median(ingestCpuRates);
   const referenceMedian = median(referenceRates);
   const referenceCpuMedian = median(referenceCpuRates);
-  const predictMedian = median(predictMs);
-  const hotMedian = median(hotOnlyMs);
-  const heapMedian = median(heapBytesPerQueue);
-  const arrayBufferMedian = median(arrayBufferBytesPerQueue);
+  const predictMedian = median(pp.predictMs);
+  const hotMedian = median(pp.hotOnlyMs);
+  const heapMedian = pp.heapBytesPerQueue;
+  const arrayBufferMedian = pp.arrayBufferBytesPerQueue;
   const liveBytes = median(live.map((r) => r.bytesPerQueue));
   return {
     machine: { cpus: cpus().length, loadAverage1mAtStart: loadAtStart, loadAverage1mAtEnd: loadavg()[0] },
@@ -410,23 +431,24 @@ export async function benchPrefetcher(): Promise<Record<string, unknown>> {
     },
     predict: {
       queues: PREDICT_QUEUES,
-      streams,
+      streams: pp.streams,
       horizonMs: REUSE,
       passMs: predictMedian,
-      passCpuMs: median(predictCpuMs),
-      nsPerStream: (predictMedian * 1e6) / streams,
+      passCpuMs: median(pp.predictCpuMs),
+      nsPerStream: (predictMedian * 1e6) / pp.streams,
       hotModelOnlyMs: hotMedian,
-      hotModelOnlyCpuMs: median(hotOnlyCpuMs),
+      hotModelOnlyCpuMs: median(pp.hotOnlyCpuMs),
       ratioToHotModelOnly: predictMedian / hotMedian,
-      ratioToHotModelOnlyCpu: median(predictCpuMs) / median(hotOnlyCpuMs),
-      modelsSpeaking: speaking,
+      ratioToHotModelOnlyCpu: median(pp.predictCpuMs) / median(pp.hotOnlyCpuMs),
+      modelsSpeaking: pp.speaking,
       targetMs: TARGET_PREDICT_MS,
       meetsTarget: predictMedian < TARGET_PREDICT_MS,
-      buildEventsPerSecond: median(buildPerSecond),
+      buildEventsPerSecond: pp.buildEventsPerSecond,
+      arimaFitsDuringBuild: pp.arimaFits,
     },
     memory: {
       queues: PREDICT_QUEUES,
-      bytesPerQueueEstimate: estimate,
+      bytesPerQueueEstimate: pp.estimate,
       measuredBytesPerQueue: heapMedian + arrayBufferMedian,
       heapBytesPerQueue: heapMedian,
       arrayBufferBytesPerQueue: arrayBufferMedian,
@@ -435,8 +457,13 @@ export async function benchPrefetcher(): Promise<Record<string, unknown>> {
       liveQueues: LIVE_QUEUES,
       liveMeasuredBytesPerQueue: liveBytes,
       liveBytesPerQueueEstimate: median(live.map((r) => r.bytesPerQueueEstimate)),
+      withoutArima: {
+        measuredBytesPerQueue: pp.lean.heapBytesPerQueue + pp.lean.arrayBufferBytesPerQueue,
+        bytesPerQueueEstimate: pp.lean.estimate,
+        buildEventsPerSecond: pp.lean.eventsPerSecond,
+      },
       targetBytesPerQueue: TARGET_BYTES_PER_QUEUE,
-      meetsTarget: Math.max(estimate, heapMedian + arrayBufferMedian, liveBytes) <= TARGET_BYTES_PER_QUEUE,
+      meetsTarget: Math.max(pp.estimate, heapMedian + arrayBufferMedian, liveBytes) <= TARGET_BYTES_PER_QUEUE,
     },
     livePlanning: {
       queues: LIVE_QUEUES,
@@ -445,8 +472,7 @@ export async function benchPrefetcher(): Promise<Record<string, unknown>> {
       prefetchesIssued: median(live.map((r) => r.issued)),
     },
     rounds: {
-      ingestRates, ingestCpuRates, referenceRates, referenceCpuRates, predictMs, predictCpuMs, hotOnlyMs, hotOnlyCpuMs,
-      heapBytesPerQueue, arrayBufferBytesPerQueue, buildPerSecond,
+      ingestRates, ingestCpuRates, referenceRates, referenceCpuRates, predictMs: pp.predictMs, predictCpuMs: pp.predictCpuMs, hotOnlyMs: pp.hotOnlyMs, hotOnlyCpuMs: pp.hotOnlyCpuMs,
       live: live.map((r) => ({ cpuMsPerStreamDay: r.cpuMsPerStreamDay, bytesPerQueue: r.bytesPerQueue })),
     },
   };

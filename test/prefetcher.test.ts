@@ -19,9 +19,9 @@ const DAY = 24 * HOUR;
 const T0 = Date.UTC(2024, 0, 1);
 const REUSE = 300_000;
 /**
- * A virtual-time loop that never ends (a planner re-planning at `now`) fails the test instead of
- * hanging the run: the VirtualClocks settle with setImmediate ('io', the default), so the runner's
- * own timeout gets a turn.
+ * A virtual-time loop that never ends (timers re-armed at `now` across clock turns) fails the test
+ * instead of hanging the run: the VirtualClocks settle with setImmediate ('io', the default), so
+ * the runner's own timeout gets a turn. (A loop inside one synchronous call cannot be cut short.)
  */
 const LIMIT = { timeout: 120_000 };
 
