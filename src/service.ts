@@ -112,13 +112,15 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   }
 
   const store = SqliteMessageStore.open({ path: join(options.dataDir, 'messages.db'), onOp: (op) => metrics.storeOps.inc({ op }) });
+  /** A queue's SSE settings, read by the key tier and the prefetcher alike. */
+  const settingsOf = (queueId: string) => {
+    const queue = store.getQueueById(queueId);
+    return queue ? keySettingsOf(queue) : undefined;
+  };
   const keys = new KeyService({
     kms,
     clock,
-    settingsOf: (queueId) => {
-      const queue = store.getQueueById(queueId);
-      return queue ? keySettingsOf(queue) : undefined;
-    },
+    settingsOf,
     scheduler: { backgroundPerSecond: options.prefetchBudgetPerSecond ?? 50, onDropped: () => metrics.prefetchDropped.inc() },
   });
   const metadata = new MetadataService(keys);
@@ -161,10 +163,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         metadata,
         clock,
         nodeIds: frontends.map((f) => f.nodeId),
-        reuseMsOf: (queueId) => {
-          const queue = store.getQueueById(queueId);
-          return queue ? keySettingsOf(queue).reuseMs : undefined;
-        },
+        reuseMsOf: (queueId) => settingsOf(queueId)?.reuseMs,
         expectedFetchMs: expectedFetchMs(options.kmsLatency),
         options: options.prefetcherOptions,
         logger: logger.child({ component: 'prefetcher' }),

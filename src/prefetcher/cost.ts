@@ -102,7 +102,6 @@ export class KmsBudget {
 export class ThresholdTuner {
   private readonly used: Float64Array;
   private readonly total: Float64Array;
-  resolved = 0;
 
   constructor(
     private readonly base: () => number,
@@ -138,7 +137,6 @@ export class ThresholdTuner {
   }
 
   record(predicted: number, used: boolean): void {
-    this.resolved++;
     const b = this.bucketOf(predicted);
     this.used[b] = this.used[b]! * this.decay + (used ? 1 : 0);
     this.total[b] = this.total[b]! * this.decay + 1;

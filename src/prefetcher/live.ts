@@ -5,26 +5,17 @@ import type { PrefetchMetricsSource } from '../core/metrics.ts';
 import type { PrefetchInstruction } from '../metadata/types.ts';
 import { WorkerFitter } from './models/arima-fit.ts';
 import { Prefetcher, type PrefetcherOptions } from './prefetcher.ts';
-import type { PrefetchHost } from './types.ts';
+import type { HistoryBatches, HistoryEvent, PrefetchHost } from './types.ts';
 
 /** What the live prefetcher needs of the metadata service: the prefetch API, nothing that returns a key. */
 export interface PrefetchApi {
   prefetch(instruction: PrefetchInstruction): Promise<{ delivered: number; expiresAt?: number }>;
 }
 
-/** One request of retained history (a trace event's shape). */
-export interface HistoryEvent {
-  t: number;
-  queue: string;
-  principal?: string;
-  node?: string;
-  op: QueueOp;
-}
-
 /** Retained history to learn from before following the bus (a TraceReader satisfies it). */
 export interface HistorySource {
   /** The history in time order, in batches; called twice (the first pass finds where it ends). */
-  batches(): AsyncIterable<readonly HistoryEvent[]> | Iterable<readonly HistoryEvent[]>;
+  batches(): HistoryBatches;
 }
 
 export interface LiveBootstrap {

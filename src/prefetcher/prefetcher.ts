@@ -8,7 +8,7 @@ import type { Model } from './models/model.ts';
 import { defaultModels, type ModelOptions } from './models/index.ts';
 import { plan } from './planner.ts';
 import { QueueState, StreamState, type OpenPrefetch } from './state.ts';
-import type { AccessObservation, PrefetchHost, QueueStatsObservation } from './types.ts';
+import type { AccessObservation, HistoryBatches, PrefetchHost, QueueStatsObservation } from './types.ts';
 
 export interface PrefetcherOptions {
   /** What a miss, a wasted KMS call and key exposure cost (see CostModel). */
@@ -132,14 +132,14 @@ export class Prefetcher {
   /** Learns from one request and reacts to it (fan-out after a miss, a plan for the key's renewal). */
   observe(o: AccessObservation): void {
     if (this.stopped) return;
-    const s = this.learn(o.queueId, o.principal, o.nodeId, o.op, o.at);
+    const reuseMs = this.host.reuseMsOf(o.queueId);
+    const s = this.learn(o.queueId, o.principal, o.nodeId, o.op, o.at, reuseMs);
     if (!s) return;
     const q = s.queue;
     if (o.prefetchedFirstUse) {
       q.missesAvoided++;
       this.stats.missesAvoided++;
     }
-    const reuseMs = this.host.reuseMsOf(o.queueId);
     if (o.hit) {
       if (o.keyExpiresAt !== undefined && o.keyExpiresAt > s.coveredUntil) {
         s.coveredUntil = o.keyExpiresAt;
@@ -174,11 +174,11 @@ export class Prefetcher {
    * Learns from retained history before following the live stream: the models and stream state
    * are updated, nothing is prefetched, no coverage is assumed.
    */
-  async bootstrap(history: AsyncIterable<readonly { t: number; queue: string; principal?: string; node?: string; op: AccessObservation['op'] }[]> | Iterable<readonly { t: number; queue: string; principal?: string; node?: string; op: AccessObservation['op'] }[]>): Promise<number> {
+  async bootstrap(history: HistoryBatches): Promise<number> {
     let n = 0;
     for await (const batch of history) {
       for (const e of batch) {
-        this.learn(e.queue, e.principal ?? 'p0', e.node ?? '', e.op, e.t);
+        this.learn(e.queue, e.principal ?? 'p0', e.node ?? '', e.op, e.t, this.host.reuseMsOf(e.queue));
         n++;
       }
     }
@@ -255,7 +255,7 @@ export class Prefetcher {
 
   // ---- learning ------------------------------------------------------------------------------
 
-  private learn(queueId: string, principal: string, nodeId: string, op: AccessObservation['op'], at: number): StreamState | undefined {
+  private learn(queueId: string, principal: string, nodeId: string, op: AccessObservation['op'], at: number, reuseMs: number): StreamState | undefined {
     this.stats.observed++;
     let q = this.queues.get(queueId);
     let s = q?.streams.get(principal);
@@ -279,13 +279,13 @@ export class Prefetcher {
     if (at < s.lastAt) at = s.lastAt;
     const open = s.open;
     if (open !== null && at >= open.at - this.leadMs() && at < open.expiresAt) this.resolve(s, open, true);
-    if (at >= s.optimalAnchor + this.host.reuseMsOf(queueId)) {
+    if (at >= s.optimalAnchor + reuseMs) {
       s.optimalAnchor = at;
       this.budget.optimalKey(at);
     }
     const gap = at - s.lastAt;
     if (s.requests > 0 && gap >= this.scoreMinGapMs) {
-      this.ensemble.scoreArrival(s, at, Math.max(10_000, Math.min(this.host.reuseMsOf(queueId) / 2, gap / 10)));
+      this.ensemble.scoreArrival(s, at, Math.max(10_000, Math.min(reuseMs / 2, gap / 10)));
     }
     const models = this.ensemble.models;
     for (let m = 0; m < models.length; m++) models[m]!.observe(s.modelStates[m], s, at);
@@ -293,12 +293,10 @@ export class Prefetcher {
     s.decayedCount = decayTo(s.decayedCount, s.decayedAt, at, w) + 1;
     s.decayedAt = at;
     s.lastAt = at;
-    s.lastOp = op;
     if (s.requests === 0) s.firstAt = at;
     s.requests++;
     q.decayedCount = decayTo(q.decayedCount, q.decayedAt, at, w) + 1;
     q.decayedAt = at;
-    q.lastAt = at;
     q.requests++;
     if (op === 'receive' || op === 'delete') q.consumersSeen = true;
     if (op === 'receive') {
@@ -414,7 +412,7 @@ export class Prefetcher {
       return;
     }
     this.ensemble.windowProbabilities(s, now, now + lead, now + reuseMs, this.byModel);
-    const open: OpenPrefetch = { at: now + lead, expiresAt: Infinity, probability, byModel: Float32Array.from(this.byModel), newKey: true };
+    const open: OpenPrefetch = { at: now + lead, expiresAt: Infinity, probability, byModel: Float32Array.from(this.byModel) };
     s.open = open;
     s.inFlight = true;
     this.stats.issued++;

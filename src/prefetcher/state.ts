@@ -1,5 +1,3 @@
-import type { QueueOp } from '../bus/types.ts';
-
 /** The prefetcher's record of one prefetch it asked for, kept until its outcome is known. */
 export interface OpenPrefetch {
   /** When the key was expected to be in the nodes (the planned moment). */
@@ -10,13 +8,10 @@ export interface OpenPrefetch {
   probability: number;
   /** Each model's probability of the same (NaN where it abstained), for the feedback loop. */
   byModel: Float32Array;
-  /** The prefetch generated a new key (a KMS call), not only a delivery of the current one. */
-  newKey: boolean;
 }
 
 /** Per-queue state: shared by the queue's streams (one per principal). */
 export class QueueState {
-  lastAt = -Infinity;
   requests = 0;
   /** Exponentially decayed request count (time constant: the prefetcher's rate window). */
   decayedCount = 0;
@@ -63,8 +58,6 @@ export class StreamState {
   dueVersion = 0;
   open: OpenPrefetch | null = null;
   inFlight = false;
-  /** Kind of the last request, for models that care about ops. */
-  lastOp: QueueOp = 'send';
 
   constructor(readonly queue: QueueState, readonly principal: string, weights: Float32Array, modelStates: unknown[]) {
     this.weights = weights;

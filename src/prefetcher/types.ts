@@ -36,6 +36,18 @@ export interface AccessObservation {
   prefetchedFirstUse: boolean;
 }
 
+/** One request of retained history (a trace event has this shape). */
+export interface HistoryEvent {
+  t: number;
+  queue: string;
+  principal?: string;
+  node?: string;
+  op: QueueOp;
+}
+
+/** History in time order, in batches. */
+export type HistoryBatches = AsyncIterable<readonly HistoryEvent[]> | Iterable<readonly HistoryEvent[]>;
+
 /** Queue statistics a front-end reports now and then (the seed's "queue metadata"). */
 export interface QueueStatsObservation {
   at: number;

@@ -25,6 +25,25 @@ export interface Model<S = unknown> {
 /** A model's view of its queue, for models that learn queue-wide facts (backlog, principals). */
 export type { QueueState, StreamState };
 
+/**
+ * A model that reads only the stream's and queue's shared fields (rates, backlog): it keeps no
+ * state of its own per stream and learns nothing beyond what the prefetcher already records.
+ */
+export abstract class StatelessModel implements Model<null> {
+  abstract readonly name: string;
+  abstract survival(state: null, stream: StreamState, now: number, t: number): number;
+
+  create(): null {
+    return null;
+  }
+
+  observe(): void {}
+
+  bytes(): number {
+    return 0;
+  }
+}
+
 /** exp(-rate·dt) with the guards every rate-based model needs. */
 export function poissonSurvival(ratePerMs: number, dtMs: number): number {
   if (!(ratePerMs > 0) || !(dtMs > 0)) return 1;

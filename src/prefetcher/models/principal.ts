@@ -1,20 +1,16 @@
 import { decayTo, rateOf } from './decay.ts';
-import { poissonSurvival, type Model, type StreamState } from './model.ts';
+import { poissonSurvival, StatelessModel, type StreamState } from './model.ts';
 
 /**
  * Principal behaviour: a principal's share of its queue's recent requests times the queue's rate.
  * It lets a principal seen rarely borrow the rhythm of a busy queue. Abstains on single-principal
  * queues, where it would repeat the hot model.
  */
-export class PrincipalModel implements Model<null> {
+export class PrincipalModel extends StatelessModel {
   readonly name = 'principal';
-  constructor(private readonly windowMs: number) {}
-
-  create(): null {
-    return null;
+  constructor(private readonly windowMs: number) {
+    super();
   }
-
-  observe(): void {}
 
   survival(_state: null, s: StreamState, now: number, t: number): number {
     const q = s.queue;
@@ -23,9 +19,5 @@ export class PrincipalModel implements Model<null> {
     if (!(queueCount > 0)) return Number.NaN;
     const share = decayTo(s.decayedCount, s.decayedAt, now, this.windowMs) / queueCount;
     return poissonSurvival(share * rateOf(q.decayedCount, q.decayedAt, now, this.windowMs), t - now);
-  }
-
-  bytes(): number {
-    return 0;
   }
 }

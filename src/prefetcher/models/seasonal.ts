@@ -9,8 +9,9 @@ export class SeasonalProfile {
   readonly timeOfDay: Float32Array;
   readonly dayOfWeek: Float32Array;
   readonly dayOfMonth: Float32Array;
-  /** Day (since the epoch) the counts were last decayed to. */
+  /** Day (since the epoch) the counts were last decayed to, and its day of the month (0-based). */
   day = -1;
+  dayOfMonthIndex = 0;
   firstAt = Infinity;
 
   constructor(slots: number) {
@@ -39,6 +40,7 @@ export class SeasonalModel implements Model<SeasonalProfile> {
     const p = new SeasonalProfile(this.slots);
     p.firstAt = at;
     p.day = Math.floor(at / DAY_MS);
+    p.dayOfMonthIndex = new Date(at).getUTCDate() - 1;
     return p;
   }
 
@@ -47,7 +49,7 @@ export class SeasonalModel implements Model<SeasonalProfile> {
     const slot = Math.floor((at % DAY_MS) / this.slotMs);
     p.timeOfDay[slot]!++;
     p.dayOfWeek[dayOfWeek(at)]!++;
-    p.dayOfMonth[new Date(at).getUTCDate() - 1]!++;
+    p.dayOfMonth[p.dayOfMonthIndex]!++;
   }
 
   survival(p: SeasonalProfile, _s: StreamState, now: number, t: number): number {
@@ -84,6 +86,8 @@ export class SeasonalModel implements Model<SeasonalProfile> {
     const counts = p.counts;
     for (let i = 0; i < counts.length; i++) counts[i]! *= f;
     p.day = day;
+    // Once a day, not once a request: a Date per event showed in the ingest profile.
+    p.dayOfMonthIndex = new Date(day * DAY_MS).getUTCDate() - 1;
   }
 }
 
