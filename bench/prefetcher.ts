@@ -91,7 +91,7 @@ const PRINCIPALS = ['p0', 'p1', 'p2'];
  * principal on one queue in ten. Hit or miss comes from a key per (queue, principal) living 5 min
  * from the miss that fetched it: hits carry the key's expiry, as front-ends report.
  */
-function ingestEvents(): Events {
+export function ingestEvents(): Events {
   const rnd = new Random(1);
   const cdf = new Float64Array(INGEST_QUEUES);
   let total = 0;
@@ -142,7 +142,7 @@ function observation(e: Events, i: number): AccessObservation {
 }
 
 /** Feeds every event to a fresh prefetcher; events/s (wall, CPU). The clock moves once per simulated second. */
-function ingestRound(e: Events): { perSecond: number; perCpuSecond: number; prefetcher: Prefetcher } {
+export function ingestRound(e: Events): { perSecond: number; perCpuSecond: number; prefetcher: Prefetcher } {
   const clock = new SettableClock();
   const pf = new Prefetcher(host(clock));
   const { wallMs, cpuMs } = timed(() => {
@@ -309,8 +309,8 @@ function predictPhase(gc: Gc | null) {
   // Which models have something to say at `now` (the pass's work depends on it).
   const speaking: Record<string, number> = Object.fromEntries(pf.ensemble.models.map((m) => [m.name, 0]));
   for (const s of all) {
-    pf.ensemble.models.forEach((m, i) => {
-      if (!Number.isNaN(m.survival(s.modelStates[i], s, now, now + REUSE))) speaking[m.name]!++;
+    pf.ensemble.models.forEach((m) => {
+      if (!Number.isNaN(m.survival(s, now, now + REUSE))) speaking[m.name]!++;
     });
   }
   const predictMs: number[] = [];
@@ -330,7 +330,7 @@ function predictPhase(gc: Gc | null) {
     let hotSum = 0;
     const reference = timed(() => {
       for (const s of all) {
-        const v = hot.survival(null, s, now, now + REUSE);
+        const v = hot.survival(s, now, now + REUSE);
         if (!Number.isNaN(v)) hotSum += 1 - v;
       }
     });

@@ -123,7 +123,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     settingsOf,
     scheduler: { backgroundPerSecond: options.prefetchBudgetPerSecond ?? 50, onDropped: () => metrics.prefetchDropped.inc() },
   });
-  const metadata = new MetadataService(keys);
+  // The store is read for one thing only: which DEKs a queue's waiting messages need (prefetchDecrypt).
+  const metadata = new MetadataService(keys, { backlog: { store, clock } });
   const bus = new InProcessBus((error) => logger.warn({ error: error instanceof Error ? error.name : typeof error }, 'event subscriber failed'));
   const waiters = new ReceiveWaiters(clock);
 

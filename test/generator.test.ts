@@ -16,6 +16,7 @@ import {
   type GeneratorOptions,
   type SeasonalPattern,
 } from '../src/sim/generator.ts';
+import { regimeChangeTrace } from '../src/sim/regime-change.ts';
 import { openEvents } from '../src/sim/traces/events.ts';
 import type { TraceEvent } from '../src/sim/traces/types.ts';
 
@@ -251,6 +252,22 @@ describe('pkp gen', () => {
     const again = out();
     await writeSyntheticTrace(again, { seed: 3, queues: 12, days: 0.1, meanRatePerSecond: 1, principals: 5 });
     assert.equal(readFileSync(path, 'utf8'), readFileSync(again, 'utf8'));
+  });
+
+  it('--profile regime-change writes the regime-change trace, with its own defaults, and refuses mixed-only options', async () => {
+    const path = out();
+    const log = console.log;
+    console.log = () => {};
+    try {
+      await program().parseAsync(['gen', '--out', path, '--profile', 'regime-change', '--seed', '2', '--days', '0.25', '--queues', '6'], { from: 'user' });
+    } finally {
+      console.log = log;
+    }
+    const fromFile: TraceEvent[] = [];
+    for await (const e of openEvents(path)) fromFile.push(e);
+    assert.deepEqual(fromFile, regimeChangeTrace({ seed: 2, days: 0.25, queues: 6 }).events);
+    await assert.rejects(program().parseAsync(['gen', '--out', out(), '--profile', 'regime-change', '--rate', '2'], { from: 'user' }), /does not take --rate/);
+    await assert.rejects(program().parseAsync(['gen', '--out', out(), '--profile', 'weekly'], { from: 'user' }), /--profile.*expected one of mixed, regime-change/);
   });
 
   it('refuses bad options and a missing --out', async () => {

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ArimaModel } from '../src/prefetcher/models/arima.ts';
 import { chooseOrder, fitForecast, InlineFitter, seasonalNaive, trainWithArima, WorkerFitter, type Forecast } from '../src/prefetcher/models/arima-fit.ts';
-import { QueueState, StreamState } from '../src/prefetcher/state.ts';
+import { Ensemble } from '../src/prefetcher/models/ensemble.ts';
+import { QueueState, type StreamState } from '../src/prefetcher/state.ts';
 
 const SEASON = 96; // 15-min intervals in a day
 const MIN = 60_000;
@@ -79,15 +80,19 @@ describe('fitForecast', () => {
 
 describe('ArimaModel', () => {
   /** Requests every ~30 s from 00:00 to 12:00 UTC, none from 12:00 to 24:00. */
-  function busyMornings(model: ArimaModel, until: number): { stream: StreamState; state: ReturnType<ArimaModel['create']> } {
-    const stream = new StreamState(new QueueState('q'), 'p', new Float32Array(1), []);
+  /** A stream laid out for `model` alone. */
+  function streamFor(model: ArimaModel, at: number): StreamState {
+    return new Ensemble([model]).newStream(new QueueState('q'), 'p', at);
+  }
+
+  function busyMornings(model: ArimaModel, until: number): StreamState {
     let seed = 12345;
     const rnd = (): number => (seed = (seed * 16807) % 2147483647) / 2147483647;
     let at = 0;
-    const state = model.create(stream, at);
+    const stream = streamFor(model, at);
     while (at < until) {
       if (at % DAY < 12 * HOUR) {
-        model.observe(state, stream, at);
+        model.observe(stream, at);
         stream.lastAt = at;
         if (stream.requests === 0) stream.firstAt = at;
         stream.requests++;
@@ -96,7 +101,7 @@ describe('ArimaModel', () => {
         at = Math.ceil(at / DAY) * DAY;
       }
     }
-    return { stream, state };
+    return stream;
   }
 
   test('abstains before a day of history; then a busy interval has a much lower survival than a quiet one', () => {
@@ -104,24 +109,25 @@ describe('ArimaModel', () => {
     // an hour: the first request after the hour).
     const model = new ArimaModel({ fitter: new InlineFitter(), refitEveryMs: HOUR });
     const early = busyMornings(model, 11 * HOUR);
-    assert.ok(Number.isNaN(model.survival(early.state, early.stream, 11 * HOUR, 11 * HOUR + 10 * MIN)));
+    assert.ok(Number.isNaN(model.survival(early, 11 * HOUR, 11 * HOUR + 10 * MIN)));
     assert.equal(model.fitsRequested, 0);
 
     const model2 = new ArimaModel({ fitter: new InlineFitter(), refitEveryMs: HOUR });
-    const { stream, state } = busyMornings(model2, 2 * DAY + 11 * HOUR + 20 * MIN);
+    const stream = busyMornings(model2, 2 * DAY + 11 * HOUR + 20 * MIN);
     assert.ok(model2.fitsDone > 0);
     assert.equal(model2.fitFailures, 0);
-    assert.equal(state.forecastFrom, (2 * DAY + 11 * HOUR) / (15 * MIN), 'forecast from the 11:00 interval of day 3');
-    const busy = model2.survival(state, stream, 2 * DAY + 11 * HOUR + 20 * MIN, 2 * DAY + 11 * HOUR + 30 * MIN);
-    const quiet = model2.survival(state, stream, 2 * DAY + 12 * HOUR + MIN, 2 * DAY + 12 * HOUR + 11 * MIN);
+    assert.equal(model2.forecastFrom(stream), (2 * DAY + 11 * HOUR) / (15 * MIN), 'forecast from the 11:00 interval of day 3');
+    const busy = model2.survival(stream, 2 * DAY + 11 * HOUR + 20 * MIN, 2 * DAY + 11 * HOUR + 30 * MIN);
+    const quiet = model2.survival(stream, 2 * DAY + 12 * HOUR + MIN, 2 * DAY + 12 * HOUR + 11 * MIN);
     assert.ok(busy < 0.01, `busy survival ${busy}`);
     assert.ok(quiet > 0.5, `quiet survival ${quiet}`);
     // Survival is monotone in t, and past the forecast's end the mean rate applies.
-    const far = model2.survival(state, stream, 2 * DAY + 12 * HOUR + MIN, 2 * DAY + 20 * HOUR);
+    const far = model2.survival(stream, 2 * DAY + 12 * HOUR + MIN, 2 * DAY + 20 * HOUR);
     assert.ok(far <= quiet);
     // Outside the forecast's 2 hours: abstains.
-    assert.ok(Number.isNaN(model2.survival(state, stream, 2 * DAY + 13 * HOUR, 2 * DAY + 14 * HOUR)));
-    assert.ok(model2.bytes(state) <= 600, `bytes ${model2.bytes(state)}`);
+    assert.ok(Number.isNaN(model2.survival(stream, 2 * DAY + 13 * HOUR, 2 * DAY + 14 * HOUR)));
+    const { f64, f32, u16 } = model2.layout;
+    assert.ok(f64 * 8 + f32 * 4 + u16 * 2 <= 480, 'slab bytes of the model per stream');
   });
 
   test('a fitter returning a Promise: the forecast lands on resolution; a rejection is counted, not thrown', async () => {
@@ -141,43 +147,45 @@ describe('ArimaModel', () => {
       },
     };
     const model = new ArimaModel({ fitter });
-    const stream = new StreamState(new QueueState('q'), 'p', new Float32Array(1), []);
-    const state = model.create(stream, 0);
-    model.observe(state, stream, 0);
-    model.observe(state, stream, DAY); // a day of (empty) history: asks for a fit
-    model.observe(state, stream, DAY + 7 * HOUR); // one pending: no second fit
+    const stream = streamFor(model, 0);
+    model.observe(stream, 0);
+    model.observe(stream, DAY); // a day of (empty) history: asks for a fit
+    model.observe(stream, DAY + 7 * HOUR); // one pending: no second fit
     assert.equal(calls, 1);
-    assert.ok(Number.isNaN(model.survival(state, stream, DAY, DAY + MIN)));
+    assert.ok(Number.isNaN(model.survival(stream, DAY, DAY + MIN)));
     answer({ values: [4, 4, 4, 4, 4, 4, 4, 4], method: 'sarima' });
     await Promise.resolve();
     assert.equal(model.fitsDone, 1);
     // 4 requests per 15 min over 15 min.
-    assert.ok(Math.abs(model.survival(state, stream, DAY, DAY + 15 * MIN) - Math.exp(-4)) < 1e-9);
+    assert.ok(Math.abs(model.survival(stream, DAY, DAY + 15 * MIN) - Math.exp(-4)) < 1e-9);
     // Beyond the forecast's end, its mean rate.
-    assert.ok(Math.abs(model.survival(state, stream, DAY, DAY + 3 * HOUR) - Math.exp(-4 * 12)) < 1e-9);
+    assert.ok(Math.abs(model.survival(stream, DAY, DAY + 3 * HOUR) - Math.exp(-4 * 12)) < 1e-9);
 
-    model.observe(state, stream, DAY + 7 * HOUR + 1); // refit due (6 h after the first)
+    model.observe(stream, DAY + 7 * HOUR + 1); // refit due (6 h after the first)
     assert.equal(calls, 2);
     fail(new Error('worker crashed'));
     await Promise.resolve();
     await Promise.resolve();
     assert.equal(model.fitFailures, 1);
-    assert.equal(state.pending, false);
+    assert.equal(model.pending(stream), false);
   });
 
   test('the ring: counts per interval, gaps cleared, a gap longer than the ring clears it, saturating', () => {
     const model = new ArimaModel({ fitter: { fit: () => assert.fail('no fit expected') }, minIntervals: 1000 });
-    const stream = new StreamState(new QueueState('q'), 'p', new Float32Array(1), []);
-    const st = model.create(stream, 0);
-    for (let i = 0; i < 3; i++) model.observe(st, stream, i * MIN);
-    model.observe(st, stream, 20 * MIN);
-    assert.equal(st.counts[0], 3);
-    assert.equal(st.counts[1], 1);
-    assert.equal(st.newest, 1);
-    for (let i = 0; i < 70_000; i++) model.observe(st, stream, 20 * MIN);
-    assert.equal(st.counts[1], 0xffff);
-    model.observe(st, stream, 3 * DAY);
-    assert.equal(st.counts.reduce((a, b) => a + b, 0), 1);
+    const stream = streamFor(model, 0);
+    for (let i = 0; i < 3; i++) model.observe(stream, i * MIN);
+    model.observe(stream, 20 * MIN);
+    assert.equal(model.countAt(stream, 0), 3);
+    assert.equal(model.countAt(stream, 1), 1);
+    assert.equal(model.countAt(stream, 2), 0, 'nothing counted past the newest interval');
+    for (let i = 0; i < 70_000; i++) model.observe(stream, 20 * MIN);
+    assert.equal(model.countAt(stream, 1), 0xffff);
+    model.observe(stream, 3 * DAY);
+    const newest = (3 * DAY) / (15 * MIN);
+    let total = 0;
+    for (let i = newest - 200; i <= newest; i++) total += model.countAt(stream, i);
+    assert.equal(total, 1, 'a gap longer than the ring cleared it');
+    assert.equal(model.countAt(stream, 1), 0);
   });
 });
 

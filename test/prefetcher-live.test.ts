@@ -169,7 +169,7 @@ test('the metrics endpoint exposes the prefetcher series', async () => {
 test('the prefetcher host exposes no key material: prefetch answers with an expiry, events carry ids only', async () => {
   await withService({}, async (service, sqs, clock) => {
     const host = service.livePrefetcher!.host;
-    assert.deepEqual(Object.keys(host).sort(), ['clock', 'expectedFetchMs', 'nodeIds', 'nodesFor', 'prefetch', 'reuseMsOf']);
+    assert.deepEqual(Object.keys(host).sort(), ['clock', 'expectedFetchMs', 'nodeIds', 'nodesFor', 'prefetch', 'prefetchDecrypt', 'reuseMsOf']);
 
     const events: PkpEvent[] = [];
     const unsubscribe = service.bus.subscribe((e) => events.push(e));
@@ -187,6 +187,7 @@ test('the prefetcher host exposes no key material: prefetch answers with an expi
     assert.equal(host.reuseMsOf(queueId), 300_000);
     assert.equal(typeof host.clock.now(), 'number');
     assert.equal(typeof host.expectedFetchMs, 'number');
+    assert.equal(await host.prefetchDecrypt!({ queueId, nodeIds: ['fe-2'], score: 1 }), 0, 'an empty backlog: no decrypt keys, a count');
     const timer = host.clock.setTimer(1_000, () => {});
     assert.ok(!Buffer.isBuffer(timer));
     timer.cancel();

@@ -1,13 +1,25 @@
+import type { Clock } from '../core/clock.ts';
 import { PkpError } from '../core/errors.ts';
 import { NodeKeyPair, SealedChannel } from '../crypto/seal.ts';
 import type { CachedKey } from '../keycache/types.ts';
-import type { KeyService } from './key-service.ts';
-import type { KeyDelivery, KeyRequestOptions, PrefetchInstruction, SealedKeyDelivery } from './types.ts';
+import type { MessageStore } from '../store/types.ts';
+import { dekIdOf, type KeyService } from './key-service.ts';
+import type {
+  DecryptPrefetchInstruction, DecryptPrefetchOutcome, KeyDelivery, KeyRequestOptions, PrefetchInstruction, SealedKeyDelivery,
+} from './types.ts';
 
 /** What a front-end node asks of the metadata service. Keys come back sealed to the node. */
 export interface MetadataClient {
   fetchEncryptKey(nodeId: string, queueId: string, principal: string, options?: KeyRequestOptions): Promise<SealedKeyDelivery>;
   fetchDecryptKey(nodeId: string, queueId: string, encryptedDek: Buffer, options?: KeyRequestOptions): Promise<SealedKeyDelivery>;
+}
+
+export interface MetadataServiceOptions {
+  /**
+   * Where prefetchDecrypt reads a queue's backlog DEKs (the message store: this read only), and the
+   * clock the store's times are on. Without it prefetchDecrypt refuses.
+   */
+  backlog?: { store: Pick<MessageStore, 'backlogDeks'>; clock: Clock };
 }
 
 export interface PrefetchOutcome {
@@ -25,8 +37,11 @@ export class MetadataService implements MetadataClient {
   private readonly identity = NodeKeyPair.generate();
   private readonly channels = new Map<string, SealedChannel>();
   private delivery: KeyDelivery | undefined;
+  private readonly backlog: MetadataServiceOptions['backlog'];
 
-  constructor(private readonly keys: KeyService) {}
+  constructor(private readonly keys: KeyService, options: MetadataServiceOptions = {}) {
+    this.backlog = options.backlog;
+  }
 
   /** Public key nodes use to derive their end of the channel. */
   get publicKeyDer(): Buffer {
@@ -77,6 +92,50 @@ export class MetadataService implements MetadataClient {
     return { delivered: sealed.length, dekId: sealed[0]?.dekId, expiresAt: sealed[0]?.expiresAt };
   }
 
+  /**
+   * Delivers the decrypt keys of the DEKs a queue's waiting messages are encrypted under (at most
+   * 16, soonest needed first; see MessageStore.backlogDeks) to each named, registered node, so the
+   * receives that follow hit the nodes' caches. Each key is obtained at background priority: a DEK
+   * the tier still holds (it generated it) costs no KMS call, any other one Decrypt within the
+   * prefetch budget. One DEK failing does not stop the others. Keys keep the tier's expiry.
+   */
+  async prefetchDecrypt(instruction: DecryptPrefetchInstruction): Promise<DecryptPrefetchOutcome> {
+    checkDecryptPrefetch(instruction);
+    const delivery = this.delivery;
+    if (!delivery) throw new PkpError('NoDelivery', 'no key delivery configured');
+    const backlog = this.backlog;
+    if (!backlog) throw new PkpError('NoBacklogSource', 'prefetchDecrypt needs the message store (MetadataServiceOptions.backlog)');
+    const nodes = [...new Set(instruction.nodeIds)].filter((id) => this.channels.has(id));
+    if (nodes.length === 0) return { delivered: 0, keys: 0, failed: 0 };
+    const { queueId, deadline } = instruction;
+    const wanted = instruction.dekIds && new Set(instruction.dekIds);
+    const deks = backlog.store
+      .backlogDeks(queueId, { now: backlog.clock.now(), withinMs: instruction.withinMs })
+      .filter((dek) => !wanted || wanted.has(dek.dekId));
+    const score = instruction.score ?? 1;
+    const outcome: DecryptPrefetchOutcome = { delivered: 0, keys: 0, failed: 0 };
+    // Concurrently, each DEK delivered as soon as it is ready: a slow KMS call holds back no other.
+    await Promise.all(deks.map(async (dek) => {
+      try {
+        // A row whose id is not its blob's hash would land in a cache slot no receive looks up.
+        if (dekIdOf(dek.encryptedDek) !== dek.dekId) throw new PkpError('DekIdMismatch', 'stored DEK id does not match its blob');
+        // Sealed inside the tier's callback (the key is valid there); a node closed meanwhile is skipped.
+        const sealed = await this.keys.withDecryptKey(queueId, dek.encryptedDek, { reason: 'prefetch', deadline },
+          (key) => nodes.filter((id) => this.channels.has(id)).map((id) => this.seal(this.channelOf(id), id, key, 'decrypt', true, score)));
+        for (const item of sealed) {
+          delivery.deliver(item);
+          outcome.delivered++;
+        }
+        if (sealed.length > 0) outcome.keys++;
+      } catch {
+        // Counted for the caller and swallowed: one DEK's failure must not fail the others. Not
+        // logged here: this service has no logger, and the outcome already tells the caller.
+        outcome.failed++;
+      }
+    }));
+    return outcome;
+  }
+
   close(): void {
     for (const channel of this.channels.values()) channel.close();
     this.channels.clear();
@@ -104,5 +163,28 @@ export class MetadataService implements MetadataClient {
       expiresAt: key.expiresAt,
       sealedMaterial: channel.seal(key.material, key.dekId),
     };
+  }
+}
+
+/** Most node ids one instruction may name (front-ends are at most 64 per service). */
+const MAX_NODE_IDS = 1_000;
+
+/** Checks a decrypt prefetch instruction before anything is read, fetched or delivered. */
+function checkDecryptPrefetch(instruction: DecryptPrefetchInstruction): void {
+  const bad = (message: string): never => {
+    throw new PkpError('InvalidArgument', `prefetchDecrypt: ${message}`);
+  };
+  if (typeof instruction !== 'object' || instruction === null) bad('instruction must be an object');
+  const { queueId, nodeIds, score, deadline, dekIds, withinMs } = instruction;
+  if (typeof queueId !== 'string' || queueId === '') bad('queueId must be a non-empty string');
+  if (!Array.isArray(nodeIds)) bad('nodeIds must be an array of node ids');
+  if (nodeIds.length > MAX_NODE_IDS) bad(`nodeIds may name at most ${MAX_NODE_IDS} nodes`);
+  if (!nodeIds.every((id) => typeof id === 'string')) bad('nodeIds must be strings');
+  if (score !== undefined && !(typeof score === 'number' && score >= 0 && score <= 1)) bad('score must be a number in 0..1');
+  if (deadline !== undefined && !(typeof deadline === 'number' && Number.isFinite(deadline))) bad('deadline must be a finite clock time');
+  if (withinMs !== undefined && !(typeof withinMs === 'number' && Number.isFinite(withinMs) && withinMs >= 0)) bad('withinMs must be a finite number >= 0');
+  if (dekIds !== undefined) {
+    if (!Array.isArray(dekIds)) bad('dekIds must be an array of DEK ids');
+    if (!dekIds.every((id) => typeof id === 'string' && /^[0-9a-f]{32}$/.test(id))) bad('dekIds must be 32 lower-case hex characters each');
   }
 }

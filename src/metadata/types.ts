@@ -62,3 +62,30 @@ export interface PrefetchInstruction {
 export interface KeyDelivery {
   deliver(delivery: SealedKeyDelivery): void;
 }
+
+/**
+ * Prefetch of the decrypt keys a queue's waiting messages need: ids only. The metadata service
+ * reads the backlog's DEKs from the store itself, so the prefetcher never handles a DEK, not even
+ * an encrypted one. Always at background priority ('prefetch' reason, within the budget).
+ */
+export interface DecryptPrefetchInstruction {
+  queueId: string;
+  nodeIds: string[];
+  /** 0..1, default 1: protects the delivered entries in the nodes' caches (see KeyCache). */
+  score?: number;
+  /** Absolute clock time after which a key is no use: the service stops waiting for it. */
+  deadline?: number;
+  /** Only these DEK ids (e.g. from key events), and only while waiting messages still use them. */
+  dekIds?: string[];
+  /** Also count messages that become visible within this many ms (delayed or in flight). Default 60 s. */
+  withinMs?: number;
+}
+
+export interface DecryptPrefetchOutcome {
+  /** Sealed keys delivered (one per key per node). */
+  delivered: number;
+  /** DEKs obtained and delivered to at least one node. */
+  keys: number;
+  /** DEKs of the backlog that could not be obtained (KMS failure, deadline, budget queue full). */
+  failed: number;
+}

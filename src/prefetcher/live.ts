@@ -2,7 +2,7 @@ import type { EventBus, PkpEvent, QueueOp, Unsubscribe } from '../bus/types.ts';
 import type { Clock, Timer } from '../core/clock.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
 import type { PrefetchMetricsSource } from '../core/metrics.ts';
-import type { PrefetchInstruction } from '../metadata/types.ts';
+import type { DecryptPrefetchInstruction, DecryptPrefetchOutcome, PrefetchInstruction } from '../metadata/types.ts';
 import { WorkerFitter } from './models/arima-fit.ts';
 import { Prefetcher, type PrefetcherOptions } from './prefetcher.ts';
 import type { HistoryBatches, HistoryEvent, PrefetchHost } from './types.ts';
@@ -10,6 +10,8 @@ import type { HistoryBatches, HistoryEvent, PrefetchHost } from './types.ts';
 /** What the live prefetcher needs of the metadata service: the prefetch API, nothing that returns a key. */
 export interface PrefetchApi {
   prefetch(instruction: PrefetchInstruction): Promise<{ delivered: number; expiresAt?: number }>;
+  /** Decrypt keys of a queue's backlog to the nodes named (optional: without it, none are asked for). */
+  prefetchDecrypt?(instruction: DecryptPrefetchInstruction): Promise<DecryptPrefetchOutcome>;
 }
 
 /** Retained history to learn from before following the bus (a TraceReader satisfies it). */
@@ -134,6 +136,17 @@ export async function startLivePrefetcher(options: LivePrefetcherOptions): Promi
         logger.debug({ queueId: instruction.queueId, reason: instruction.reason, error: describe(error) }, 'prefetch failed');
       }
       return undefined;
+    },
+    prefetchDecrypt: async (instruction) => {
+      if (!metadata.prefetchDecrypt) return 0;
+      try {
+        const outcome = await metadata.prefetchDecrypt(instruction);
+        if (outcome.failed > 0) logger.debug({ queueId: instruction.queueId, failed: outcome.failed }, 'backlog decrypt prefetch: some keys failed');
+        return outcome.keys;
+      } catch (error) {
+        logger.debug({ queueId: instruction.queueId, error: describe(error) }, 'backlog decrypt prefetch failed');
+        return 0;
+      }
     },
   };
   Object.freeze(host);

@@ -1,13 +1,13 @@
 import type { Timer } from '../core/clock.ts';
-import { MinHeap } from '../core/min-heap.ts';
 import type { PrefetchInstruction } from '../metadata/types.ts';
 import { DEFAULT_COSTS, KmsBudget, ThresholdTuner, thresholdOf, validateCosts, type CostModel } from './cost.ts';
+import { DueHeap } from './due-heap.ts';
 import { decayTo } from './models/decay.ts';
 import { Ensemble } from './models/ensemble.ts';
 import type { Model } from './models/model.ts';
 import { defaultModels, type ModelOptions } from './models/index.ts';
 import { plan } from './planner.ts';
-import { QueueState, StreamState, type OpenPrefetch } from './state.ts';
+import { QueueState, type StreamState } from './state.ts';
 import type { AccessObservation, HistoryBatches, PrefetchHost, QueueStatsObservation } from './types.ts';
 
 export interface PrefetcherOptions {
@@ -53,12 +53,9 @@ export interface PrefetcherStats {
   missesAvoided: number;
   demandMisses: number;
   failed: number;
-}
-
-interface Due {
-  at: number;
-  stream: StreamState;
-  version: number;
+  /** Decrypt-key prefetches for backlogs asked for, and the keys they delivered (no KMS call for a key the tier holds). */
+  backlogPrefetches: number;
+  backlogKeys: number;
 }
 
 /**
@@ -78,10 +75,10 @@ export class Prefetcher {
   readonly budget: KmsBudget;
   readonly stats: PrefetcherStats = {
     observed: 0, streams: 0, queues: 0, overflow: 0, issued: 0, fanOuts: 0, used: 0, wasted: 0,
-    missesAvoided: 0, demandMisses: 0, failed: 0,
+    missesAvoided: 0, demandMisses: 0, failed: 0, backlogPrefetches: 0, backlogKeys: 0,
   };
   private readonly queues = new Map<string, QueueState>();
-  private readonly due = new MinHeap<Due>((a, b) => a.at < b.at);
+  private readonly due = new DueHeap();
   private timer: Timer | null = null;
   private timerAt = Infinity;
   private readonly rateWindowMs: number;
@@ -91,7 +88,7 @@ export class Prefetcher {
   private readonly leadMarginMs: number;
   private readonly fanOut: boolean;
   private readonly nodeIndex = new Map<string, number>();
-  private readonly byModel: Float32Array;
+  private openIds = 0;
   private stopped = false;
   private lastSweep = -Infinity;
   /** Slowest recent prefetch round trip (decays), so the lead time follows the real system. */
@@ -107,7 +104,6 @@ export class Prefetcher {
     this.fanOut = options.fanOut ?? true;
     const models = options.models ?? defaultModels(this.rateWindowMs, options.modelOptions);
     this.ensemble = new Ensemble(models);
-    this.byModel = new Float32Array(models.length);
     this.budget = new KmsBudget(options.maxKmsOverhead ?? DEFAULT_MAX_KMS_OVERHEAD);
     this.tuner = new ThresholdTuner(() => thresholdOf(this.costs, Number.isFinite(this.budget.maxOverhead) ? this.budget.factor : 1));
     host.nodeIds.forEach((id, i) => this.nodeIndex.set(id, i));
@@ -168,6 +164,30 @@ export class Prefetcher {
     q.backlog = Math.max(0, Math.floor(o.backlog));
     q.consumersSeen = true;
     if (o.typicalBytes !== undefined && o.typicalBytes >= 0) q.typicalBytes = o.typicalBytes;
+    this.prefetchBacklogKeys(q, o.at);
+  }
+
+  /**
+   * Queue load: messages waiting under a DEK mean consumers will need its decrypt key. Has it
+   * delivered to the nodes that serve the queue's receives, at most twice per key life (a new DEK
+   * appears at most once per reuse period per producer), never to nodes that never received.
+   */
+  private prefetchBacklogKeys(q: QueueState, at: number): void {
+    const host = this.host;
+    if (!host.prefetchDecrypt || q.backlog <= 0 || q.receiveNodes === 0) return;
+    const reuseMs = host.reuseMsOf(q.id);
+    if (at - q.backlogPrefetchAt < reuseMs / 2) return;
+    const nodeIds = host.nodesFor(q.id).filter((id) => {
+      const i = this.nodeIndex.get(id);
+      return i !== undefined && i < 31 && (q.receiveNodes & (1 << i)) !== 0;
+    });
+    if (nodeIds.length === 0) return;
+    q.backlogPrefetchAt = at;
+    this.stats.backlogPrefetches++;
+    const rate = Math.max(decayTo(q.receiveCount, q.receiveAt, at, this.rateWindowMs) / this.rateWindowMs, 1 / reuseMs);
+    void host.prefetchDecrypt({ queueId: q.id, nodeIds, score: 1 - Math.exp(-rate * reuseMs) }).then((keys) => {
+      if (typeof keys === 'number' && keys > 0) this.stats.backlogKeys += keys;
+    });
   }
 
   /**
@@ -201,7 +221,7 @@ export class Prefetcher {
     const now = this.host.clock.now();
     let n = 0;
     for (const q of this.queues.values()) {
-      for (const s of q.streams.values()) {
+      for (const s of q.streams()) {
         const surv = this.ensemble.survival(s, now, now + horizonMs);
         const p = Number.isNaN(surv) ? 0 : 1 - surv;
         visit?.(q.id, s.principal, p);
@@ -219,20 +239,15 @@ export class Prefetcher {
   }
 
   /**
-   * Estimated payload bytes of state per active queue (all its streams and models). It leaves out
-   * V8's fixed cost per object and typed array: `npm run bench -- prefetcher` measures the real
-   * heap per queue, about twice this.
+   * Estimated bytes of state per active queue: the slab pool (all chunks, used or not) plus the
+   * queue and stream objects (~260 and ~330 bytes with V8's headers, Map entries and the due-heap's
+   * slot) and the per-node counts. `npm run bench -- prefetcher` measures the heap beside it.
    */
   bytesPerQueue(): number {
-    let bytes = 0;
-    for (const q of this.queues.values()) {
-      bytes += 200 + (q.nodeCounts?.byteLength ?? 0);
-      for (const s of q.streams.values()) {
-        bytes += 220 + s.weights.byteLength;
-        this.ensemble.models.forEach((m, i) => (bytes += m.bytes(s.modelStates[i])));
-      }
-    }
-    return this.queues.size > 0 ? bytes / this.queues.size : 0;
+    if (this.queues.size === 0) return 0;
+    let bytes = this.ensemble.pool.allocatedBytes + 330 * this.stats.streams;
+    for (const q of this.queues.values()) bytes += 260 + (q.nodeCounts ? 100 + q.nodeCounts.byteLength : 0);
+    return bytes / this.queues.size;
   }
 
   /** Model weights averaged over streams (what the ensemble has learned). */
@@ -240,8 +255,8 @@ export class Prefetcher {
     const sums = new Float64Array(this.ensemble.size);
     let n = 0;
     for (const q of this.queues.values()) {
-      for (const s of q.streams.values()) {
-        for (let m = 0; m < sums.length; m++) sums[m]! += s.weights[m]!;
+      for (const s of q.streams()) {
+        for (let m = 0; m < sums.length; m++) sums[m]! += this.ensemble.weight(s, m);
         n++;
       }
     }
@@ -250,7 +265,7 @@ export class Prefetcher {
 
   /** Stream state for tests and the operator's view; undefined when the stream is unknown. */
   stream(queueId: string, principal: string): StreamState | undefined {
-    return this.queues.get(queueId)?.streams.get(principal);
+    return this.queues.get(queueId)?.streamOf(principal);
   }
 
   // ---- learning ------------------------------------------------------------------------------
@@ -258,7 +273,7 @@ export class Prefetcher {
   private learn(queueId: string, principal: string, nodeId: string, op: AccessObservation['op'], at: number, reuseMs: number): StreamState | undefined {
     this.stats.observed++;
     let q = this.queues.get(queueId);
-    let s = q?.streams.get(principal);
+    let s = q?.streamOf(principal);
     if (!s) {
       if (this.stats.streams >= this.maxStreams) {
         this.stats.overflow++;
@@ -269,16 +284,14 @@ export class Prefetcher {
         this.queues.set(queueId, q);
         this.stats.queues++;
       }
-      s = new StreamState(q, principal, this.ensemble.initialWeights(), []);
-      for (const m of this.ensemble.models) s.modelStates.push(m.create(s, at));
-      q.streams.set(principal, s);
+      s = this.ensemble.newStream(q, principal, at);
+      q.addStream(s);
       this.stats.streams++;
     }
     q = s.queue;
     // Events may arrive slightly out of order (several front-ends): time never runs backwards here.
     if (at < s.lastAt) at = s.lastAt;
-    const open = s.open;
-    if (open !== null && at >= open.at - this.leadMs() && at < open.expiresAt) this.resolve(s, open, true);
+    if (s.openId !== 0 && at >= s.openAt - this.leadMs() && at < s.openExpiresAt) this.resolve(s, true);
     if (at >= s.optimalAnchor + reuseMs) {
       s.optimalAnchor = at;
       this.budget.optimalKey(at);
@@ -288,7 +301,7 @@ export class Prefetcher {
       this.ensemble.scoreArrival(s, at, Math.max(10_000, Math.min(reuseMs / 2, gap / 10)));
     }
     const models = this.ensemble.models;
-    for (let m = 0; m < models.length; m++) models[m]!.observe(s.modelStates[m], s, at);
+    for (let m = 0; m < models.length; m++) models[m]!.observe(s, at);
     const w = this.rateWindowMs;
     s.decayedCount = decayTo(s.decayedCount, s.decayedAt, at, w) + 1;
     s.decayedAt = at;
@@ -304,20 +317,23 @@ export class Prefetcher {
       q.receiveAt = at;
     } else if (op === 'send') q.backlog++;
     else if (op === 'delete' && q.backlog > 0) q.backlog--;
-    this.countNode(q, nodeId);
+    const node = this.countNode(q, nodeId);
+    if (op === 'receive' && node >= 0 && node < 31) q.receiveNodes |= 1 << node;
     return s;
   }
 
-  private countNode(q: QueueState, nodeId: string): void {
+  /** Counts the request for its node; the node's index, −1 when the node is unknown. */
+  private countNode(q: QueueState, nodeId: string): number {
     const index = this.nodeIndex.get(nodeId);
-    if (index === undefined) return;
+    if (index === undefined) return -1;
     if (q.firstNode === -1) q.firstNode = index;
     if (q.nodeCounts === null) {
-      if (index === q.firstNode) return;
+      if (index === q.firstNode) return index;
       q.nodeCounts = new Float32Array(this.host.nodeIds.length);
       q.nodeCounts[q.firstNode] = q.requests - 1;
     }
     q.nodeCounts[index]!++;
+    return index;
   }
 
   // ---- planning and triggering ---------------------------------------------------------------
@@ -328,16 +344,13 @@ export class Prefetcher {
 
   private setDue(s: StreamState, at: number): void {
     if (at === s.dueAt) return;
-    s.dueAt = at;
-    s.dueVersion++;
-    this.due.push({ at, stream: s, version: s.dueVersion });
+    this.due.set(s, at);
     this.arm();
   }
 
   private arm(): void {
     if (this.stopped) return;
-    for (let top = this.due.peek(); top && top.version !== top.stream.dueVersion; top = this.due.peek()) this.due.pop();
-    const next = this.due.peek()?.at ?? Infinity;
+    const next = this.due.peek()?.dueAt ?? Infinity;
     if (next >= this.timerAt) return;
     this.timer?.cancel();
     this.timerAt = next;
@@ -352,12 +365,14 @@ export class Prefetcher {
 
   private runDue(): void {
     const now = this.host.clock.now();
-    for (let top = this.due.peek(); top && top.at <= now; top = this.due.peek()) {
-      this.due.pop();
-      if (top.version !== top.stream.dueVersion) continue;
-      top.stream.dueAt = Infinity;
-      this.consider(top.stream, now);
+    // Take every due stream out first: a plan made now can only be due later (consider() sees to
+    // it), so this pass always ends.
+    const ready: StreamState[] = [];
+    for (let top = this.due.peek(); top && top.dueAt <= now; top = this.due.peek()) {
+      this.due.set(top, Infinity);
+      ready.push(top);
     }
+    for (const s of ready) this.consider(s, now);
     this.arm();
   }
 
@@ -365,7 +380,7 @@ export class Prefetcher {
   private consider(s: StreamState, now: number): void {
     if (this.stopped || s.inFlight) return;
     const lead = this.leadMs();
-    if (s.open !== null && now >= s.open.expiresAt - lead) this.resolve(s, s.open, false);
+    if (s.openId !== 0 && now >= s.openExpiresAt - lead) this.resolve(s, false);
     if (now - s.lastAt > this.forgetAfterMs) {
       this.drop(s);
       return;
@@ -388,7 +403,7 @@ export class Prefetcher {
       continuation: 1 - Math.exp((-decayTo(s.decayedCount, s.decayedAt, now, this.rateWindowMs) * reuseMs) / this.rateWindowMs),
     });
     if (decision.kind === 'wait') {
-      this.setDue(s, decision.at);
+      this.setDue(s, Math.max(decision.at, now + 1));
       return;
     }
     this.prefetchNewKey(s, now, reuseMs, decision.probability, nodes);
@@ -411,9 +426,12 @@ export class Prefetcher {
       this.setDue(s, now + reuseMs);
       return;
     }
-    this.ensemble.windowProbabilities(s, now, now + lead, now + reuseMs, this.byModel);
-    const open: OpenPrefetch = { at: now + lead, expiresAt: Infinity, probability, byModel: Float32Array.from(this.byModel) };
-    s.open = open;
+    this.ensemble.openWindow(s, now, now + lead, now + reuseMs);
+    const id = ++this.openIds;
+    s.openId = id;
+    s.openAt = now + lead;
+    s.openExpiresAt = Infinity;
+    s.openProbability = probability;
     s.inFlight = true;
     this.stats.issued++;
     const renewing = s.coveredUntil > now;
@@ -430,17 +448,17 @@ export class Prefetcher {
     const started = now;
     void this.host.prefetch(instruction).then((expiresAt) => {
       s.inFlight = false;
-      if (this.stopped || s.queue.streams.get(s.principal) !== s) return;
+      if (this.stopped || s.slot < 0) return; // stopped, or the stream was dropped meanwhile
       const at = this.host.clock.now();
       this.noteFetchTime(at - started);
       // Only a finite time is an answer: the host contract allows nothing else through.
       if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt)) {
         this.stats.failed++;
-        if (s.open === open) s.open = null;
+        if (s.openId === id) s.openId = 0;
         this.setDue(s, at + Math.min(reuseMs / 4, 60_000));
         return;
       }
-      open.expiresAt = expiresAt;
+      if (s.openId === id) s.openExpiresAt = expiresAt;
       if (expiresAt > s.coveredUntil) {
         s.coveredUntil = expiresAt;
         this.budget.generatedKey(at);
@@ -490,11 +508,12 @@ export class Prefetcher {
 
   // ---- feedback ------------------------------------------------------------------------------
 
-  private resolve(s: StreamState, open: OpenPrefetch, used: boolean): void {
-    s.open = null;
-    if (open.expiresAt === Infinity && !used) return; // never delivered: nothing to learn
-    this.ensemble.scoreWindow(s, open.byModel, used);
-    this.tuner.record(open.probability, used);
+  /** Scores the stream's open prefetch: its key was used, or expired unused. */
+  private resolve(s: StreamState, used: boolean): void {
+    s.openId = 0;
+    if (s.openExpiresAt === Infinity && !used) return; // never delivered: nothing to learn
+    this.ensemble.scoreWindow(s, used);
+    this.tuner.record(s.openProbability, used);
     if (used) {
       s.queue.prefetchesUsed++;
       this.stats.used++;
@@ -510,11 +529,12 @@ export class Prefetcher {
 
   private drop(s: StreamState): void {
     const q = s.queue;
-    if (q.streams.get(s.principal) !== s) return; // already dropped
-    q.streams.delete(s.principal);
-    s.dueVersion++;
+    if (!q.removeStream(s)) return; // already dropped
+    this.due.remove(s);
+    s.dueAt = Infinity;
+    this.ensemble.release(s);
     this.stats.streams--;
-    if (q.streams.size === 0) {
+    if (q.streamCount === 0) {
       this.queues.delete(q.id);
       this.stats.queues--;
     }
@@ -525,7 +545,7 @@ export class Prefetcher {
     if (now - this.lastSweep < 3_600_000) return;
     this.lastSweep = now;
     for (const q of this.queues.values()) {
-      for (const s of q.streams.values()) if (s.dueAt === Infinity && !s.inFlight && now - s.lastAt > this.forgetAfterMs) this.drop(s);
+      for (const s of [...q.streams()]) if (s.dueAt === Infinity && !s.inFlight && now - s.lastAt > this.forgetAfterMs) this.drop(s);
     }
   }
 }

@@ -19,6 +19,20 @@ export interface PrefetchHost {
    * of the key delivered, or undefined when none was; never rejects.
    */
   prefetch(instruction: PrefetchInstruction): Promise<number | undefined>;
+  /**
+   * Asks the metadata service to deliver the decrypt keys of a queue's waiting messages to the
+   * nodes that serve its receives (the service looks the DEKs up; ids only here). Resolves with
+   * the number of keys delivered; never rejects. Absent where backlogs are not known (the simulator).
+   */
+  prefetchDecrypt?(instruction: BacklogPrefetch): Promise<number>;
+}
+
+/** A decrypt-key prefetch for a queue's backlog: ids and a score, nothing else. */
+export interface BacklogPrefetch {
+  queueId: string;
+  nodeIds: string[];
+  /** P(a consumer receives within a key's life), 0..1: protects the keys in the nodes' caches. */
+  score: number;
 }
 
 /** One request as a front-end served it: ids, times and what its key cache did. Never a key. */

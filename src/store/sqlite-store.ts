@@ -11,14 +11,18 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PkpError } from '../core/errors.ts';
 import { decodeReceiptHandle, encodeReceiptHandle } from './receipt-handle.ts';
-import type {
-  CreateQueueResult,
-  MessageStore,
-  NewMessage,
-  QueueCounts,
-  QueueRecord,
-  ReceivedMessage,
-  StoredMessage,
+import {
+  BACKLOG_DEFAULTS,
+  BACKLOG_LIMITS,
+  type BacklogDek,
+  type BacklogDekQuery,
+  type CreateQueueResult,
+  type MessageStore,
+  type NewMessage,
+  type QueueCounts,
+  type QueueRecord,
+  type ReceivedMessage,
+  type StoredMessage,
 } from './types.ts';
 
 export interface SqliteStoreOptions {
@@ -169,6 +173,18 @@ function prepareStatements(db: Database.Database) {
     minVisibleAt: db.prepare<[string], { t: number | null }>(
       'SELECT min(visible_at) AS t FROM messages WHERE queue_id = ?',
     ),
+    // The inner query walks messages_by_visibility in receive order and stops after @scan rows, so
+    // the cost is bounded however long the backlog is. Bodies are never read out. All rows of one
+    // dek_id carry the same encrypted_dek (the id is its hash), so the bare column is well defined.
+    backlogDeks: db.prepare<{ queueId: string; until: number; scan: number; maxDeks: number }, BacklogDek>(
+      `SELECT dek_id AS dekId, encrypted_dek AS encryptedDek, count(*) AS messages, min(visible_at) AS firstVisibleAt
+       FROM (SELECT seq, dek_id, encrypted_dek, visible_at FROM messages
+             WHERE queue_id = @queueId AND visible_at <= @until
+             ORDER BY visible_at, seq LIMIT @scan)
+       GROUP BY dek_id
+       ORDER BY min(visible_at), min(seq)
+       LIMIT @maxDeks`,
+    ),
   };
 }
 
@@ -243,6 +259,13 @@ function putError(err: unknown): PkpError {
 
 function requireFinite(name: string, value: number): void {
   if (!Number.isFinite(value)) throw new PkpError('InvalidArgument', `${name} must be a finite number`);
+}
+
+function requireIntIn(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new PkpError('InvalidArgument', `${name} must be an integer in ${min}..${max}`);
+  }
+  return value;
 }
 
 export class SqliteMessageStore implements MessageStore {
@@ -455,6 +478,19 @@ export class SqliteMessageStore implements MessageStore {
   nextVisibleAt(queueId: string): number | undefined {
     this.begin('nextVisibleAt', queueId);
     return this.s.minVisibleAt.get(queueId)!.t ?? undefined;
+  }
+
+  backlogDeks(queueId: string, query: BacklogDekQuery): BacklogDek[] {
+    // Checked before begin(): a bad call must not even flush pending puts.
+    if (typeof queueId !== 'string' || queueId === '') throw new PkpError('InvalidArgument', 'queueId must be a non-empty string');
+    if (typeof query !== 'object' || query === null) throw new PkpError('InvalidArgument', 'query must be an object');
+    requireFinite('now', query.now);
+    const withinMs = query.withinMs ?? BACKLOG_DEFAULTS.withinMs;
+    if (!(Number.isFinite(withinMs) && withinMs >= 0)) throw new PkpError('InvalidArgument', 'withinMs must be a finite number >= 0');
+    const maxDeks = requireIntIn('maxDeks', query.maxDeks ?? BACKLOG_LIMITS.maxDeks, 1, BACKLOG_LIMITS.maxDeks);
+    const scan = requireIntIn('scanMessages', query.scanMessages ?? BACKLOG_DEFAULTS.scanMessages, 1, BACKLOG_LIMITS.scanMessages);
+    this.begin('backlogDeks', queueId);
+    return this.s.backlogDeks.all({ queueId, until: query.now + withinMs, scan, maxDeks });
   }
 
   /** Commits pending puts, then closes the database. Closing twice is harmless. */

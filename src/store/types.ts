@@ -53,6 +53,36 @@ export interface QueueCounts {
   delayed: number;
 }
 
+/**
+ * A DEK that messages waiting in a queue are encrypted under: its id and its KMS blob (the DEK
+ * encrypted under the master key, useless without the KMS), never a body or a key.
+ */
+export interface BacklogDek {
+  dekId: string;
+  encryptedDek: Buffer;
+  /** Messages under this DEK among those looked at. */
+  messages: number;
+  /** Earliest visibleAt among them: when a consumer will first need the key. */
+  firstVisibleAt: number;
+}
+
+export interface BacklogDekQuery {
+  now: number;
+  /**
+   * Also count messages that become visible within this many ms of now (delayed, or in flight and
+   * due back). Default BACKLOG_DEFAULTS.withinMs.
+   */
+  withinMs?: number;
+  /** Most DEKs returned, 1..BACKLOG_LIMITS.maxDeks. Default BACKLOG_LIMITS.maxDeks. */
+  maxDeks?: number;
+  /** Most messages looked at, from the head of the queue, 1..BACKLOG_LIMITS.scanMessages. */
+  scanMessages?: number;
+}
+
+/** Bounds of backlogDeks: the work of one call never grows with the backlog. */
+export const BACKLOG_LIMITS = { maxDeks: 16, scanMessages: 10_000 } as const;
+export const BACKLOG_DEFAULTS = { withinMs: 60_000, scanMessages: 1_000 } as const;
+
 export type CreateQueueResult =
   | { outcome: 'created'; queue: QueueRecord }
   | { outcome: 'exists'; queue: QueueRecord };
@@ -99,5 +129,12 @@ export interface MessageStore extends QueueStore {
    * before now means a message is visible already; otherwise it is when the next one becomes visible.
    */
   nextVisibleAt(queueId: string): number | undefined;
+  /**
+   * The distinct DEKs of the queue's waiting messages (visible by now + withinMs, not deleted), soonest
+   * needed first: the first `scanMessages` messages in receive order are looked at, and their DEKs
+   * are ordered by when receive will first reach each one. At most `maxDeks`. Ids and KMS blobs only.
+   * An unknown queue has none. Throws PkpError('InvalidArgument') on bad input.
+   */
+  backlogDeks(queueId: string, query: BacklogDekQuery): BacklogDek[];
   close(): Promise<void>;
 }

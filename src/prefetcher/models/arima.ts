@@ -1,5 +1,6 @@
 import { InlineFitter, type Fitter, type Forecast } from './arima-fit.ts';
-import { poissonSurvival, type Model, type StreamState } from './model.ts';
+import type { SlabLayout } from '../slab.ts';
+import { poissonSurvival, SlabModel, type StreamState } from './model.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -21,35 +22,14 @@ export interface ArimaOptions {
   fitter?: Fitter;
 }
 
-/** Per-stream state of the ARIMA model: ~600 bytes with the defaults. */
-export class ArimaState {
-  /** Requests per interval (saturating), a ring indexed by interval index mod its length. */
-  readonly counts: Uint16Array;
-  /** Expected requests in each of the `horizon` intervals from `forecastFrom`. */
-  readonly forecast: Float32Array;
-  /** Interval index of the newest slot of the ring (the interval of the latest request). */
-  newest: number;
-  /** Interval index of the stream's first request: the history is what came after. */
-  readonly first: number;
-  /** Interval index `forecast[0]` is for; NaN while there is no forecast. */
-  forecastFrom = Number.NaN;
-  /** Mean of the forecast, the rate assumed beyond its end (requests per interval). */
-  forecastMean = 0;
-  /** When the latest fit was asked for (the time of its data). */
-  fittedAt = -Infinity;
-  /** A fit is in flight (asynchronous fitter). */
-  pending = false;
-
-  constructor(slots: number, horizon: number, interval: number) {
-    // One buffer, two views: fewer allocations, less memory per stream.
-    const countBytes = Math.ceil((slots * 2) / 4) * 4;
-    const buffer = new ArrayBuffer(countBytes + horizon * 4);
-    this.counts = new Uint16Array(buffer, 0, slots);
-    this.forecast = new Float32Array(buffer, countBytes, horizon);
-    this.newest = interval;
-    this.first = interval;
-  }
-}
+/** Slab f64 offsets of the model's per-stream fields. */
+const NEWEST = 0; // interval index of the newest ring slot (the interval of the latest request)
+const FORECAST_FROM = 1; // interval index forecast[0] is for; NaN while there is no forecast
+const FORECAST_MEAN = 2; // mean of the forecast, the rate assumed beyond its end (requests per interval)
+const FITTED_AT = 3; // when the latest fit was asked for (the time of its data); −Infinity before
+const PENDING = 4; // 1 while a fit is in flight (asynchronous fitter)
+const FIRST = 5; // interval index of the stream's first request: the history is what came after
+const FIELDS = 6;
 
 /**
  * SARIMA forecast of the stream's requests per interval. Counts requests in 15-min intervals over
@@ -63,8 +43,9 @@ export class ArimaState {
  * Fits run in a `Fitter`: inline (synchronous) or in a worker (the forecast lands in the state
  * when the fit resolves). Failed fits are counted, never thrown.
  */
-export class ArimaModel implements Model<ArimaState> {
+export class ArimaModel extends SlabModel {
   readonly name = 'arima';
+  readonly layout: SlabLayout;
   readonly intervalMs: number;
   readonly historyIntervals: number;
   readonly minIntervals: number;
@@ -83,6 +64,7 @@ export class ArimaModel implements Model<ArimaState> {
   naiveFallbacks = 0;
 
   constructor(options: ArimaOptions = {}) {
+    super();
     this.intervalMs = options.intervalMs ?? 15 * 60_000;
     this.historyIntervals = Math.max(1, Math.floor(options.historyIntervals ?? 192));
     this.minIntervals = Math.max(1, Math.floor(options.minIntervals ?? 96));
@@ -90,37 +72,47 @@ export class ArimaModel implements Model<ArimaState> {
     this.horizon = Math.max(1, Math.floor(options.horizon ?? 8));
     this.season = Math.max(1, Math.round(DAY_MS / this.intervalMs));
     this.fitter = options.fitter ?? new InlineFitter();
-  }
-
-  create(_s: StreamState, at: number): ArimaState {
     // The ring holds the completed history plus the current (partial) interval.
-    return new ArimaState(this.historyIntervals + 1, this.horizon, Math.floor(at / this.intervalMs));
+    this.layout = { f64: FIELDS, f32: this.horizon, u16: this.historyIntervals + 1 };
   }
 
-  observe(st: ArimaState, _s: StreamState, at: number): void {
+  override init(s: StreamState, at: number): void {
+    const o = s.o64 + this.o64;
+    s.f64[o + NEWEST] = s.f64[o + FIRST] = Math.floor(at / this.intervalMs);
+    s.f64[o + FORECAST_FROM] = Number.NaN;
+    s.f64[o + FITTED_AT] = -Infinity;
+  }
+
+  observe(s: StreamState, at: number): void {
+    const o = s.o64 + this.o64;
     const idx = Math.floor(at / this.intervalMs);
-    const counts = st.counts;
-    const n = counts.length;
-    if (idx > st.newest) {
-      if (idx - st.newest >= n) counts.fill(0);
-      else for (let i = st.newest + 1; i <= idx; i++) counts[mod(i, n)] = 0;
-      st.newest = idx;
-    } else if (st.newest - idx >= n) {
+    const counts = s.u16;
+    const c = s.o16 + this.o16;
+    const n = this.historyIntervals + 1;
+    const newest = s.f64[o + NEWEST]!;
+    if (idx > newest) {
+      if (idx - newest >= n) counts.fill(0, c, c + n);
+      else for (let i = newest + 1; i <= idx; i++) counts[c + mod(i, n)] = 0;
+      s.f64[o + NEWEST] = idx;
+    } else if (newest - idx >= n) {
       return; // older than the ring (out of order): nothing to add it to
     }
-    const slot = mod(idx, n);
+    const slot = c + mod(idx, n);
     if (counts[slot]! < 0xffff) counts[slot]!++;
-    this.maybeFit(st, at);
+    this.maybeFit(s, at);
   }
 
-  survival(st: ArimaState, _s: StreamState, now: number, t: number): number {
-    const from = st.forecastFrom;
+  survival(s: StreamState, now: number, t: number): number {
+    const o = s.o64 + this.o64;
+    const from = s.f64[o + FORECAST_FROM]!;
     if (Number.isNaN(from)) return Number.NaN;
     const I = this.intervalMs;
     const end = from + this.horizon;
     const nowIdx = Math.floor(now / I);
     if (nowIdx < from || nowIdx >= end) return Number.NaN;
     if (!(t > now)) return 1;
+    const forecast = s.f32;
+    const f = s.o32 + this.o32;
     const endMs = end * I;
     const stop = Math.min(t, endMs);
     let expected = 0;
@@ -128,31 +120,47 @@ export class ArimaModel implements Model<ArimaState> {
       const k = Math.min(end - 1, Math.floor(a / I));
       const b = Math.min(stop, (k + 1) * I);
       if (!(b > a)) break;
-      expected += (st.forecast[k - from]! * (b - a)) / I;
+      expected += (forecast[f + k - from]! * (b - a)) / I;
       a = b;
     }
-    if (t > endMs && st.forecastMean > 0) expected += (st.forecastMean * (t - endMs)) / I;
+    const mean = s.f64[o + FORECAST_MEAN]!;
+    if (t > endMs && mean > 0) expected += (mean * (t - endMs)) / I;
     return poissonSurvival(1, expected);
   }
 
-  bytes(st: ArimaState): number {
-    // The shared buffer (388 + 32 bytes by default), two views, the object: ~600 bytes.
-    return st.counts.buffer.byteLength + 2 * 64 + 48;
+  /** Interval index the stream's forecast starts at; NaN without one (for tests and the operator's view). */
+  forecastFrom(s: StreamState): number {
+    return s.f64[s.o64 + this.o64 + FORECAST_FROM]!;
+  }
+
+  /** A fit for the stream is in flight. */
+  pending(s: StreamState): boolean {
+    return s.f64[s.o64 + this.o64 + PENDING] === 1;
+  }
+
+  /** Requests counted in interval `idx`, if it is still in the ring. */
+  countAt(s: StreamState, idx: number): number {
+    const n = this.historyIntervals + 1;
+    const newest = s.f64[s.o64 + this.o64 + NEWEST]!;
+    if (idx > newest || newest - idx >= n) return 0;
+    return s.u16[s.o16 + this.o16 + mod(idx, n)]!;
   }
 
   /** Asks for a fit when the stream has enough history, the last fit is old and none is in flight. */
-  private maybeFit(st: ArimaState, at: number): void {
-    if (st.pending || at - st.fittedAt < this.refitEveryMs) return;
-    const have = Math.min(this.historyIntervals, st.newest - st.first);
+  private maybeFit(s: StreamState, at: number): void {
+    const o = s.o64 + this.o64;
+    const f64 = s.f64;
+    if (f64[o + PENDING] === 1 || at - f64[o + FITTED_AT]! < this.refitEveryMs) return;
+    const newest = f64[o + NEWEST]!;
+    const have = Math.min(this.historyIntervals, newest - f64[o + FIRST]!);
     if (have < this.minIntervals) return;
     // The completed intervals before the current one, oldest first; the forecast starts at the
     // current interval.
-    const counts = st.counts;
-    const n = counts.length;
+    const n = this.historyIntervals + 1;
+    const c = s.o16 + this.o16;
     const series = new Float64Array(have);
-    for (let k = 0; k < have; k++) series[k] = counts[mod(st.newest - have + k, n)]!;
-    const from = st.newest;
-    st.fittedAt = at;
+    for (let k = 0; k < have; k++) series[k] = s.u16[c + mod(newest - have + k, n)]!;
+    f64[o + FITTED_AT] = at;
     this.fitsRequested++;
     let result: Promise<Forecast> | Forecast;
     try {
@@ -162,38 +170,43 @@ export class ArimaModel implements Model<ArimaState> {
       return;
     }
     if (isPromiseLike(result)) {
-      st.pending = true;
-      // The state may belong to a stream dropped meanwhile: writing into it is then harmless.
+      f64[o + PENDING] = 1;
+      const slot = s.slot;
       result.then(
-        (f) => {
-          st.pending = false;
-          this.accept(st, from, f);
+        (forecast) => {
+          // The stream may have been dropped meanwhile (its slot freed, perhaps reused): then
+          // the answer is dropped too.
+          if (s.slot !== slot) return;
+          s.f64[s.o64 + this.o64 + PENDING] = 0;
+          this.accept(s, newest, forecast);
         },
         () => {
-          st.pending = false;
+          if (s.slot === slot) s.f64[s.o64 + this.o64 + PENDING] = 0;
           this.fitFailures++;
         },
       );
     } else {
-      this.accept(st, from, result);
+      this.accept(s, newest, result);
     }
   }
 
   /** Stores a forecast starting at interval `from`, unless it is unusable (then counts a failure). */
-  private accept(st: ArimaState, from: number, f: Forecast): void {
+  private accept(s: StreamState, from: number, f: Forecast): void {
     const values = f?.values;
     if (!Array.isArray(values) || values.length < this.horizon || !values.slice(0, this.horizon).every(Number.isFinite)) {
       this.fitFailures++;
       return;
     }
+    const forecast = s.f32;
+    const base = s.o32 + this.o32;
     let sum = 0;
     for (let k = 0; k < this.horizon; k++) {
-      const v = Math.max(0, values[k]!);
-      st.forecast[k] = v;
-      sum += st.forecast[k]!;
+      forecast[base + k] = Math.max(0, values[k]!);
+      sum += forecast[base + k]!;
     }
-    st.forecastFrom = from;
-    st.forecastMean = sum / this.horizon;
+    const o = s.o64 + this.o64;
+    s.f64[o + FORECAST_FROM] = from;
+    s.f64[o + FORECAST_MEAN] = sum / this.horizon;
     this.fitsDone++;
     if (f.method === 'seasonal-naive') this.naiveFallbacks++;
   }

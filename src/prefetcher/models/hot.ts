@@ -12,7 +12,7 @@ export class HotModel extends StatelessModel {
     super();
   }
 
-  survival(_state: null, s: StreamState, now: number, t: number): number {
+  survival(s: StreamState, now: number, t: number): number {
     if (s.requests < 2) return Number.NaN;
     return poissonSurvival(rateOf(s.decayedCount, s.decayedAt, now, this.windowMs), t - now);
   }

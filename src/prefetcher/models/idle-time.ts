@@ -1,21 +1,5 @@
-import type { Model, StreamState } from './model.ts';
-
-/** The last gaps between a stream's requests, newest last (a ring). */
-export class GapRing {
-  readonly gaps: Float32Array;
-  count = 0;
-  next = 0;
-
-  constructor(size: number) {
-    this.gaps = new Float32Array(size);
-  }
-
-  push(gap: number): void {
-    this.gaps[this.next] = gap;
-    this.next = (this.next + 1) % this.gaps.length;
-    if (this.count < this.gaps.length) this.count++;
-  }
-}
+import type { SlabLayout } from '../slab.ts';
+import { SlabModel, type StreamState } from './model.ts';
 
 /**
  * Idle-time distribution: what wakes a quiet stream, and when. The stream's recent gaps between
@@ -23,52 +7,67 @@ export class GapRing {
  * next gap; conditioned on the time already idle, that is the survival of the next request.
  * Periodic (timer-driven) streams show up as a tight cluster of gaps; a pattern that changes
  * washes out of the ring within a few gaps.
+ *
+ * Slab: f32 [count, next, gap₀ … gap₍size−1₎], the gaps a ring (ms; float32 keeps 7 digits).
  */
-export class IdleTimeModel implements Model<GapRing> {
+export class IdleTimeModel extends SlabModel {
   readonly name = 'idle-time';
+  readonly layout: SlabLayout;
   /** Weight of a gap relative to the next newer one. */
   private readonly ageDecay: number;
 
   constructor(private readonly size = 24, halfLifeGaps = 8) {
+    super();
+    if (!Number.isInteger(size) || size < 2 || size > 1024) throw new RangeError('idle-time ring size must be an integer in [2, 1024]');
+    this.layout = { f64: 0, f32: 2 + size, u16: 0 };
     this.ageDecay = Math.pow(0.5, 1 / halfLifeGaps);
   }
 
-  create(): GapRing {
-    return new GapRing(this.size);
+  observe(s: StreamState, at: number): void {
+    if (s.requests === 0 || at < s.lastAt) return;
+    const f = s.f32;
+    const o = s.o32 + this.o32;
+    const next = f[o + 1]!;
+    f[o + 2 + next] = at - s.lastAt;
+    f[o + 1] = next + 1 === this.size ? 0 : next + 1;
+    if (f[o]! < this.size) f[o]!++;
   }
 
-  observe(ring: GapRing, s: StreamState, at: number): void {
-    if (s.requests > 0 && at >= s.lastAt) ring.push(at - s.lastAt);
+  /** Gaps held for the stream. */
+  count(s: StreamState): number {
+    return s.f32[s.o32 + this.o32]!;
   }
 
-  survival(ring: GapRing, s: StreamState, now: number, t: number): number {
-    if (ring.count < 2) return Number.NaN;
+  survival(s: StreamState, now: number, t: number): number {
+    if (this.count(s) < 2) return Number.NaN;
     const idle = Math.max(0, now - s.lastAt);
-    const base = this.gapSurvival(ring, idle);
+    const base = this.gapSurvival(s, idle);
     if (base < 0.02) return Number.NaN; // idle longer than (almost) every gap seen: no information
-    return Math.min(1, this.gapSurvival(ring, t - s.lastAt) / base);
+    return Math.min(1, this.gapSurvival(s, t - s.lastAt) / base);
   }
 
   /** P(gap > x): kernel-smoothed, recency-weighted. */
-  gapSurvival(ring: GapRing, x: number): number {
-    const { gaps, count } = ring;
-    const size = gaps.length;
+  gapSurvival(s: StreamState, x: number): number {
+    const f = s.f32;
+    const o = s.o32 + this.o32;
+    const count = f[o]!;
+    const size = this.size;
+    let k = f[o + 1]!;
     let weight = 1;
     let total = 0;
     let above = 0;
-    for (let k = 1; k <= count; k++) {
-      const g = gaps[(ring.next - k + size) % size]!;
-      // Logistic kernel: width grows with the gap (timers drift, minute-level traces jitter).
-      const width = 1_000 + 0.02 * g;
-      const z = (g - x) / width;
-      above += weight / (1 + Math.exp(-z));
+    for (let n = 0; n < count; n++) {
+      k = k === 0 ? size - 1 : k - 1; // newest first
+      const g = f[o + 2 + k]!;
       total += weight;
+      // Epanechnikov kernel with a half-width growing with the gap (timers drift, minute-level
+      // traces jitter). Compact support: most gaps are far from x and cost one comparison.
+      const h = 3_000 + 0.06 * g;
+      const u = (g - x) / h;
+      if (u >= 1) above += weight;
+      else if (u > -1) above += weight * (0.5 + 0.75 * u - 0.25 * u * u * u);
       weight *= this.ageDecay;
     }
     return above / total;
-  }
-
-  bytes(ring: GapRing): number {
-    return ring.gaps.byteLength + 48;
   }
 }

@@ -12,9 +12,9 @@ export class PrincipalModel extends StatelessModel {
     super();
   }
 
-  survival(_state: null, s: StreamState, now: number, t: number): number {
+  survival(s: StreamState, now: number, t: number): number {
     const q = s.queue;
-    if (q.streams.size < 2 || q.requests < 4) return Number.NaN;
+    if (q.streamCount < 2 || q.requests < 4) return Number.NaN;
     const queueCount = decayTo(q.decayedCount, q.decayedAt, now, this.windowMs);
     if (!(queueCount > 0)) return Number.NaN;
     const share = decayTo(s.decayedCount, s.decayedAt, now, this.windowMs) / queueCount;

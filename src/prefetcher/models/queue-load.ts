@@ -12,7 +12,7 @@ export class QueueLoadModel extends StatelessModel {
     super();
   }
 
-  survival(_state: null, s: StreamState, now: number, t: number): number {
+  survival(s: StreamState, now: number, t: number): number {
     const q = s.queue;
     // Without consumers seen (or a backlog reported) a count of sends says nothing about receives.
     if (q.backlog <= 0 || !q.consumersSeen) return Number.NaN;
