@@ -303,7 +303,7 @@ test('backlog decrypt prefetch, live: a queue-stats event has the backlog keys d
       const bKeys = events.slice(keyEvents).filter((e) => e.type === 'key' && e.nodeId === 'fe-2' && e.use === 'decrypt');
       assert.deepEqual(bKeys.filter((e) => e.type === 'key' && e.kind === 'miss'), [], 'no decrypt miss on B');
       assert.equal(bKeys.filter((e) => e.type === 'key' && e.kind === 'hit').length, N + 1);
-      assert.equal(asked.length, 1, 'B\'s own stats event right after asked for nothing more (once per half key life)');
+      assert.equal(asked.length, 1, 'B\'s own stats event right after asked for nothing more (at most once per tenth of a key life)');
 
       // 5. Nodes that never served a receive got no decrypt key (A sent, C did nothing).
       assert.deepEqual(deliveries.filter((d) => d.use === 'decrypt' && d.nodeId !== 'fe-2'), []);

@@ -169,14 +169,15 @@ export class Prefetcher {
 
   /**
    * Queue load: messages waiting under a DEK mean consumers will need its decrypt key. Has it
-   * delivered to the nodes that serve the queue's receives, at most twice per key life (a new DEK
-   * appears at most once per reuse period per producer), never to nodes that never received.
+   * delivered to the nodes that serve the queue's receives, never to nodes that never received.
+   * At most ten times per key life: a new DEK waits at most a tenth of it, and a DEK the tier
+   * holds costs a store read and a seal per node, no KMS call.
    */
   private prefetchBacklogKeys(q: QueueState, at: number): void {
     const host = this.host;
     if (!host.prefetchDecrypt || q.backlog <= 0 || q.receiveNodes === 0) return;
     const reuseMs = host.reuseMsOf(q.id);
-    if (at - q.backlogPrefetchAt < reuseMs / 2) return;
+    if (at - q.backlogPrefetchAt < reuseMs / 10) return;
     const nodeIds = host.nodesFor(q.id).filter((id) => {
       const i = this.nodeIndex.get(id);
       return i !== undefined && i < 31 && (q.receiveNodes & (1 << i)) !== 0;
