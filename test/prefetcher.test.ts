@@ -5,6 +5,7 @@ import { Random } from '../src/core/random.ts';
 import type { PrefetchInstruction } from '../src/metadata/types.ts';
 import { KmsBudget, thresholdOf, DEFAULT_COSTS } from '../src/prefetcher/cost.ts';
 import { IdleTimeModel } from '../src/prefetcher/models/idle-time.ts';
+import { defaultModels, MODEL_NAMES, parseModelList } from '../src/prefetcher/models/index.ts';
 import type { Model } from '../src/prefetcher/models/model.ts';
 import { Prefetcher, type PrefetcherOptions } from '../src/prefetcher/prefetcher.ts';
 import type { PrefetchHost } from '../src/prefetcher/types.ts';
@@ -562,4 +563,13 @@ test('costs that are negative, NaN or infinite throw RangeError at construction'
     assert.throws(() => new Prefetcher(host, { costs }), RangeError, JSON.stringify(costs));
   }
   assert.doesNotThrow(() => new Prefetcher(host, { costs: { kmsCallCost: 0, residentKeySecondCost: 0 } }));
+});
+
+test('a subset of the models by name (replay --pkp-models); unknown names are refused, naming them', () => {
+  assert.deepEqual(defaultModels(MIN).map((m) => m.name), [...MODEL_NAMES]);
+  assert.deepEqual(defaultModels(MIN, { only: ['idle-time', 'hot'] }).map((m) => m.name), ['hot', 'idle-time']);
+  assert.deepEqual(parseModelList(' hot, arima '), ['hot', 'arima']);
+  assert.throws(() => parseModelList('hot,bogus,nope'), /unknown model\(s\): bogus, nope/);
+  assert.throws(() => parseModelList(' , '), /at least one model/);
+  assert.throws(() => defaultModels(MIN, { only: [] }), /at least one model/);
 });

@@ -9,6 +9,7 @@ import type { PolicyResult } from '../sim/simulator.ts';
 import { openTrace } from '../sim/traces/open.ts';
 import type { TraceEvent, TraceFormat } from '../sim/traces/types.ts';
 import { DEFAULT_COSTS } from '../prefetcher/cost.ts';
+import { MODEL_NAMES, parseModelList } from '../prefetcher/models/index.ts';
 import { DEFAULT_MAX_KMS_OVERHEAD } from '../prefetcher/prefetcher.ts';
 import { intOption, numberOption } from './options.ts';
 
@@ -37,6 +38,7 @@ interface ReplayCliOptions {
   missCost: number;
   kmsCallCost: number;
   maxKmsOverhead: number;
+  pkpModels?: string;
 }
 
 export function registerReplay(program: Command): void {
@@ -60,12 +62,14 @@ export function registerReplay(program: Command): void {
     .option('--miss-cost <units>', 'pkp cost model: a demand miss', numberOption(1e-9), DEFAULT_COSTS.missCost)
     .option('--kms-call-cost <units>', 'pkp cost model: a KMS call that serves no request', numberOption(0), DEFAULT_COSTS.kmsCallCost)
     .option('--max-kms-overhead <share>', "pkp: keys generated may exceed the fewest needed by this share before the KMS price rises ('inf': off)", overheadOption, DEFAULT_MAX_KMS_OVERHEAD)
+    .option('--pkp-models <list>', `pkp: comma-separated subset of its models (${MODEL_NAMES.join(',')}; default all)`)
     .option('--json <file>', 'write the results as JSON')
     .option('--html <file>', 'write an offline HTML report')
     .action(async (options: ReplayCliOptions) => {
       if (options.format !== undefined && options.format !== 'events' && options.format !== 'azure') throw new Error(`--format must be events or azure, not '${options.format}'`);
       if (!BALANCERS.includes(options.balancer)) throw new Error(`--balancer must be one of ${BALANCERS.join(', ')}`);
       const names = parsePolicies(options.policies);
+      const pkpModels = options.pkpModels === undefined ? undefined : parseModelList(options.pkpModels);
       const reader = openTrace(options.trace, { format: options.format, trigger: options.trigger, seed: options.seed, lenient: options.lenient });
 
       const bar = new cliProgress.SingleBar(
@@ -91,7 +95,10 @@ export function registerReplay(program: Command): void {
       }, (r) => {
         if (names.includes(r.policy as never)) done++;
         bar.update(done, { policy: names[done] ?? 'done' });
-      }, { costs: { missCost: options.missCost, kmsCallCost: options.kmsCallCost }, maxKmsOverhead: options.maxKmsOverhead });
+      }, {
+        costs: { missCost: options.missCost, kmsCallCost: options.kmsCallCost }, maxKmsOverhead: options.maxKmsOverhead,
+        modelOptions: { only: pkpModels },
+      });
       bar.stop();
       const stats = reader.stats;
       if (stats.skipped > 0) process.stderr.write(`skipped ${stats.skipped} bad rows (--lenient)\n`);

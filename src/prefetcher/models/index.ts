@@ -19,16 +19,31 @@ export interface ModelOptions {
    * passes a WorkerFitter so a fit never blocks the event loop.
    */
   arimaFitter?: Fitter;
+  /** Only these models (by name, see MODEL_NAMES), e.g. to measure what one adds. Default: all. */
+  only?: readonly string[];
+}
+
+export const MODEL_NAMES = ['hot', 'seasonal', 'idle-time', 'queue-load', 'principal', 'arima'] as const;
+
+/** A comma-separated list of model names, checked; throws a RangeError naming the unknown ones. */
+export function parseModelList(text: string): string[] {
+  const names = text.split(',').map((m) => m.trim()).filter((m) => m !== '');
+  const unknown = names.filter((name) => !(MODEL_NAMES as readonly string[]).includes(name));
+  if (unknown.length > 0) throw new RangeError(`unknown model(s): ${unknown.join(', ')}; known: ${MODEL_NAMES.join(', ')}`);
+  if (names.length === 0) throw new RangeError('at least one model is needed');
+  return names;
 }
 
 /** The ensemble's members, in a fixed order (weights are stored by position). */
 export function defaultModels(rateWindowMs: number, options: ModelOptions = {}): Model[] {
-  return [
-    new HotModel(rateWindowMs),
-    new SeasonalModel(options.seasonalSlots ?? 48),
-    new IdleTimeModel(options.idleGaps ?? 24),
-    new QueueLoadModel(rateWindowMs, options.minPollMs ?? 20_000),
-    new PrincipalModel(rateWindowMs),
-    new ArimaModel({ fitter: options.arimaFitter }),
-  ] as Model[];
+  const only = options.only && parseModelList(options.only.join(','));
+  const wanted = (name: (typeof MODEL_NAMES)[number]): boolean => !only || only.includes(name);
+  const models: Model[] = [];
+  if (wanted('hot')) models.push(new HotModel(rateWindowMs));
+  if (wanted('seasonal')) models.push(new SeasonalModel(options.seasonalSlots ?? 48));
+  if (wanted('idle-time')) models.push(new IdleTimeModel(options.idleGaps ?? 24));
+  if (wanted('queue-load')) models.push(new QueueLoadModel(rateWindowMs, options.minPollMs ?? 20_000));
+  if (wanted('principal')) models.push(new PrincipalModel(rateWindowMs));
+  if (wanted('arima')) models.push(new ArimaModel({ fitter: options.arimaFitter }));
+  return models;
 }
