@@ -453,7 +453,7 @@ export async function benchPrefetcher(): Promise<Record<string, unknown>> {
       heapBytesPerQueue: heapMedian,
       arrayBufferBytesPerQueue: arrayBufferMedian,
       measuredWith: `${how}; growth of heapUsed + arrayBuffers while the queues were built, over the queue count`,
-      note: 'built with timers that never fire, so stale due-heap entries a live clock would pop are included; live* is the same kind of streams with planning running',
+      note: 'built with timers that never fire (no planning); live* is the same kind of streams with planning running, open prefetches included',
       liveQueues: LIVE_QUEUES,
       liveMeasuredBytesPerQueue: liveBytes,
       liveBytesPerQueueEstimate: median(live.map((r) => r.bytesPerQueueEstimate)),
