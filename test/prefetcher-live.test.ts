@@ -156,6 +156,7 @@ test('the metrics endpoint exposes the prefetcher series', async () => {
       assert.equal(value(text, 'pkp_prefetches_total{outcome="wasted"}'), stats.wasted);
       assert.equal(value(text, 'pkp_prefetches_total{outcome="failed"}'), stats.failed);
       assert.equal(value(text, 'pkp_prefetches_total{outcome="fanout"}'), stats.fanOuts);
+      assert.equal(value(text, 'pkp_prefetches_total{outcome="backlog_keys"}'), stats.backlogKeys);
       assert.equal(value(text, 'pkp_prefetch_precision'), service.prefetcher!.precision ?? 0);
       assert.equal(value(text, 'pkp_prefetch_recall'), service.prefetcher!.recall ?? 0);
       assert.ok(Math.abs(value(text, 'pkp_prefetch_threshold') - service.prefetcher!.threshold) < 1e-9);

@@ -8,6 +8,7 @@ export interface PrefetchMetricsSource {
     readonly wasted: number;
     readonly failed: number;
     readonly fanOuts: number;
+    readonly backlogKeys: number;
     readonly streams: number;
   };
   readonly precision: number | null;
@@ -15,11 +16,13 @@ export interface PrefetchMetricsSource {
   readonly threshold: number;
 }
 
-const PREFETCH_OUTCOMES = ['issued', 'used', 'wasted', 'failed', 'fanout'] as const;
+const PREFETCH_OUTCOMES = ['issued', 'used', 'wasted', 'failed', 'fanout', 'backlog_keys'] as const;
 type PrefetchOutcomeLabel = (typeof PREFETCH_OUTCOMES)[number];
 
 function outcomeCount(source: PrefetchMetricsSource, outcome: PrefetchOutcomeLabel): number {
-  return outcome === 'fanout' ? source.stats.fanOuts : source.stats[outcome];
+  if (outcome === 'fanout') return source.stats.fanOuts;
+  if (outcome === 'backlog_keys') return source.stats.backlogKeys;
+  return source.stats[outcome];
 }
 
 /** All Prometheus metrics of one service instance, on their own registry. */
@@ -29,7 +32,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registers = [registry];
   let prefetchSource: PrefetchMetricsSource | undefined;
   /** What the counter has been given so far of the source's own (cumulative) counts. */
-  const exported: Record<PrefetchOutcomeLabel, number> = { issued: 0, used: 0, wasted: 0, failed: 0, fanout: 0 };
+  const exported: Record<PrefetchOutcomeLabel, number> = { issued: 0, used: 0, wasted: 0, failed: 0, fanout: 0, backlog_keys: 0 };
   const read = (f: (source: PrefetchMetricsSource) => number | null): number => {
     if (!prefetchSource) return 0;
     try {
@@ -58,7 +61,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     prefetchDropped: new Counter({ name: 'pkp_prefetch_dropped_total', help: 'Prefetch requests dropped (budget or queue full)', registers }),
     prefetches: new Counter({
       name: 'pkp_prefetches_total',
-      help: 'Predictive prefetches: issued (new key), fanout (key delivered to more nodes), used, wasted, failed',
+      help: 'Predictive prefetches: issued (new key), fanout (key delivered to more nodes), used, wasted, failed, backlog_keys (decrypt keys of waiting messages delivered)',
       labelNames: ['outcome'] as const,
       registers,
       collect() {
