@@ -40,34 +40,39 @@ export class IdleTimeModel extends SlabModel {
 
   survival(s: StreamState, now: number, t: number): number {
     if (this.count(s) < 2) return Number.NaN;
+    // P(gap > idle) and P(gap > t − lastAt) in one pass over the ring (this runs on every scored arrival).
     const idle = Math.max(0, now - s.lastAt);
-    const base = this.gapSurvival(s, idle);
-    if (base < 0.02) return Number.NaN; // idle longer than (almost) every gap seen: no information
-    return Math.min(1, this.gapSurvival(s, t - s.lastAt) / base);
-  }
-
-  /** P(gap > x): kernel-smoothed, recency-weighted. */
-  gapSurvival(s: StreamState, x: number): number {
     const f = s.f32;
     const o = s.o32 + this.o32;
     const count = f[o]!;
     const size = this.size;
+    const x = t - s.lastAt;
     let k = f[o + 1]!;
     let weight = 1;
     let total = 0;
+    let base = 0;
     let above = 0;
     for (let n = 0; n < count; n++) {
       k = k === 0 ? size - 1 : k - 1; // newest first
       const g = f[o + 2 + k]!;
-      total += weight;
-      // Epanechnikov kernel with a half-width growing with the gap (timers drift, minute-level
-      // traces jitter). Compact support: most gaps are far from x and cost one comparison.
       const h = 3_000 + 0.06 * g;
-      const u = (g - x) / h;
-      if (u >= 1) above += weight;
-      else if (u > -1) above += weight * (0.5 + 0.75 * u - 0.25 * u * u * u);
+      total += weight;
+      base += weight * kernelAbove((g - idle) / h);
+      above += weight * kernelAbove((g - x) / h);
       weight *= this.ageDecay;
     }
-    return above / total;
+    if (base < 0.02 * total) return Number.NaN; // idle longer than (almost) every gap seen: no information
+    return Math.min(1, above / base);
   }
+}
+
+/**
+ * The share of an Epanechnikov kernel centred on a gap that lies above x, with u = (gap − x) / h
+ * and a half-width h growing with the gap (timers drift, minute-level traces jitter). Compact
+ * support: most gaps are far from x and cost one comparison.
+ */
+function kernelAbove(u: number): number {
+  if (u >= 1) return 1;
+  if (u <= -1) return 0;
+  return 0.5 + 0.75 * u - 0.25 * u * u * u;
 }
