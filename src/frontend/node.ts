@@ -332,6 +332,8 @@ export class FrontendNode {
     });
     await this.store.putMessages(stored);
     this.waiters.notify(queue.queueId);
+    // After the write, so the backlog reported counts these messages.
+    this.reportQueueStats(queue.queueId, this.clock.now());
   }
 
   // ---- receiving ----
@@ -479,8 +481,8 @@ export class FrontendNode {
   }
 
   /**
-   * One access event per queue-level request (and now and then the queue's stats). Never fails the
-   * request (prefetching fails open).
+   * One access event per queue-level request, and now and then the queue's stats after a receive
+   * or delete (sends report theirs once stored). Never fails the request (prefetching fails open).
    */
   private report(queueId: string, ctx: RequestContext, op: QueueOp, bytes = 0, key?: KeyOutcome): void {
     const at = this.clock.now();
@@ -489,7 +491,7 @@ export class FrontendNode {
     } catch (error) {
       this.logger.warn({ queueId, op, error: describe(error) }, 'access event not published');
     }
-    if (op !== 'other') this.reportQueueStats(queueId, at);
+    if (op === 'receive' || op === 'delete') this.reportQueueStats(queueId, at);
   }
 
   /** The queue's backlog, at most once per `queueStatsEveryMs` per queue. */
