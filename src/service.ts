@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { InProcessBus } from './bus/in-process.ts';
 import { SystemClock, type Clock } from './core/clock.ts';
-import { silentLogger, type Logger } from './core/log.ts';
+import { describeError, silentLogger, type Logger } from './core/log.ts';
 import { createMetrics, type Metrics } from './core/metrics.ts';
 import { FrontendNode } from './frontend/node.ts';
 import { keySettingsOf } from './frontend/queue-attributes.ts';
@@ -125,7 +125,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   });
   // The store is read for one thing only: which DEKs a queue's waiting messages need (prefetchDecrypt).
   const metadata = new MetadataService(keys, { backlog: { store, clock } });
-  const bus = new InProcessBus((error) => logger.warn({ error: error instanceof Error ? error.name : typeof error }, 'event subscriber failed'));
+  const bus = new InProcessBus((error) => logger.warn({ error: describeError(error) }, 'event subscriber failed'));
   const waiters = new ReceiveWaiters(clock);
 
   const prefetchOn = options.prefetch ?? true;
@@ -177,7 +177,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       });
     } catch (error) {
       // Fail open: without a prefetcher every key is fetched on demand.
-      logger.error({ error: error instanceof Error ? error.name : typeof error, message: error instanceof Error ? error.message : undefined }, 'prefetcher not started; serving reactively');
+      logger.error({ error: describeError(error) }, 'prefetcher not started; serving reactively');
     }
   }
 

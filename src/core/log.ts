@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import { PkpError } from './errors.ts';
 
 export type { Logger };
 
@@ -16,6 +17,16 @@ export function createLogger(options: { level?: string; name?: string; destinati
     },
   };
   return options.destination ? pino(base, options.destination as never) : pino(base);
+}
+
+/**
+ * What may be logged of an error: name and code, and the message only for our own typed errors
+ * (other messages, e.g. a JSON parser's, can quote the text they choked on).
+ */
+export function describeError(error: unknown): Record<string, unknown> {
+  if (error instanceof PkpError) return { name: error.name, code: error.code, message: error.message };
+  if (error instanceof Error) return { name: error.name, code: (error as { code?: unknown }).code };
+  return { type: typeof error };
 }
 
 /** A logger that writes nothing (tests, the simulator). */

@@ -2,7 +2,7 @@ import type { EventBus, QueueOp } from '../bus/types.ts';
 import type { Clock } from '../core/clock.ts';
 import { uuidv7 } from '../core/uuid7.ts';
 import { DeadlineError, KmsError, PkpError, SqsError } from '../core/errors.ts';
-import { silentLogger, type Logger } from '../core/log.ts';
+import { describeError, silentLogger, type Logger } from '../core/log.ts';
 import type { MessageKeyring } from '../keycache/keyring-types.ts';
 import type { MessageStore, NewMessage, QueueRecord, ReceivedMessage } from '../store/types.ts';
 import { md5OfBody, md5OfMessageAttributes, type MessageAttribute } from './md5.ts';
@@ -489,7 +489,7 @@ export class FrontendNode {
     try {
       this.bus.publish({ type: 'access', at, queueId, nodeId: this.nodeId, principal: ctx.principal, op, bytes, ...key });
     } catch (error) {
-      this.logger.warn({ queueId, op, error: describe(error) }, 'access event not published');
+      this.logger.warn({ queueId, op, error: describeError(error) }, 'access event not published');
     }
     if (op === 'receive' || op === 'delete') this.reportQueueStats(queueId, at);
   }
@@ -503,7 +503,7 @@ export class FrontendNode {
       const c = this.store.counts(queueId, at);
       this.bus.publish({ type: 'queue-stats', at, queueId, nodeId: this.nodeId, backlog: c.visible + c.inFlight + c.delayed });
     } catch (error) {
-      this.logger.debug({ queueId, error: describe(error) }, 'queue stats not published');
+      this.logger.debug({ queueId, error: describeError(error) }, 'queue stats not published');
     }
   }
 
@@ -548,19 +548,9 @@ export class FrontendNode {
       if (error.code === 'QueueDoesNotExist') return queueDoesNotExist();
       if (error.code === 'KeyUnavailable' || error.code === 'ServiceClosed') return serviceUnavailable();
     }
-    this.logger.error({ action, node: this.nodeId, error: describe(error) }, 'request failed');
+    this.logger.error({ action, node: this.nodeId, error: describeError(error) }, 'request failed');
     return internalFailure();
   }
-}
-
-/**
- * What may be logged of an error: name and code, and the message only for our own typed errors
- * (other messages, e.g. a JSON parser's, can quote the text they choked on).
- */
-function describe(error: unknown): Record<string, unknown> {
-  if (error instanceof PkpError) return { name: error.name, code: error.code, message: error.message };
-  if (error instanceof Error) return { name: error.name, code: (error as { code?: unknown }).code };
-  return { type: typeof error };
 }
 
 function sentOutput(m: Prepared): Result {

@@ -1,6 +1,6 @@
 import type { EventBus, PkpEvent, QueueOp, Unsubscribe } from '../bus/types.ts';
 import type { Clock, Timer } from '../core/clock.ts';
-import { silentLogger, type Logger } from '../core/log.ts';
+import { describeError, silentLogger, type Logger } from '../core/log.ts';
 import type { PrefetchMetricsSource } from '../core/metrics.ts';
 import type { DecryptPrefetchInstruction, DecryptPrefetchOutcome, PrefetchInstruction } from '../metadata/types.ts';
 import { WorkerFitter } from './models/arima-fit.ts';
@@ -90,7 +90,7 @@ export async function startLivePrefetcher(options: LivePrefetcherOptions): Promi
   /** A fault in the prefetcher itself: stop it, keep serving. */
   const failOpen = (error: unknown, where: string): void => {
     if (stopped) return;
-    logger.warn({ where, error: describe(error) }, 'prefetcher failed; serving reactively from now on');
+    logger.warn({ where, error: describeError(error) }, 'prefetcher failed; serving reactively from now on');
     stop();
   };
 
@@ -133,7 +133,7 @@ export async function startLivePrefetcher(options: LivePrefetcherOptions): Promi
         logger.debug({ queueId: instruction.queueId, reason: instruction.reason, delivered: outcome.delivered }, 'prefetch delivered nothing');
       } catch (error) {
         // Ids and the error's name only: never anything the key path handled.
-        logger.debug({ queueId: instruction.queueId, reason: instruction.reason, error: describe(error) }, 'prefetch failed');
+        logger.debug({ queueId: instruction.queueId, reason: instruction.reason, error: describeError(error) }, 'prefetch failed');
       }
       return undefined;
     },
@@ -144,7 +144,7 @@ export async function startLivePrefetcher(options: LivePrefetcherOptions): Promi
         if (outcome.failed > 0) logger.debug({ queueId: instruction.queueId, failed: outcome.failed }, 'backlog decrypt prefetch: some keys failed');
         return outcome.keys;
       } catch (error) {
-        logger.debug({ queueId: instruction.queueId, error: describe(error) }, 'backlog decrypt prefetch failed');
+        logger.debug({ queueId: instruction.queueId, error: describeError(error) }, 'backlog decrypt prefetch failed');
         return 0;
       }
     },
@@ -161,7 +161,7 @@ export async function startLivePrefetcher(options: LivePrefetcherOptions): Promi
       logger.info({ events: bootstrapped, streams: p.stats.streams }, 'prefetcher learned from history');
     } catch (error) {
       // What was learned stays; a bad history does not keep the service from prefetching.
-      logger.warn({ error: describe(error), events: p.stats.observed }, 'prefetcher bootstrap stopped early');
+      logger.warn({ error: describeError(error), events: p.stats.observed }, 'prefetcher bootstrap stopped early');
     }
   }
 
@@ -251,9 +251,4 @@ function isTime(v: unknown): v is number {
 
 function isId(v: unknown): v is string {
   return typeof v === 'string' && v.length > 0 && v.length <= 256;
-}
-
-function describe(error: unknown): Record<string, unknown> {
-  if (error instanceof Error) return { name: error.name, code: (error as { code?: unknown }).code };
-  return { type: typeof error };
 }
