@@ -209,7 +209,7 @@ test('the prefetcher host exposes no key material: prefetch answers with an expi
     const allowed: Record<string, readonly string[]> = {
       access: ['type', 'at', 'queueId', 'nodeId', 'principal', 'op', 'bytes', 'keyHit', 'keyExpiresAt', 'prefetchedFirstUse'],
       key: ['type', 'at', 'nodeId', 'kind', 'use', 'queueId', 'principal', 'dekId', 'prefetched'],
-      'queue-stats': ['type', 'at', 'queueId', 'nodeId', 'backlog', 'typicalBytes'],
+      'queue-stats': ['type', 'at', 'queueId', 'nodeId', 'backlog'],
     };
     for (const e of events) {
       const fields = allowed[e.type];

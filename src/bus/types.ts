@@ -47,8 +47,6 @@ export interface QueueStatsEvent {
   nodeId: string;
   /** Messages stored and not yet deleted (visible, in flight and delayed). */
   backlog: number;
-  /** Typical message body size (bytes), when the node has seen sends. */
-  typicalBytes?: number;
 }
 
 export type PkpEvent = AccessEvent | KeyUsageEvent | QueueStatsEvent;

@@ -184,10 +184,10 @@ export async function startLivePrefetcher(options: LivePrefetcherOptions): Promi
         failOpen(error, 'observe');
       }
     } else if (e.type === 'queue-stats') {
-      const { at, queueId, backlog, typicalBytes } = e;
+      const { at, queueId, backlog } = e;
       if (!isTime(at) || !isId(queueId) || typeof backlog !== 'number' || !(backlog >= 0) || !Number.isFinite(backlog)) return;
       try {
-        p.observeQueueStats({ at, queueId, backlog, typicalBytes: typeof typicalBytes === 'number' && typicalBytes >= 0 ? typicalBytes : undefined });
+        p.observeQueueStats({ at, queueId, backlog });
       } catch (error) {
         failOpen(error, 'queue stats');
       }

@@ -2,9 +2,9 @@ import type { Timer } from '../core/clock.ts';
 import type { PrefetchInstruction } from '../metadata/types.ts';
 import { DEFAULT_COSTS, KmsBudget, ThresholdTuner, thresholdOf, validateCosts, type CostModel } from './cost.ts';
 import { DueHeap } from './due-heap.ts';
-import { decayTo } from './models/decay.ts';
+import { decayTo, rateOf } from './models/decay.ts';
+import { poissonSurvival, type Model } from './models/model.ts';
 import { Ensemble } from './models/ensemble.ts';
-import type { Model } from './models/model.ts';
 import { defaultModels, type ModelOptions } from './models/index.ts';
 import { plan } from './planner.ts';
 import { QueueState, type StreamState } from './state.ts';
@@ -156,14 +156,13 @@ export class Prefetcher {
     this.sweep(o.at);
   }
 
-  /** Queue statistics (backlog, message size) from a front-end. */
+  /** Queue statistics (the backlog) from a front-end. */
   observeQueueStats(o: QueueStatsObservation): void {
     if (this.stopped) return;
     const q = this.queues.get(o.queueId);
     if (!q) return;
     q.backlog = Math.max(0, Math.floor(o.backlog));
     q.consumersSeen = true;
-    if (o.typicalBytes !== undefined && o.typicalBytes >= 0) q.typicalBytes = o.typicalBytes;
     this.prefetchBacklogKeys(q, o.at);
   }
 
@@ -185,7 +184,7 @@ export class Prefetcher {
     if (nodeIds.length === 0) return;
     q.backlogPrefetchAt = at;
     this.stats.backlogPrefetches++;
-    const rate = Math.max(decayTo(q.receiveCount, q.receiveAt, at, this.rateWindowMs) / this.rateWindowMs, 1 / reuseMs);
+    const rate = Math.max(rateOf(q.receiveCount, q.receiveAt, at, this.rateWindowMs), 1 / reuseMs);
     void host.prefetchDecrypt({ queueId: q.id, nodeIds, score: 1 - Math.exp(-rate * reuseMs) }).then((keys) => {
       if (typeof keys === 'number' && keys > 0) this.stats.backlogKeys += keys;
     });
@@ -401,7 +400,7 @@ export class Prefetcher {
       leadMs: lead,
       threshold: this.tuner.threshold,
       residencyCost,
-      continuation: 1 - Math.exp((-decayTo(s.decayedCount, s.decayedAt, now, this.rateWindowMs) * reuseMs) / this.rateWindowMs),
+      continuation: 1 - poissonSurvival(rateOf(s.decayedCount, s.decayedAt, now, this.rateWindowMs), reuseMs),
     });
     if (decision.kind === 'wait') {
       this.setDue(s, Math.max(decision.at, now + 1));
@@ -492,7 +491,7 @@ export class Prefetcher {
   private targetNodes(q: QueueState, candidates: readonly string[], probability: number, lifeMs: number): string[] {
     const holdCost = (this.costs.residentKeySecondCost * lifeMs) / 1000 / this.costs.missCost;
     const counts = q.nodeCounts;
-    const expected = Math.max(1, (decayTo(q.decayedCount, q.decayedAt, this.host.clock.now(), this.rateWindowMs) * lifeMs) / this.rateWindowMs);
+    const expected = Math.max(1, rateOf(q.decayedCount, q.decayedAt, this.host.clock.now(), this.rateWindowMs) * lifeMs);
     let total = 0;
     if (counts) for (const c of counts) total += c;
     const out: string[] = [];
@@ -531,8 +530,7 @@ export class Prefetcher {
   private drop(s: StreamState): void {
     const q = s.queue;
     if (!q.removeStream(s)) return; // already dropped
-    this.due.remove(s);
-    s.dueAt = Infinity;
+    this.due.set(s, Infinity);
     this.ensemble.release(s);
     this.stats.streams--;
     if (q.streamCount === 0) {

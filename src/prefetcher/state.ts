@@ -16,8 +16,6 @@ export class QueueState {
   /** Decayed count of receives, for the consumer rate. */
   receiveCount = 0;
   receiveAt = 0;
-  /** Typical message size a front-end reported (bytes), for the operator's view. */
-  typicalBytes = 0;
   /** Decayed requests per node index (per-(queue, node) state), allocated at the second node seen. */
   nodeCounts: Float32Array | null = null;
   firstNode = -1;

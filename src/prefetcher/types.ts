@@ -68,6 +68,4 @@ export interface QueueStatsObservation {
   queueId: string;
   /** Messages stored and not yet deleted. */
   backlog: number;
-  /** Typical message size (bytes). */
-  typicalBytes?: number;
 }
