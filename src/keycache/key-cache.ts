@@ -372,36 +372,28 @@ export class KeyCache {
       return undefined;
     };
     let refused = false;
-    while (probationCount + 1 > this.maxProbationEntries || probationBytes + bytes > this.maxProbationBytes) {
-      const victim = probationCount > 0 ? nextProbationVictim() : undefined;
-      if (victim === undefined) {
-        refused = true;
-        break;
-      }
-      victims.push(victim);
-      probationCount--;
-      probationBytes -= victim.bytes;
-      count--;
-      totalBytes -= victim.bytes;
-    }
     let lru = this.tail;
-    while (!refused && (count + 1 > this.maxEntries || totalBytes + bytes > this.maxBytes)) {
+    for (;;) {
+      const overShare = probationCount + 1 > this.maxProbationEntries || probationBytes + bytes > this.maxProbationBytes;
+      const overCapacity = count + 1 > this.maxEntries || totalBytes + bytes > this.maxBytes;
+      if (!overShare && !overCapacity) break;
+      // Probation entries go first; the LRU tail only when probation is empty and within its share.
       let victim: Entry | undefined;
-      if (probationCount > 0) {
-        victim = nextProbationVictim();
-        probationCount--;
-      } else {
+      if (probationCount > 0) victim = nextProbationVictim();
+      else if (!overShare) {
         if (lru !== null && lru === replacing) lru = lru.prev;
-        if (lru !== null) {
-          victim = lru;
-          lru = lru.prev;
-        }
+        victim = lru ?? undefined;
+        lru = lru?.prev ?? null;
       }
       if (victim === undefined) {
         refused = true;
         break;
       }
       victims.push(victim);
+      if (victim.onProbation) {
+        probationCount--;
+        probationBytes -= victim.bytes;
+      }
       count--;
       totalBytes -= victim.bytes;
     }

@@ -60,8 +60,10 @@ export class SeasonalModel extends SlabModel {
     // Effective days of exposure, with the same decay as the counts.
     const days = Math.min(seenMs / DAY_MS, 1 / (1 - this.dailyDecay));
     const end = Math.min(t, now + this.maxHorizonMs);
-    const useWeek = seenMs >= 14 * DAY_MS && normalise(f, o + this.week, 7, this.weekFactors);
-    const useMonth = seenMs >= 60 * DAY_MS && normalise(f, o + this.month, 31, this.monthFactors);
+    const useWeek = seenMs >= 14 * DAY_MS;
+    const useMonth = seenMs >= 60 * DAY_MS;
+    if (useWeek) normalise(f, o + this.week, 7, this.weekFactors);
+    if (useMonth) normalise(f, o + this.month, 31, this.monthFactors);
     const decay = Math.pow(this.dailyDecay, Math.max(0, Math.floor(now / DAY_MS) - f[o + DAY]!));
     const scale = decay / (days * this.slotMs);
     let expected = 0;
@@ -107,9 +109,8 @@ function sum(a: Float32Array, from: number, n: number): number {
   return s;
 }
 
-/** Each entry over the mean: 1 for an average day, 0 for a day with nothing. False (all 1) when empty. */
-function normalise(a: Float32Array, from: number, n: number, out: Float64Array): boolean {
+/** Each entry over the mean: 1 for an average day, 0 for a day with nothing; all 1 when empty. */
+function normalise(a: Float32Array, from: number, n: number, out: Float64Array): void {
   const mean = sum(a, from, n) / n;
   for (let i = 0; i < n; i++) out[i] = mean > 0 ? a[from + i]! / mean : 1;
-  return true;
 }
