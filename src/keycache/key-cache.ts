@@ -1,4 +1,5 @@
 import type { Clock, Timer } from '../core/clock.ts';
+import { IndexedMinHeap } from '../core/indexed-heap.ts';
 import { MinHeap } from '../core/min-heap.ts';
 import { zeroize } from '../crypto/zero.ts';
 import type { KeyUsageKind } from '../bus/types.ts';
@@ -47,6 +48,8 @@ class Entry implements KeyCacheEntryView {
   removed = false;
   /** A prefetched entry no request has used yet: outside the LRU list, in the probation heap. */
   onProbation: boolean;
+  /** Place in the probation heap (−1: not in it; also while an insert plans its victims). */
+  heapIndex = -1;
 
   constructor(
     readonly use: KeyUse,
@@ -124,8 +127,8 @@ export class KeyCache {
   private readonly onEvent: KeyCacheListener | undefined;
   /** Min-heap of entries by expiry; removed entries are skipped lazily. */
   private readonly expiryHeap = new MinHeap<Entry>((a, b) => a.key.expiresAt < b.key.expiresAt);
-  /** Min-heap of probation entries by (score, seq); entries that left probation are skipped lazily. */
-  private readonly probationHeap = new MinHeap<Entry>(probationBefore);
+  /** Probation entries by (score, seq); an entry leaves it the moment it leaves probation. */
+  private readonly probationHeap = new IndexedMinHeap<Entry>(probationBefore);
   private probationCount = 0;
   private probationBytes = 0;
   private seq = 0;
@@ -290,7 +293,7 @@ export class KeyCache {
     const now = this.clock.now();
     for (const entry of this.entries()) this.remove(entry, 'evicted', now, false);
     this.expiryHeap.reset([]);
-    this.probationHeap.reset([]);
+    this.probationHeap.clear();
     this.expiryTimer?.cancel();
     this.expiryTimer = null;
     this.expiryTimerAt = Infinity;
@@ -329,8 +332,8 @@ export class KeyCache {
   }
 
   /**
-   * Marks an entry used. A prefetched one leaves probation (its heap slot goes stale) for the LRU
-   * head; returns whether it was prefetched. Kept out of lookup so the hit path stays small.
+   * Marks an entry used. A prefetched one leaves probation for the LRU head; returns whether it
+   * was prefetched. Kept out of lookup so the hit path stays small.
    */
   private firstUse(entry: Entry): boolean {
     entry.used = true;
@@ -360,7 +363,7 @@ export class KeyCache {
     let poppedReplacing = false;
     // Pops the lowest probation entry if it must go before the newcomer; undefined if none must.
     const nextProbationVictim = (): Entry | undefined => {
-      for (let top = this.popProbation(); top !== undefined; top = this.popProbation()) {
+      for (let top = heap.pop(); top !== undefined; top = heap.pop()) {
         if (top === replacing) {
           poppedReplacing = true;
           continue;
@@ -406,30 +409,21 @@ export class KeyCache {
   /** Frees space: unused prefetched entries, lowest score first, then the least recently used. */
   private evictToFit(now: number): void {
     while (this.count > this.maxEntries || this.bytes > this.maxBytes) {
-      const victim = this.popProbation() ?? this.tail;
+      const victim = this.probationHeap.pop() ?? this.tail;
       if (victim === null) return;
       this.remove(victim, 'evicted', now, true);
     }
   }
 
-  /** Pops the lowest-ranked entry still on probation, dropping slots of entries that left it. */
-  private popProbation(): Entry | undefined {
-    const heap = this.probationHeap;
-    for (let top = heap.pop(); top !== undefined; top = heap.pop()) if (top.onProbation) return top;
-    return undefined;
-  }
-
   private addToProbation(entry: Entry): void {
     this.probationCount++;
     this.probationBytes += entry.bytes;
-    const heap = this.probationHeap;
-    heap.push(entry);
-    // Entries that left probation stay in the heap until popped; rebuild when they dominate it.
-    if (heap.size > 64 && heap.size > 4 * this.probationCount) heap.reset(heap.values().filter((e) => e.onProbation));
+    this.probationHeap.push(entry);
   }
 
   private leaveProbation(entry: Entry): void {
     entry.onProbation = false;
+    this.probationHeap.remove(entry);
     this.probationCount--;
     this.probationBytes -= entry.bytes;
   }

@@ -1,7 +1,7 @@
 import type { Timer } from '../core/clock.ts';
+import { IndexedMinHeap } from '../core/indexed-heap.ts';
 import type { PrefetchInstruction } from '../metadata/types.ts';
 import { DEFAULT_COSTS, KmsBudget, ThresholdTuner, thresholdOf, validateCosts, type CostModel } from './cost.ts';
-import { DueHeap } from './due-heap.ts';
 import { decayTo, rateOf } from './models/decay.ts';
 import { poissonSurvival, type Model } from './models/model.ts';
 import { Ensemble } from './models/ensemble.ts';
@@ -78,7 +78,8 @@ export class Prefetcher {
     missesAvoided: 0, demandMisses: 0, failed: 0, backlogPrefetches: 0, backlogKeys: 0,
   };
   private readonly queues = new Map<string, QueueState>();
-  private readonly due = new DueHeap();
+  /** Streams by when the planner should look at them next; a stream moves in place when its time changes. */
+  private readonly due = new IndexedMinHeap<StreamState>((a, b) => a.dueAt < b.dueAt);
   private timer: Timer | null = null;
   private timerAt = Infinity;
   private readonly rateWindowMs: number;
@@ -342,9 +343,13 @@ export class Prefetcher {
     return Math.max(this.host.expectedFetchMs, this.slowFetchMs) * 2 + this.leadMarginMs;
   }
 
+  /** Sets when the planner looks at the stream next (Infinity: never, until something happens). */
   private setDue(s: StreamState, at: number): void {
     if (at === s.dueAt) return;
-    this.due.set(s, at);
+    s.dueAt = at;
+    if (at === Infinity) this.due.remove(s);
+    else if (s.heapIndex < 0) this.due.push(s);
+    else this.due.update(s);
     this.arm();
   }
 
@@ -369,7 +374,8 @@ export class Prefetcher {
     // it), so this pass always ends.
     const ready: StreamState[] = [];
     for (let top = this.due.peek(); top && top.dueAt <= now; top = this.due.peek()) {
-      this.due.set(top, Infinity);
+      this.due.pop();
+      top.dueAt = Infinity;
       ready.push(top);
     }
     for (const s of ready) this.consider(s, now);
@@ -530,7 +536,8 @@ export class Prefetcher {
   private drop(s: StreamState): void {
     const q = s.queue;
     if (!q.removeStream(s)) return; // already dropped
-    this.due.set(s, Infinity);
+    this.due.remove(s);
+    s.dueAt = Infinity;
     this.ensemble.release(s);
     this.stats.streams--;
     if (q.streamCount === 0) {

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { IndexedMinHeap } from '../src/core/indexed-heap.ts';
 import { Random } from '../src/core/random.ts';
-import { DueHeap } from '../src/prefetcher/due-heap.ts';
 import { emptySlab, SlabPool } from '../src/prefetcher/slab.ts';
-import { QueueState, StreamState } from '../src/prefetcher/state.ts';
 
 test('SlabPool: slots across chunks are disjoint; a released slot comes back zeroed and is reused first', () => {
   const pool = new SlabPool({ f64: 2, f32: 3, u16: 5 }, 4);
@@ -41,36 +40,34 @@ test('SlabPool: slots across chunks are disjoint; a released slot comes back zer
   assert.throws(() => new SlabPool({ f64: 0, f32: 1.5, u16: 0 }), /non-negative integer/);
 });
 
-test('DueHeap: pops in due order through inserts, moves both ways and removals (against a sorted list)', () => {
+test('IndexedMinHeap: pops in order through pushes, keys moved both ways and removals (against a sorted list)', () => {
   const rnd = new Random(7);
-  const heap = new DueHeap();
-  const q = new QueueState('q');
-  const streams = Array.from({ length: 200 }, (_, i) => new StreamState(q, `p${i}`));
-  const due = new Map<StreamState, number>();
+  type Item = { key: number; heapIndex: number };
+  const heap = new IndexedMinHeap<Item>((a, b) => a.key < b.key);
+  const items: Item[] = Array.from({ length: 200 }, () => ({ key: 0, heapIndex: -1 }));
+  const inHeap = new Set<Item>();
   for (let step = 0; step < 5_000; step++) {
-    const s = streams[rnd.int(streams.length)]!;
+    const item = items[rnd.int(items.length)]!;
     const r = rnd.next();
     if (r < 0.7) {
-      const at = Math.floor(rnd.next() * 1_000_000);
-      heap.set(s, at); // insert, or move earlier or later
-      due.set(s, at);
+      item.key = Math.floor(rnd.next() * 1_000_000); // a new key, earlier or later
+      if (inHeap.has(item)) heap.update(item);
+      else heap.push(item);
+      inHeap.add(item);
     } else if (r < 0.85) {
-      heap.set(s, Infinity); // removal through set
-      due.delete(s);
-      assert.equal(s.heapIndex, -1);
+      heap.remove(item);
+      inHeap.delete(item);
+      assert.equal(item.heapIndex, -1);
     } else if (heap.size > 0) {
-      const top = heap.peek()!;
-      assert.equal(top.dueAt, Math.min(...due.values()), `step ${step}: the top is the earliest`);
-      heap.remove(top);
-      due.delete(top);
+      const top = heap.pop()!;
+      assert.equal(top.key, Math.min(...[...inHeap].map((x) => x.key)), `step ${step}: the top is the smallest`);
+      inHeap.delete(top);
     }
-    assert.equal(heap.size, due.size);
+    assert.equal(heap.size, inHeap.size);
   }
+  assert.throws(() => heap.push(heap.peek()!), /already in a heap/);
   const popped: number[] = [];
-  for (let top = heap.peek(); top; top = heap.peek()) {
-    popped.push(top.dueAt);
-    heap.remove(top);
-  }
-  assert.deepEqual(popped, [...due.values()].sort((a, b) => a - b));
-  assert.ok(streams.every((s) => s.heapIndex === -1));
+  for (let top = heap.pop(); top; top = heap.pop()) popped.push(top.key);
+  assert.deepEqual(popped, [...inHeap].map((x) => x.key).sort((a, b) => a - b));
+  assert.ok(items.every((x) => x.heapIndex === -1));
 });
