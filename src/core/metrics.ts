@@ -16,14 +16,12 @@ export interface PrefetchMetricsSource {
   readonly threshold: number;
 }
 
-const PREFETCH_OUTCOMES = ['issued', 'used', 'wasted', 'failed', 'fanout', 'backlog_keys'] as const;
-type PrefetchOutcomeLabel = (typeof PREFETCH_OUTCOMES)[number];
-
-function outcomeCount(source: PrefetchMetricsSource, outcome: PrefetchOutcomeLabel): number {
-  if (outcome === 'fanout') return source.stats.fanOuts;
-  if (outcome === 'backlog_keys') return source.stats.backlogKeys;
-  return source.stats[outcome];
-}
+/** The `outcome` label of pkp_prefetches_total, and the prefetcher count each one exports. */
+const PREFETCH_OUTCOMES = {
+  issued: 'issued', used: 'used', wasted: 'wasted', failed: 'failed', fanout: 'fanOuts', backlog_keys: 'backlogKeys',
+} as const satisfies Record<string, keyof PrefetchMetricsSource['stats']>;
+type PrefetchOutcomeLabel = keyof typeof PREFETCH_OUTCOMES;
+const OUTCOME_LABELS = Object.keys(PREFETCH_OUTCOMES) as PrefetchOutcomeLabel[];
 
 /** All Prometheus metrics of one service instance, on their own registry. */
 export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
@@ -66,8 +64,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       registers,
       collect() {
         if (!prefetchSource) return;
-        for (const outcome of PREFETCH_OUTCOMES) {
-          const total = read((s) => outcomeCount(s, outcome));
+        for (const outcome of OUTCOME_LABELS) {
+          const total = read((s) => s.stats[PREFETCH_OUTCOMES[outcome]]);
           this.inc({ outcome }, Math.max(0, total - exported[outcome]));
           exported[outcome] = Math.max(exported[outcome], total);
         }
@@ -92,7 +90,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     /** Where the prefetcher metrics read from on each scrape; undefined when prefetching is off. */
     setPrefetchSource(source: PrefetchMetricsSource | undefined): void {
       prefetchSource = source;
-      for (const outcome of PREFETCH_OUTCOMES) exported[outcome] = 0;
+      for (const outcome of OUTCOME_LABELS) exported[outcome] = 0;
     },
   };
 }
