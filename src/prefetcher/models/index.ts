@@ -25,18 +25,22 @@ export interface ModelOptions {
 
 export const MODEL_NAMES = ['hot', 'seasonal', 'idle-time', 'queue-load', 'principal', 'arima'] as const;
 
-/** A comma-separated list of model names, checked; throws a RangeError naming the unknown ones. */
+/** A comma-separated list of model names, checked (see checkModelNames). */
 export function parseModelList(text: string): string[] {
-  const names = text.split(',').map((m) => m.trim()).filter((m) => m !== '');
+  return checkModelNames(text.split(',').map((m) => m.trim()).filter((m) => m !== ''));
+}
+
+/** The names, if each is a model's and there is at least one; else a RangeError naming the unknown ones. */
+function checkModelNames(names: readonly string[]): string[] {
   const unknown = names.filter((name) => !(MODEL_NAMES as readonly string[]).includes(name));
   if (unknown.length > 0) throw new RangeError(`unknown model(s): ${unknown.join(', ')}; known: ${MODEL_NAMES.join(', ')}`);
   if (names.length === 0) throw new RangeError('at least one model is needed');
-  return names;
+  return [...names];
 }
 
 /** The ensemble's members, in a fixed order (weights are stored by position). */
 export function defaultModels(rateWindowMs: number, options: ModelOptions = {}): Model[] {
-  const only = options.only && parseModelList(options.only.join(','));
+  const only = options.only && checkModelNames(options.only);
   const wanted = (name: (typeof MODEL_NAMES)[number]): boolean => !only || only.includes(name);
   const models: Model[] = [];
   if (wanted('hot')) models.push(new HotModel(rateWindowMs));
