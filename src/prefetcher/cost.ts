@@ -7,7 +7,7 @@
 export interface CostModel {
   /** A request that waits for a key (latency on the request path). Default 1. */
   missCost: number;
-  /** One KMS call that serves no request. Default 3. */
+  /** One KMS call that serves no request. Default 2. */
   kmsCallCost: number;
   /** One key held in one node's cache for one second without being used. Default 0.0001. */
   residentKeySecondCost: number;
