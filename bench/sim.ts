@@ -4,7 +4,7 @@ import { openTrace } from '../src/sim/traces/open.ts';
 import type { TraceEvent } from '../src/sim/traces/types.ts';
 import { median } from './stats.ts';
 
-const TRACE = join(import.meta.dirname, '..', '..', 'shared', 'traces', 'azure2019-250fn-8h.csv');
+const TRACE = join(import.meta.dirname, '..', 'test', 'fixtures', 'azure2019-250fn-8h.csv');
 
 async function loadAll(trigger: string | undefined): Promise<TraceEvent[][]> {
   const batches: TraceEvent[][] = [];

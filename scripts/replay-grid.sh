@@ -4,7 +4,7 @@
 # docs/replay/<name>.{json,html,txt}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-trace=../shared/traces/azure2019-250fn-8h.csv
+trace=test/fixtures/azure2019-250fn-8h.csv
 mkdir -p docs/replay
 for trigger in queue all; do
   for fe in 1 4 16; do

@@ -351,7 +351,7 @@ test('a database from a newer schema version is refused', () => {
   assert.throws(() => SqliteMessageStore.open({ path }), isCode('StoreSchemaTooNew'));
 });
 
-test('kill -9: every put acknowledged before the crash is there after reopening', async () => {
+test('kill -9: every put acknowledged before the crash is there after reopening', async (t) => {
   const dir = tempDir();
   const path = join(dir, 'messages.db');
   const script = join(dir, 'writer.mjs');
@@ -372,6 +372,10 @@ for (let i = 0; ; i++) {
 }
 `);
   const child = spawn(process.execPath, ['--import', 'tsx', script, path], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+  // The writer never stops by itself: whatever happens to this test, it must not outlive it.
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
   let output = '';
   const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_code, signal) => resolve(signal)));
   await new Promise<void>((resolve) => {

@@ -9,8 +9,8 @@ import { openEvents } from '../src/sim/traces/events.ts';
 import { detectFormat, openTrace } from '../src/sim/traces/open.ts';
 import type { TraceEvent, TraceSource } from '../src/sim/traces/types.ts';
 
-/** The workplace's shared traces, beside the repository. */
-const SHARED_TRACES = join(import.meta.dirname, '..', '..', 'shared', 'traces');
+/** Real trace fixtures inside the repository (see test/fixtures/README.md). */
+const FIXTURES = join(import.meta.dirname, 'fixtures');
 
 const dir = mkdtempSync(join(tmpdir(), 'pkp-traces-'));
 let fileNo = 0;
@@ -298,7 +298,7 @@ describe('Azure Functions per-minute loader', () => {
   });
 
   it('the real 8-hour sample with trigger queue yields exactly the queue rows\' total', async () => {
-    const path = join(SHARED_TRACES, 'azure2019-250fn-8h.csv');
+    const path = join(FIXTURES, 'azure2019-250fn-8h.csv');
     // The expected total, computed from the text with a plain split.
     const lines = readFileSync(path, 'utf8').split(/\r?\n/).filter((l) => l.length > 0);
     let expected = 0;
@@ -336,8 +336,8 @@ describe('openTrace', () => {
     assert.equal(openTrace(azure, { trigger: 'queue' }).format, 'azure');
     assert.equal((await collect(openTrace(azure, { seed: 5 }))).length, 2);
     assert.deepEqual(await collect(openTrace(events)), [{ t: 1, queue: 'a', op: 'send' }]);
-    assert.equal(detectFormat(join(SHARED_TRACES, 'example-events.csv')), 'events');
-    assert.equal(detectFormat(join(SHARED_TRACES, 'azure2019-10fn-24h.csv')), 'azure');
+    assert.equal(detectFormat(join(FIXTURES, 'example-events.csv')), 'events');
+    assert.equal(detectFormat(join(FIXTURES, 'azure2019-10fn-24h.csv')), 'azure');
   });
 
   it('honours an explicit format, refuses a trigger on events, and names an unreadable path', async () => {
@@ -347,19 +347,19 @@ describe('openTrace', () => {
     assert.throws(() => openTrace(join(dir, 'missing.csv')), /cannot read trace .*missing\.csv/);
   });
 
-  it('loads the shared example events file completely, with stats', async () => {
-    const reader = openTrace(join(SHARED_TRACES, 'example-events.csv'));
+  it('loads the example events fixture completely, with stats', async () => {
+    const reader = openTrace(join(FIXTURES, 'example-events.csv'));
     const events = await collect(reader);
-    assert.equal(events.length, 20_000);
+    assert.equal(events.length, 2_000);
     assert.deepEqual(events[0], { t: 28800094, queue: '1fa0653520369369', op: 'send' });
-    assert.deepEqual(reader.stats, { rows: 20_000, events: 20_000, skipped: 0 });
+    assert.deepEqual(reader.stats, { rows: 2_000, events: 2_000, skipped: 0 });
   });
 
   it('stops reading when the consumer breaks early, and can be iterated again', async () => {
-    const reader = openTrace(join(SHARED_TRACES, 'example-events.csv'));
+    const reader = openTrace(join(FIXTURES, 'example-events.csv'));
     let n = 0;
     for await (const _ of reader) if (++n === 10) break;
     assert.equal(n, 10);
-    assert.equal((await collect(reader)).length, 20_000);
+    assert.equal((await collect(reader)).length, 2_000);
   });
 });
