@@ -15,7 +15,8 @@ import { NodeKeyring, joinMetadataService, keyEventsToBus } from './keycache/nod
 import { parseLatency } from './kms/latency.ts';
 import { LocalKms } from './kms/local-kms.ts';
 import { ModeledKms } from './kms/modeled-kms.ts';
-import type { Kms } from './kms/types.ts';
+import { AwsKms, type AwsKmsOptions } from './kms/aws-kms.ts';
+import type { KeyReason, Kms, KmsOperation, ManagedKms } from './kms/types.ts';
 import { KeyService } from './metadata/key-service.ts';
 import { MetadataService } from './metadata/metadata-service.ts';
 import { SqliteMessageStore } from './store/sqlite-store.ts';
@@ -40,6 +41,8 @@ export interface ServiceOptions {
   credentials?: Credential[];
   clock?: Clock;
   logger?: Logger;
+  /** A KMS that speaks the AWS KMS API (`pkp kms`, or AWS KMS). Default: the embedded KMS, master keys in dataDir. */
+  kms?: Omit<AwsKmsOptions, 'onCall'>;
   /** Modelled KMS latency (see parseLatency) and request quota, to show real KMS behaviour. */
   kmsLatency?: string;
   kmsRatePerSecond?: number;
@@ -69,7 +72,7 @@ export interface RunningService {
   endpoint: string;
   adminEndpoint: string | undefined;
   credentials: Credential[];
-  kms: LocalKms;
+  kms: ManagedKms;
   store: SqliteMessageStore;
   keys: KeyService;
   metadata: MetadataService;
@@ -97,11 +100,11 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const credentials = options.credentials?.length ? options.credentials : loadOrCreateCredentials(options.dataDir);
   const metrics = createMetrics({ defaultMetrics: true });
 
-  const kmsCore = await LocalKms.open({
-    dataDir: options.dataDir,
-    clock,
-    onCall: (op, reason) => metrics.kmsCalls.inc({ operation: op, reason }),
-  });
+  const onCall = (op: KmsOperation, reason: KeyReason): void => void metrics.kmsCalls.inc({ operation: op, reason });
+  // A KMS across the network when one is named (`pkp kms`, AWS KMS); else the embedded one.
+  const kmsCore: ManagedKms = options.kms !== undefined
+    ? new AwsKms({ ...options.kms, onCall })
+    : await LocalKms.open({ dataDir: options.dataDir, clock, onCall });
   let kms: Kms = kmsCore;
   if (options.kmsLatency !== undefined || options.kmsRatePerSecond !== undefined) {
     kms = new ModeledKms(kmsCore, clock, {
@@ -248,7 +251,9 @@ function portOf(server: FastifyInstance): number {
 }
 
 /** The generated principal is kept (mode 0600) so a restart accepts the same credentials. */
-function loadOrCreateCredentials(dataDir: string): Credential[] {
+/** The credentials kept in a data directory; on first use one is generated and kept there (0600). */
+export function loadOrCreateCredentials(dataDir: string): Credential[] {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const file = join(dataDir, 'credentials.json');
   if (existsSync(file)) {
     const parsed = JSON.parse(readFileSync(file, 'utf8')) as Credential[];

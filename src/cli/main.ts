@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerGen } from './gen.ts';
+import { registerKms } from './kms.ts';
 import { registerReplay } from './replay.ts';
 import { registerUp } from './up.ts';
 
@@ -11,6 +12,7 @@ program
 registerUp(program);
 registerReplay(program);
 registerGen(program);
+registerKms(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -16,6 +16,9 @@ interface UpOptions {
   duration?: number;
   kmsLatency?: string;
   kmsRate?: number;
+  kmsEndpoint?: string;
+  kmsRegion: string;
+  kmsCredentials?: string;
   prefetchBudget: number;
   /** false with --no-prefetch. */
   prefetch: boolean;
@@ -34,6 +37,9 @@ export function registerUp(program: Command): void {
     .option('--credentials <id:secret>', 'accepted credentials (repeatable); default: one generated principal', collect)
     .option('--demo', 'also drive a built-in workload through the SQS endpoint and show a live summary')
     .option('--duration <seconds>', 'with --demo: stop after this long (default: until Ctrl-C)', numberOption(1))
+    .option('--kms-endpoint <url>', 'use the KMS at this AWS KMS API endpoint (`pkp kms`, or AWS KMS) instead of the embedded one')
+    .option('--kms-region <region>', 'region of the KMS named by --kms-endpoint', 'us-east-1')
+    .option('--kms-credentials <id:secret>', 'credentials for --kms-endpoint (default: the AWS SDK chain: environment, profile, role)')
     .option('--kms-latency <spec>', "modelled KMS latency, e.g. '20' or 'lognormal:20:0.5' (ms)")
     .option('--kms-rate <calls/s>', 'modelled KMS request quota (ThrottlingException beyond it)', numberOption(1))
     .option('--prefetch-budget <calls/s>', 'KMS calls per second allowed for prefetches', numberOption(0), 50)
@@ -52,6 +58,11 @@ export function registerUp(program: Command): void {
         frontends: options.frontends,
         credentials: options.credentials?.map(parseCredential),
         logger,
+        kms: options.kmsEndpoint === undefined ? undefined : {
+          endpoint: options.kmsEndpoint,
+          region: options.kmsRegion,
+          credentials: options.kmsCredentials === undefined ? undefined : parseCredential(options.kmsCredentials),
+        },
         kmsLatency: options.kmsLatency,
         kmsRatePerSecond: options.kmsRate,
         prefetchBudgetPerSecond: options.prefetchBudget,

@@ -23,7 +23,11 @@ export type KmsErrorCode =
   | 'ThrottlingException'
   | 'AlreadyExistsException'
   | 'ValidationException'
-  | 'KMSInternalException';
+  | 'IncorrectKeyException'
+  | 'AccessDeniedException'
+  | 'KMSInternalException'
+  /** Not an AWS code: the KMS could not be reached (connection refused, timed out), so no answer at all. */
+  | 'KmsUnreachable';
 
 export class KmsError extends PkpError {
   constructor(code: KmsErrorCode, message: string) {

@@ -540,6 +540,11 @@ export class FrontendNode {
         case 'DisabledException': return new SqsError('KmsDisabled', 'The KMS key of this queue is disabled.');
         case 'NotFoundException': return new SqsError('KmsNotFound', 'The KMS key of this queue was not found.');
         case 'ThrottlingException': return new SqsError('KmsThrottled', 'The request was denied due to KMS request throttling.');
+        case 'AccessDeniedException': return new SqsError('KmsAccessDenied', 'The KMS refused the request for this queue\'s key.');
+        // Keys already cached keep serving; only requests that need a new one get this, and may retry.
+        case 'KmsUnreachable':
+        case 'KMSInternalException':
+          return new SqsError('KmsUnavailable', 'The KMS is unavailable, so this queue\'s data key cannot be obtained now. Try again.', 503, false);
         default: break;
       }
     }

@@ -2,7 +2,7 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { SqsError } from '../core/errors.ts';
 
 /**
- * Verification of AWS Signature Version 4 (header form) for the SQS endpoint.
+ * Verification of AWS Signature Version 4 (header form) for the SQS endpoint and the KMS API.
  * https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html
  */
 
@@ -27,10 +27,17 @@ const incomplete = (message: string): SqsError => denied('IncompleteSignature', 
 const mismatch = (message = 'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.'): SqsError =>
   denied('SignatureDoesNotMatch', message);
 
+/** What the signature must be scoped to, and the headers it must cover (besides host and x-amz-date). */
+export interface SigV4Scope {
+  service: string;
+  mustSign?: readonly string[];
+}
+
 export function verifySigV4(
   req: SigV4Request,
   secretFor: (accessKeyId: string) => string | undefined,
   nowMs: number,
+  want: SigV4Scope = { service: SERVICE },
 ): { principal: string } {
   const authorization = singleHeader(req.headers, 'authorization');
   if (authorization === undefined || authorization.trim() === '') {
@@ -43,6 +50,9 @@ export function verifySigV4(
   const dateMs = parseAmzDate(amzDate);
   if (!auth.signedHeaders.includes('host')) throw incomplete("'Host' must be a 'SignedHeader' in the AWS Authorization.");
   if (!auth.signedHeaders.includes('x-amz-date')) throw incomplete("'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization.");
+  for (const name of want.mustSign ?? []) {
+    if (req.headers[name] !== undefined && !auth.signedHeaders.includes(name)) throw incomplete(`'${name}' must be a 'SignedHeader' in the AWS Authorization.`);
+  }
 
   const secret = secretFor(auth.accessKeyId);
   if (secret === undefined) throw denied('InvalidClientTokenId', 'The security token included in the request is invalid.');
@@ -51,7 +61,7 @@ export function verifySigV4(
     throw denied('RequestExpired', `Request has expired: the signature date ${amzDate} is more than 15 minutes from the server time.`);
   }
   if (auth.date !== amzDate.slice(0, 8)) throw mismatch(`Credential should be scoped to a valid date: ${amzDate.slice(0, 8)}.`);
-  if (auth.service !== SERVICE) throw mismatch(`Credential should be scoped to correct service: '${SERVICE}'.`);
+  if (auth.service !== want.service) throw mismatch(`Credential should be scoped to correct service: '${want.service}'.`);
 
   // The payload hash is always computed from the body itself. A client-sent x-amz-content-sha256
   // must agree with it; UNSIGNED-PAYLOAD is refused because SQS bodies are always signed.
@@ -71,7 +81,7 @@ export function verifySigV4(
   ].join('\n');
   const scope = `${auth.date}/${auth.region}/${auth.service}/aws4_request`;
   const stringToSign = [ALGORITHM, amzDate, scope, sha256Hex(canonicalRequest)].join('\n');
-  const expected = createHmac('sha256', signingKey(auth.accessKeyId, secret, auth.date, auth.region)).update(stringToSign).digest();
+  const expected = createHmac('sha256', signingKey(auth.accessKeyId, secret, auth.date, auth.region, auth.service)).update(stringToSign).digest();
 
   // Both sides are 32 bytes (the format check guarantees 64 hex digits), so the compare is constant-time.
   if (!timingSafeEqual(expected, Buffer.from(auth.signature, 'hex'))) throw mismatch();
@@ -212,13 +222,13 @@ function sha256Hex(data: Buffer | string): string {
  */
 const signingKeys = new Map<string, { secret: string; key: Buffer }>();
 
-function signingKey(accessKeyId: string, secret: string, date: string, region: string): Buffer {
-  const cacheKey = `${accessKeyId}/${date}/${region}`;
+function signingKey(accessKeyId: string, secret: string, date: string, region: string, service: string): Buffer {
+  const cacheKey = `${accessKeyId}/${date}/${region}/${service}`;
   const cached = signingKeys.get(cacheKey);
   if (cached && cached.secret === secret) return cached.key;
   const kDate = createHmac('sha256', `AWS4${secret}`).update(date).digest();
   const kRegion = createHmac('sha256', kDate).update(region).digest();
-  const kService = createHmac('sha256', kRegion).update(SERVICE).digest();
+  const kService = createHmac('sha256', kRegion).update(service).digest();
   const key = createHmac('sha256', kService).update('aws4_request').digest();
   if (signingKeys.size >= SIGNING_KEY_CACHE_MAX) signingKeys.delete(signingKeys.keys().next().value!);
   signingKeys.set(cacheKey, { secret, key });

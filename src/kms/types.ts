@@ -64,3 +64,8 @@ export type KmsCallListener = (op: KmsOperation, reason: KeyReason) => void;
 export interface CountingKms extends Kms {
   counts(): KmsCallCounts;
 }
+
+/** A KMS the service owns for its lifetime: administration, call counts, and close. */
+export interface ManagedKms extends KmsAdmin, CountingKms {
+  close(): Promise<void>;
+}
