@@ -22,9 +22,9 @@ async function setup(options: { latencyMs?: number; backgroundPerSecond?: number
     scheduler: { backgroundPerSecond: options.backgroundPerSecond ?? 1000 },
   });
   const metadata = new MetadataService(keys);
-  const node = (nodeId: string) => {
+  const node = (nodeId: string, maxEncryptionsPerDek?: number) => {
     const cache = new KeyCache({ clock });
-    const keyring = new NodeKeyring({ nodeId, clock, cache, metadata, channel: joinMetadataService(metadata, nodeId) });
+    const keyring = new NodeKeyring({ nodeId, clock, cache, metadata, channel: joinMetadataService(metadata, nodeId), maxEncryptionsPerDek });
     return { cache, keyring };
   };
   return { clock, local, keys, metadata, node };
@@ -166,4 +166,51 @@ test('a queue that does not exist gets a clear error and no KMS call', async () 
   const { local, keys } = await setup();
   await assert.rejects(keys.withEncryptKey('missing-q', 'alice', {}, () => 1), /queue does not exist/);
   assert.equal(local.counts().total, 0);
+});
+
+test('a DEK encrypts at most its cap on a node; then the node and the tier move to a successor, and old messages still open', async () => {
+  const { clock, local, node } = await setup({ latencyMs: 0 });
+  const a = node('fe-1', 20);
+  const b = node('fe-2', 20);
+  const seal = async (n: { keyring: NodeKeyring }, i: number) => {
+    const pending = n.keyring.sealMessages('q1', 'alice', [{ messageId: `m${i}`, body: Buffer.from(`body ${i}`), attributes: Buffer.from('attrs') }]);
+    await clock.advance(0);
+    return (await pending)[0]!;
+  };
+  const sealed = [];
+  // Two encryptions a message (body and attributes): 10 messages reach fe-1's cap of 20.
+  for (let i = 0; i < 10; i++) sealed.push(await seal(a, i));
+  assert.equal(new Set(sealed.map((m) => m.dekId)).size, 1);
+  assert.equal(local.counts().byOperation.GenerateDataKey, 1);
+  const first = sealed[0]!.dekId;
+  const next = await seal(a, 10);
+  assert.notEqual(next.dekId, first, 'fe-1 kept encrypting with a DEK past its cap');
+  assert.equal(a.keyring.deksRetired, 1);
+  assert.equal(local.counts().byOperation.GenerateDataKey, 2);
+  // The tier no longer hands the retired DEK to anyone: fe-2 starts on the successor.
+  assert.equal((await seal(b, 11)).dekId, next.dekId);
+  // Every message, under either DEK, still opens.
+  for (const [i, m] of [...sealed, next].entries()) {
+    const opened = b.keyring.openMessage({ ...m, queueId: 'q1', messageId: `m${i}` } as never);
+    await clock.advance(0);
+    assert.equal((await opened).body.toString(), `body ${i}`);
+  }
+});
+
+test('a decrypt key cached for one queue is never used for another queue\'s message', async () => {
+  const { clock, node } = await setup({ latencyMs: 0 });
+  const { keyring, cache } = node('fe-1');
+  const pending = keyring.sealMessages('qa', 'alice', [{ messageId: 'm1', body: Buffer.from('secret of qa'), attributes: null }]);
+  await clock.advance(0);
+  const [sealed] = await pending;
+  const openA = keyring.openMessage({ ...sealed!, queueId: 'qa', messageId: 'm1' } as never);
+  await clock.advance(0);
+  assert.equal((await openA).body.toString(), 'secret of qa');
+  assert.ok(cache.peekDecrypt(sealed!.dekId, 'qa'));
+  // The same DEK id named by a message of queue qb: a miss here, and the KMS refuses the context.
+  assert.equal(cache.getDecrypt(sealed!.dekId, 'qb'), undefined);
+  const openB = keyring.openMessage({ ...sealed!, queueId: 'qb', messageId: 'm1' } as never);
+  openB.catch(() => undefined);
+  await clock.advance(0);
+  await assert.rejects(openB, (e: unknown) => e instanceof KmsError && e.code === 'InvalidCiphertextException');
 });

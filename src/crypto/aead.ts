@@ -32,17 +32,28 @@ export function aeadEncrypt(key: Buffer, plaintext: Buffer, aad: Buffer): Buffer
   return Buffer.concat([iv, cipher.getAuthTag(), head, tail]);
 }
 
-/** Throws PkpError('DecryptFailed') when the key, the AAD or the bytes do not match. */
+/**
+ * Throws PkpError('DecryptFailed') when the key, the AAD or the bytes do not match. The plaintext is
+ * the one buffer returned (GCM's final() adds no bytes), so a caller that zeroizes it leaves no copy;
+ * on a failed tag check the unauthenticated output is zeroed before the error.
+ */
 export function aeadDecrypt(key: Buffer, sealed: Buffer, aad: Buffer): Buffer {
   if (key.length !== KEY_BYTES) throw new PkpError('InvalidKey', 'AES-256-GCM needs a 32-byte key');
   if (sealed.length < AEAD_OVERHEAD) throw new PkpError('DecryptFailed', 'ciphertext too short');
+  let out: Buffer | undefined;
   try {
     const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, IV_BYTES));
     decipher.setAAD(aad);
     decipher.setAuthTag(sealed.subarray(IV_BYTES, AEAD_OVERHEAD));
-    const head = decipher.update(sealed.subarray(AEAD_OVERHEAD));
-    return Buffer.concat([head, decipher.final()]);
+    out = decipher.update(sealed.subarray(AEAD_OVERHEAD));
+    const tail = decipher.final();
+    if (tail.length === 0) return out;
+    const whole = Buffer.concat([out, tail]);
+    out.fill(0);
+    tail.fill(0);
+    return whole;
   } catch {
+    out?.fill(0);
     throw new PkpError('DecryptFailed', 'authentication failed');
   }
 }

@@ -97,8 +97,9 @@ export function encryptSlot(queueId: string, principal: string): string {
   return `e\u0000${queueId}\u0000${principal}`;
 }
 
-export function decryptSlot(dekId: string): string {
-  return `d\u0000${dekId}`;
+/** Per queue too: a request for queue B never joins (or is handed) a fetch of queue A's key. */
+export function decryptSlot(queueId: string, dekId: string): string {
+  return `d\u0000${queueId}\u0000${dekId}`;
 }
 
 /**
@@ -177,9 +178,25 @@ export class KeyCache {
     return this.lookup(this.encryptEntries.get(queueId)?.get(principal), 'encrypt', queueId);
   }
 
-  /** The decrypt key for a DEK id, or undefined (a miss). */
+  /**
+   * The decrypt key for a DEK id, or undefined (a miss). Only for the queue the key belongs to: a
+   * DEK id that another queue's message names is a miss, and the KMS (which binds the queue as
+   * encryption context) then refuses it.
+   */
   getDecrypt(dekId: string, queueId: string): CachedKey | undefined {
-    return this.lookup(this.decryptEntries.get(dekId), 'decrypt', queueId);
+    const entry = this.decryptEntries.get(dekId);
+    return this.lookup(entry !== undefined && entry.key.queueId === queueId ? entry : undefined, 'decrypt', queueId);
+  }
+
+  /**
+   * Drops the encrypt entry of (queue, principal) if it still holds this DEK: the key reached its
+   * use limit, which ends its life as expiry does. Returns whether an entry was dropped.
+   */
+  retireEncrypt(queueId: string, principal: string, dekId: string): boolean {
+    const entry = this.encryptEntries.get(queueId)?.get(principal);
+    if (entry === undefined || entry.key.dekId !== dekId) return false;
+    this.remove(entry, 'expired', this.clock.now(), true);
+    return true;
   }
 
   /** Whether a valid entry is present, without counting or touching recency. */
@@ -193,9 +210,10 @@ export class KeyCache {
     return entry !== undefined && this.clock.now() < entry.key.expiresAt ? entry : undefined;
   }
 
-  peekDecrypt(dekId: string): CachedKey | undefined {
+  peekDecrypt(dekId: string, queueId?: string): CachedKey | undefined {
     const entry = this.decryptEntries.get(dekId);
-    return entry !== undefined && this.clock.now() < entry.key.expiresAt ? entry.key : undefined;
+    if (entry === undefined || (queueId !== undefined && entry.key.queueId !== queueId)) return undefined;
+    return this.clock.now() < entry.key.expiresAt ? entry.key : undefined;
   }
 
   /**

@@ -22,7 +22,18 @@ export interface NodeKeyringOptions {
   fetchTimeoutMs?: number;
   /** Called with the time a request waited for a key (a demand miss). */
   onKeyWait?: (use: KeyUse, waitedMs: number) => void;
+  /** Encryptions this node makes with one DEK before it asks for a new one. Default MAX_ENCRYPTIONS_PER_DEK. */
+  maxEncryptionsPerDek?: number;
 }
+
+/**
+ * AES-GCM with random 96-bit nonces stays within NIST's bound (2^32 encryptions per key) only if a
+ * key's use is counted. Each node stops at 2^24 and asks for a successor DEK, so even 64 nodes that
+ * all hold the same DEK until they each reach the cap stay at 2^30, a quarter of the bound.
+ */
+export const MAX_ENCRYPTIONS_PER_DEK = 2 ** 24;
+/** The most encryptions one sealMessages call makes (a 10-message batch, body and attributes). */
+const MAX_ENCRYPTIONS_PER_CALL = 20;
 
 export function bodyAad(queueId: string, messageId: string): Buffer {
   return Buffer.from(`${queueId}\u0000${messageId}`);
@@ -71,7 +82,10 @@ export class NodeKeyring implements MessageKeyring, KeyDelivery {
   private readonly channel: SealedChannel;
   private readonly fetchTimeoutMs: number;
   private readonly onKeyWait: NodeKeyringOptions['onKeyWait'];
+  private readonly maxEncryptionsPerDek: number;
   deliveriesRejected = 0;
+  /** DEKs this node stopped using because they reached the encryption cap. */
+  deksRetired = 0;
 
   constructor(options: NodeKeyringOptions) {
     this.nodeId = options.nodeId;
@@ -81,6 +95,11 @@ export class NodeKeyring implements MessageKeyring, KeyDelivery {
     this.channel = options.channel;
     this.fetchTimeoutMs = options.fetchTimeoutMs ?? 5_000;
     this.onKeyWait = options.onKeyWait;
+    const cap = options.maxEncryptionsPerDek ?? MAX_ENCRYPTIONS_PER_DEK;
+    if (!Number.isInteger(cap) || cap < MAX_ENCRYPTIONS_PER_CALL || cap > 2 ** 30) {
+      throw new RangeError(`maxEncryptionsPerDek must be an integer in ${MAX_ENCRYPTIONS_PER_CALL}..2^30`);
+    }
+    this.maxEncryptionsPerDek = cap;
   }
 
   /** Runs `use` with the current encrypt key of (queue, principal), fetching it on a miss. */
@@ -91,12 +110,12 @@ export class NodeKeyring implements MessageKeyring, KeyDelivery {
   }
 
   /** The miss path alone: fetch (shared with concurrent misses), then use. The simulator calls it directly. */
-  fetchEncryptKey<T>(queueId: string, principal: string, use: (key: CachedKey) => T): Promise<T> {
+  fetchEncryptKey<T>(queueId: string, principal: string, use: (key: CachedKey) => T, retireDekId?: string): Promise<T> {
     const slot = encryptSlot(queueId, principal);
     const requestedAt = this.clock.now();
     return this.afterLoad('encrypt', () => this.cache.peekEncrypt(queueId, principal)?.key, () =>
       this.cache.load('encrypt', slot, async () =>
-        this.accept(await this.metadata.fetchEncryptKey(this.nodeId, queueId, principal, { reason: 'demand', deadline: this.flightDeadline(), requestedAt }))),
+        this.accept(await this.metadata.fetchEncryptKey(this.nodeId, queueId, principal, { reason: 'demand', deadline: this.flightDeadline(), requestedAt, retireDekId }))),
     use);
   }
 
@@ -104,23 +123,38 @@ export class NodeKeyring implements MessageKeyring, KeyDelivery {
   async withDecryptKey<T>(queueId: string, dekId: string, encryptedDek: Buffer, use: (key: CachedKey) => T): Promise<T> {
     const hit = this.cache.getDecrypt(dekId, queueId);
     if (hit) return use(hit);
-    const slot = decryptSlot(dekId);
+    const slot = decryptSlot(queueId, dekId);
     const requestedAt = this.clock.now();
-    return this.afterLoad('decrypt', () => this.cache.peekDecrypt(dekId), () =>
+    return this.afterLoad('decrypt', () => this.cache.peekDecrypt(dekId, queueId), () =>
       this.cache.load('decrypt', slot, async () =>
         this.accept(await this.metadata.fetchDecryptKey(this.nodeId, queueId, encryptedDek, { reason: 'demand', deadline: this.flightDeadline(), requestedAt }))),
     use);
   }
 
   async sealMessages(queueId: string, principal: string, items: PlainMessageParts[]): Promise<SealedMessage[]> {
-    return this.withEncryptKey(queueId, principal, (key) =>
-      items.map((item) => ({
+    const encryptions = items.reduce((n, item) => n + (item.attributes ? 2 : 1), 0);
+    if (encryptions > MAX_ENCRYPTIONS_PER_CALL) throw new RangeError(`at most ${MAX_ENCRYPTIONS_PER_CALL} encryptions per call`);
+    const seal = (key: CachedKey): SealedMessage[] | string => {
+      const used = key.encryptions ?? 0;
+      if (used + encryptions > this.maxEncryptionsPerDek) return key.dekId;
+      key.encryptions = used + encryptions;
+      return items.map((item) => ({
         bodyCiphertext: aeadEncrypt(key.material, item.body, bodyAad(queueId, item.messageId)),
         attributesCiphertext: item.attributes ? aeadEncrypt(key.material, item.attributes, attributesAad(queueId, item.messageId)) : null,
         encryptedDek: key.encryptedDek,
         dekId: key.dekId,
         kmsKeyId: key.kmsKeyId,
-      })));
+      }));
+    };
+    let outcome = await this.withEncryptKey(queueId, principal, seal);
+    // A DEK at its cap is dropped here and at the tier, and a successor fetched (a few tries: other
+    // requests may retire keys at the same time).
+    for (let attempt = 0; typeof outcome === 'string'; attempt++) {
+      if (attempt >= 3) throw new PkpError('KeyUnavailable', 'no encrypt key under its encryption cap');
+      if (this.cache.retireEncrypt(queueId, principal, outcome)) this.deksRetired++;
+      outcome = await this.fetchEncryptKey(queueId, principal, seal, outcome);
+    }
+    return outcome;
   }
 
   async openMessage(message: StoredMessage): Promise<{ body: Buffer; attributes: Buffer | null }> {

@@ -8,4 +8,6 @@ export interface CachedKey {
   encryptedDek: Buffer;
   issuedAt: number;
   expiresAt: number;
+  /** AES-GCM encryptions this holder made with the key (encrypt keys), against the per-DEK cap. */
+  encryptions?: number;
 }

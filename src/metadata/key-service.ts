@@ -36,6 +36,8 @@ export interface TierRequest {
    * from then, never from later: the key's life can only be shortened by the fetch, not extended.
    */
   requestedAt?: number;
+  /** Encrypt keys: this DEK reached its encryption cap; it is dropped from the tier and never handed out again. */
+  retireDekId?: string;
 }
 
 interface Flight {
@@ -98,9 +100,11 @@ export class KeyService {
   async withEncryptKey<T>(queueId: string, principal: string, request: TierRequest, consume: (key: CachedKey) => T): Promise<T> {
     const slot = encryptSlot(queueId, principal);
     const minRemaining = request.minRemainingMs ?? 0;
+    const retired = request.retireDekId;
+    if (retired !== undefined) this.tier.retireEncrypt(queueId, principal, retired);
     const pick = (): CachedKey | undefined => {
       const key = this.tier.getEncrypt(queueId, principal);
-      return key && key.expiresAt - this.clock.now() > minRemaining ? key : undefined;
+      return key && key.dekId !== retired && key.expiresAt - this.clock.now() > minRemaining ? key : undefined;
     };
     return this.withKey('encrypt', slot, queueId, request, pick, () => this.generate(queueId, principal, request.reason ?? 'demand', request.requestedAt), consume);
   }
@@ -108,7 +112,7 @@ export class KeyService {
   /** Runs `consume` on the plaintext of an encrypted DEK of this queue (see withEncryptKey). */
   async withDecryptKey<T>(queueId: string, encryptedDek: Buffer, request: TierRequest, consume: (key: CachedKey) => T): Promise<T> {
     const dekId = dekIdOf(encryptedDek);
-    const slot = decryptSlot(dekId);
+    const slot = decryptSlot(queueId, dekId);
     const pick = (): CachedKey | undefined => this.tier.getDecrypt(dekId, queueId);
     return this.withKey('decrypt', slot, queueId, request, pick, () => this.decrypt(queueId, encryptedDek, dekId, request.reason ?? 'demand', request.requestedAt), consume);
   }

@@ -62,7 +62,7 @@ export class MetadataService implements MetadataClient {
 
   fetchEncryptKey(nodeId: string, queueId: string, principal: string, options: KeyRequestOptions = {}): Promise<SealedKeyDelivery> {
     const channel = this.channelOf(nodeId);
-    return this.keys.withEncryptKey(queueId, principal, { reason: options.reason ?? 'demand', deadline: options.deadline, requestedAt: options.requestedAt },
+    return this.keys.withEncryptKey(queueId, principal, { reason: options.reason ?? 'demand', deadline: options.deadline, requestedAt: options.requestedAt, retireDekId: options.retireDekId },
       (key) => this.seal(channel, nodeId, key, 'encrypt', false, 0));
   }
 

@@ -40,6 +40,8 @@ export interface KeyRequestOptions {
   deadline?: number;
   /** When the client request that needs the key arrived; a new DEK's life counts from then. */
   requestedAt?: number;
+  /** Encrypt keys: the caller's current DEK reached its encryption cap; hand out a successor, never it. */
+  retireDekId?: string;
 }
 
 /** A prefetch instruction: ids only. The prefetcher never sees a key. */
