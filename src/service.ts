@@ -8,7 +8,7 @@ import { describeError, silentLogger, type Logger } from './core/log.ts';
 import { createMetrics, type Metrics } from './core/metrics.ts';
 import { FrontendNode } from './frontend/node.ts';
 import { keySettingsOf } from './frontend/queue-attributes.ts';
-import { createSqsServer } from './frontend/server.ts';
+import { createSqsServer, type ConnectionLimits } from './frontend/server.ts';
 import { ReceiveWaiters } from './frontend/waiters.ts';
 import { KeyCache } from './keycache/key-cache.ts';
 import { NodeKeyring, joinMetadataService, keyEventsToBus } from './keycache/node-keyring.ts';
@@ -48,6 +48,10 @@ export interface ServiceOptions {
   kmsRatePerSecond?: number;
   /** KMS calls per second allowed for prefetches. */
   prefetchBudgetPerSecond?: number;
+  /** Long polls parked at once (default 10,000); beyond it a receive answers empty at once. */
+  maxLongPolls?: number;
+  /** Idle, keep-alive and header timeouts and the connection cap of the SQS endpoint. */
+  connections?: ConnectionLimits;
   /** Per-node key cache capacity. */
   cacheEntries?: number;
   /** Run the Predictive Key Prefetcher (default true). Off, keys are fetched on demand only. */
@@ -129,7 +133,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   // The store is read for one thing only: which DEKs a queue's waiting messages need (prefetchDecrypt).
   const metadata = new MetadataService(keys, { backlog: { store, clock } });
   const bus = new InProcessBus((error) => logger.warn({ error: describeError(error) }, 'event subscriber failed'));
-  const waiters = new ReceiveWaiters(clock);
+  const waiters = new ReceiveWaiters(clock, { maxWaiters: options.maxLongPolls, onRefused: () => metrics.longPollsRefused.inc() });
 
   const prefetchOn = options.prefetch ?? true;
   const frontends: FrontendParts[] = [];
@@ -190,6 +194,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     clock,
     logger,
     metrics,
+    connections: options.connections,
   });
   await server.listen({ port: options.port ?? 9324, host });
   const endpoint = `http://${host}:${portOf(server)}`;

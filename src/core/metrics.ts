@@ -55,6 +55,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     kmsCalls: new Counter({ name: 'pkp_kms_calls_total', help: 'KMS calls by operation and reason', labelNames: ['operation', 'reason'] as const, registers }),
     kmsThrottled: new Counter({ name: 'pkp_kms_throttled_total', help: 'KMS calls refused by the quota', registers }),
+    connectionsRefused: new Counter({ name: 'pkp_sqs_connections_refused_total', help: 'Connections closed at once because the endpoint held its maximum', registers }),
+    longPollsRefused: new Counter({ name: 'pkp_sqs_long_polls_refused_total', help: 'Long polls answered empty at once because the most waiters were already parked', registers }),
     storeOps: new Counter({ name: 'pkp_store_operations_total', help: 'Message-store operations', labelNames: ['op'] as const, registers }),
     prefetchDropped: new Counter({ name: 'pkp_prefetch_dropped_total', help: 'Prefetch requests dropped (budget or queue full)', registers }),
     prefetches: new Counter({

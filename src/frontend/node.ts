@@ -369,11 +369,13 @@ export class FrontendNode {
       }
       retriedEarly = false;
       this.longPolls++;
+      let parked: boolean;
       try {
-        await this.waiters.wait(queue.queueId, until, seen);
+        parked = await this.waiters.wait(queue.queueId, until, seen);
       } finally {
         this.longPolls--;
       }
+      if (!parked) break; // too many long polls parked (or closing): answer empty now, the client polls again
       const current = this.store.getQueueById(queue.queueId);
       if (!current) break; // deleted while we waited: an empty answer
       queue = current;

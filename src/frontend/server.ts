@@ -19,7 +19,25 @@ export interface SqsServerOptions {
   region?: string;
   /** Request body limit in bytes. Default 1.5 MiB: a full 256 KiB batch with JSON and base64 overhead fits. */
   bodyLimit?: number;
+  connections?: ConnectionLimits;
 }
+
+/**
+ * How long the endpoint keeps connections that do nothing, and how many it holds. Idle and slow
+ * clients are reaped so that they cannot hold sockets (and memory) for ever.
+ */
+export interface ConnectionLimits {
+  /** A socket with no traffic at all for this long is closed. Above the 20 s long poll. Default 60,000 ms. */
+  idleMs?: number;
+  /** A keep-alive connection with no new request for this long is closed. Default 10,000 ms. */
+  keepAliveMs?: number;
+  /** A request whose headers have not all arrived after this long gets 408. Default 10,000 ms. */
+  headersMs?: number;
+  /** Open connections at most; more are refused (closed at once) and counted. Default 10,000. */
+  maxConnections?: number;
+}
+
+const DEFAULT_LIMITS: Required<ConnectionLimits> = { idleMs: 60_000, keepAliveMs: 10_000, headersMs: 10_000, maxConnections: 10_000 };
 
 const JSON_CONTENT_TYPE = 'application/x-amz-json-1.0';
 const TARGET_PREFIX = 'AmazonSQS.';
@@ -32,7 +50,18 @@ const DEFAULT_BODY_LIMIT = 1.5 * 1024 * 1024;
 export function createSqsServer(options: SqsServerOptions): FastifyInstance {
   const { nodes, credentials, clock, logger, metrics } = options;
   if (nodes.length === 0) throw new RangeError('createSqsServer needs at least one front-end node');
-  const app = Fastify({ logger: false, bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT });
+  const limits = { ...DEFAULT_LIMITS, ...options.connections };
+  const app = Fastify({
+    logger: false,
+    bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    connectionTimeout: limits.idleMs,
+    keepAliveTimeout: limits.keepAliveMs,
+    // A whole request (headers and body) must arrive within the idle limit.
+    requestTimeout: limits.idleMs,
+  });
+  app.server.headersTimeout = limits.headersMs;
+  app.server.maxConnections = limits.maxConnections;
+  app.server.on('drop', () => metrics?.connectionsRefused.inc());
   let turn = 0;
 
   // The signature covers the exact bytes, so every body is kept raw and parsed here, after the check.

@@ -20,9 +20,12 @@ export class ReceiveWaiters {
   /** Waits refused because maxWaiters were already parked (they return at once: the client re-polls). */
   overflow = 0;
 
-  constructor(clock: Clock, options: { maxWaiters?: number } = {}) {
+  private readonly onRefused: (() => void) | undefined;
+
+  constructor(clock: Clock, options: { maxWaiters?: number; onRefused?: () => void } = {}) {
     this.clock = clock;
     this.maxWaiters = options.maxWaiters ?? 10_000;
+    this.onRefused = options.onRefused;
   }
 
   get closed(): boolean {
@@ -40,16 +43,20 @@ export class ReceiveWaiters {
 
   /**
    * Resolves on notify(queueId), when the clock reaches untilMs, or on closeAll(); at once when
-   * `seen` is given and the queue was notified since, or when the service is closing.
+   * `seen` is given and the queue was notified since, or when the service is closing. Resolves to
+   * false when the wait was refused (maxWaiters already parked, or closing): the caller must answer
+   * now (an empty receive) instead of polling again, which would spin without ever yielding.
    */
-  wait(queueId: string, untilMs: number, seen?: number): Promise<void> {
+  wait(queueId: string, untilMs: number, seen?: number): Promise<boolean> {
+    if (this.isClosed) return Promise.resolve(false);
     const remaining = untilMs - this.clock.now();
-    if (this.isClosed || remaining <= 0 || (seen !== undefined && seen !== this.version(queueId))) return Promise.resolve();
+    if (remaining <= 0 || (seen !== undefined && seen !== this.version(queueId))) return Promise.resolve(true);
     if (this.count >= this.maxWaiters) {
       this.overflow++;
-      return Promise.resolve();
+      this.onRefused?.();
+      return Promise.resolve(false);
     }
-    return new Promise<void>((resolve) => {
+    return new Promise<boolean>((resolve) => {
       let set = this.waiting.get(queueId);
       if (!set) this.waiting.set(queueId, (set = new Set()));
       const queueWaiters = set;
@@ -61,7 +68,7 @@ export class ReceiveWaiters {
         queueWaiters.delete(wake);
         if (queueWaiters.size === 0 && this.waiting.get(queueId) === queueWaiters) this.waiting.delete(queueId);
         this.count--;
-        resolve();
+        resolve(true);
       };
       queueWaiters.add(wake);
       this.count++;
