@@ -53,8 +53,39 @@ export type PkpEvent = AccessEvent | KeyUsageEvent | QueueStatsEvent;
 
 export type Unsubscribe = () => void;
 
+export interface SubscribeOptions {
+  /** Only events of queues in these partitions (see partitionOf); default every partition. */
+  partitions?: readonly number[];
+  /**
+   * Where a subscription starts: 'new' (default) sees events published from now on; 'retained' also
+   * gets what the bus still holds (a durable bus's history; the in-process bus holds none).
+   */
+  from?: 'new' | 'retained';
+}
+
+/** What a bus did, for metrics: every event published is delivered, dropped or still buffered. */
+export interface BusStats {
+  published: number;
+  /** Events a full buffer, a closed bus or a failed transport could not carry. */
+  dropped: number;
+  /** Events handed to subscribers (once per subscriber). */
+  delivered: number;
+  /** Messages from the transport that were not valid events (skipped). */
+  rejected: number;
+  /** Subscriber calls that threw (reported, skipped). */
+  handlerErrors: number;
+}
+
+/**
+ * The event bus seam. Publishing is fire-and-forget: it never throws and never waits, so a slow or
+ * absent bus can never slow a request (prefetching fails open); what it cannot carry is counted.
+ */
 export interface EventBus {
+  readonly partitions: number;
   publish(event: PkpEvent): void;
-  subscribe(handler: (event: PkpEvent) => void): Unsubscribe;
+  subscribe(handler: (event: PkpEvent) => void, options?: SubscribeOptions): Unsubscribe;
+  /** Resolves once everything published so far has been handed to the transport (or dropped). */
+  flush(): Promise<void>;
+  stats(): BusStats;
   close(): Promise<void>;
 }

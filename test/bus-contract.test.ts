@@ -1,0 +1,193 @@
+// One contract for every EventBus: the in-process bus and the bus on NATS JetStream (a real server).
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { InProcessBus } from '../src/bus/in-process.ts';
+import { NatsEventBus } from '../src/bus/nats-bus.ts';
+import { partitionOf } from '../src/bus/partition.ts';
+import type { AccessEvent, EventBus, PkpEvent } from '../src/bus/types.ts';
+import { NATS_URL, skipUnless } from './services.ts';
+
+const PARTITIONS = 4;
+
+const access = (queueId: string, i: number): AccessEvent => ({ type: 'access', at: 1_000 + i, queueId, nodeId: 'fe-1', principal: 'AKPKALICE', op: 'send', bytes: i });
+
+/** Waits (for I/O, not for time) until `done` holds; fails after a real-time bound. */
+async function until(done: () => boolean, what: string, limitMs = 10_000): Promise<void> {
+  const start = Date.now();
+  while (!done()) {
+    if (Date.now() - start > limitMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+interface Implementation {
+  name: string;
+  skip: Promise<false | string>;
+  open(options?: { maxBuffered?: number }): Promise<EventBus>;
+}
+
+const opened: { bus: EventBus; remove?: () => Promise<void> }[] = [];
+/**
+ * Closes every bus opened so far and removes its stream. Called from each suite's own `after`: a
+ * file-level hook would run only once the event loop is empty, which open connections prevent.
+ */
+async function closeOpened(): Promise<void> {
+  for (const { bus, remove } of opened.splice(0)) {
+    await bus.close();
+    await remove?.();
+  }
+}
+
+const implementations: Implementation[] = [
+  {
+    name: 'in-process',
+    skip: Promise.resolve(false),
+    async open() {
+      const bus = new InProcessBus(() => {}, { partitions: PARTITIONS });
+      opened.push({ bus });
+      return bus;
+    },
+  },
+  {
+    name: 'NATS JetStream',
+    skip: skipUnless('nats', NATS_URL),
+    async open(options = {}) {
+      const stream = `PKP_TEST_${randomBytes(6).toString('hex')}`;
+      const bus = await NatsEventBus.open({ servers: NATS_URL, stream, partitions: PARTITIONS, maxBuffered: options.maxBuffered, retentionMs: 600_000, maxBytes: 8 * 1024 * 1024 });
+      // Removed through a connection of its own: the bus under test may have been closed already.
+      opened.push({ bus, remove: async () => {
+        const nc = await connect({ servers: NATS_URL });
+        try {
+          await (await jetstreamManager(nc)).streams.delete(stream);
+        } finally {
+          await nc.close();
+        }
+      } });
+      return bus;
+    },
+  },
+];
+
+for (const impl of implementations) {
+  describe(`EventBus contract: ${impl.name}`, { skip: await impl.skip }, () => {
+    after(closeOpened);
+    it('delivers every event to every subscriber, in publish order per queue', async () => {
+      const bus = await impl.open();
+      const a: PkpEvent[] = [];
+      const b: PkpEvent[] = [];
+      bus.subscribe((e) => a.push(e));
+      bus.subscribe((e) => b.push(e));
+      await bus.flush();
+      const events = Array.from({ length: 300 }, (_, i) => access(`q${i % 3}`, i));
+      for (const e of events) bus.publish(e);
+      await bus.flush();
+      await until(() => a.length === 300 && b.length === 300, 'both subscribers to get 300 events');
+      for (const seen of [a, b]) {
+        for (const q of ['q0', 'q1', 'q2']) {
+          assert.deepEqual(seen.filter((e) => e.queueId === q), events.filter((e) => e.queueId === q));
+        }
+      }
+      const stats = bus.stats();
+      assert.equal(stats.published, 300);
+      assert.equal(stats.dropped, 0);
+      assert.equal(stats.delivered, 600);
+    });
+
+    it('a partition subscriber sees exactly the queues of its partitions', async () => {
+      const bus = await impl.open();
+      const seen: PkpEvent[] = [];
+      bus.subscribe((e) => seen.push(e), { partitions: [1, 3] });
+      await bus.flush();
+      const queues = Array.from({ length: 40 }, (_, i) => `queue-${i}`);
+      for (const [i, q] of queues.entries()) bus.publish(access(q, i));
+      await bus.flush();
+      const expected = queues.filter((q) => [1, 3].includes(partitionOf(q, PARTITIONS)));
+      assert.ok(expected.length > 0 && expected.length < queues.length);
+      await until(() => seen.length >= expected.length, `${expected.length} events`);
+      assert.deepEqual(seen.map((e) => e.queueId).sort(), [...expected].sort());
+    });
+
+    it('a throwing subscriber is counted and skipped; the others and the publisher go on', async () => {
+      const bus = await impl.open();
+      const seen: PkpEvent[] = [];
+      bus.subscribe(() => {
+        throw new Error('broken subscriber');
+      });
+      bus.subscribe((e) => seen.push(e));
+      await bus.flush();
+      for (let i = 0; i < 5; i++) bus.publish(access('q', i));
+      await bus.flush();
+      await until(() => seen.length === 5 && bus.stats().handlerErrors === 5, 'five deliveries and five subscriber errors');
+    });
+
+    it('after unsubscribe nothing more arrives; after close, publish is a counted drop', async () => {
+      const bus = await impl.open();
+      const seen: PkpEvent[] = [];
+      const marker: PkpEvent[] = [];
+      const unsubscribe = bus.subscribe((e) => seen.push(e));
+      bus.subscribe((e) => marker.push(e));
+      await bus.flush();
+      bus.publish(access('q', 1));
+      await bus.flush();
+      await until(() => seen.length === 1 && marker.length === 1, 'the first event');
+      unsubscribe();
+      bus.publish(access('q', 2));
+      await bus.flush();
+      // The other subscriber got the second event, so the first would have too.
+      await until(() => marker.length === 2, 'the second event');
+      assert.equal(seen.length, 1);
+      await bus.close();
+      assert.doesNotThrow(() => bus.publish(access('q', 3)));
+      assert.equal(bus.stats().dropped, 1);
+    });
+  });
+}
+
+describe('NATS JetStream bus: what only a durable, networked bus has', { skip: await implementations[1]!.skip }, () => {
+  const nats = implementations[1]!;
+  after(closeOpened);
+
+  it('a subscriber that starts late reads the retained history', async () => {
+    const bus = await nats.open();
+    for (let i = 0; i < 20; i++) bus.publish(access('history', i));
+    await bus.flush();
+    const seen: PkpEvent[] = [];
+    bus.subscribe((e) => seen.push(e), { from: 'retained' });
+    await until(() => seen.length === 20, 'the 20 retained events');
+    assert.deepEqual(seen.map((e) => e.at), Array.from({ length: 20 }, (_, i) => 1_000 + i));
+  });
+
+  it('messages that are not valid events are counted and skipped, the valid ones delivered', async () => {
+    const bus = await nats.open();
+    const seen: PkpEvent[] = [];
+    bus.subscribe((e) => seen.push(e), { partitions: [0] });
+    await bus.flush();
+    const stream = (bus as unknown as { options: { stream: string } }).options.stream;
+    const nc = await connect({ servers: NATS_URL });
+    try {
+      const forged = [
+        'not json',
+        JSON.stringify({ v: 2, events: [] }),
+        JSON.stringify({ v: 1, events: [{ type: 'access', at: 'soon', queueId: 'q', nodeId: 'n', principal: 'p', op: 'send', bytes: 1 }] }),
+        JSON.stringify({ v: 1, events: [{ ...access('q', 1), op: 'explode' }, access('valid', 7)] }),
+      ];
+      for (const text of forged) nc.publish(`${stream}.0`, text);
+      await nc.flush();
+    } finally {
+      await nc.close();
+    }
+    await until(() => seen.length === 1 && bus.stats().rejected === 4, 'one valid event and four rejections');
+    assert.deepEqual(seen, [access('valid', 7)]);
+  });
+
+  it('publish never waits: beyond the buffer bound, events are dropped and counted', async () => {
+    const bus = await nats.open({ maxBuffered: 10 });
+    for (let i = 0; i < 100; i++) bus.publish(access('burst', i));
+    assert.equal(bus.stats().dropped, 90);
+    await bus.flush();
+    assert.equal(bus.stats().published, 100);
+  });
+});
