@@ -9,6 +9,7 @@ import { ModeledKms } from '../src/kms/modeled-kms.ts';
 import type { Kms } from '../src/kms/types.ts';
 import { KeyService } from '../src/metadata/key-service.ts';
 import { MetadataService } from '../src/metadata/metadata-service.ts';
+import type { SealedKeyDelivery } from '../src/metadata/types.ts';
 
 const REUSE_MS = 300_000;
 
@@ -160,6 +161,47 @@ test('a delivery sealed to another node is rejected', async () => {
   assert.equal(one.keyring.deliveriesRejected, 1);
   assert.equal(one.cache.size, 0);
   assert.equal(two.cache.size, 0);
+});
+
+/** A copy with one byte changed. */
+function flipByte(bytes: Buffer, at: number): Buffer {
+  const copy = Buffer.from(bytes);
+  copy[at] = copy[at]! ^ 0xff;
+  return copy;
+}
+
+test('a delivery altered in transit does not open: every field the node acts on is authenticated', async () => {
+  const { clock, metadata, node } = await setup();
+  const fe = node('fe-1');
+  const captured: SealedKeyDelivery[] = [];
+  metadata.setDelivery({ deliver: (d) => captured.push(d) });
+  const done = metadata.prefetch({ queueId: 'q1', principal: 'alice', nodeIds: ['fe-1'], reason: 'prefetch', score: 0.5 });
+  await clock.advance(20);
+  await done;
+  assert.equal(captured.length, 1);
+  const original = captured[0]!;
+  const tampered: SealedKeyDelivery[] = [
+    { ...original, expiresAt: original.expiresAt + 3_600_000 },
+    { ...original, issuedAt: original.issuedAt + 1 },
+    { ...original, queueId: 'q2' },
+    { ...original, principal: 'mallory' },
+    { ...original, use: 'decrypt' },
+    { ...original, dekId: 'f'.repeat(32) },
+    { ...original, kmsKeyId: 'another-key' },
+    { ...original, encryptedDek: flipByte(original.encryptedDek, 5) },
+    { ...original, prefetched: false },
+    { ...original, score: 1 },
+    { ...original, sealedMaterial: flipByte(original.sealedMaterial, 20) },
+  ];
+  for (const [i, d] of tampered.entries()) {
+    fe.keyring.deliver(d);
+    assert.equal(fe.keyring.deliveriesRejected, i + 1, `tampered delivery #${i} was accepted`);
+  }
+  assert.equal(fe.cache.size, 0);
+  // The untouched delivery opens.
+  fe.keyring.deliver(original);
+  assert.equal(fe.keyring.deliveriesRejected, tampered.length);
+  assert.equal(fe.cache.size, 1);
 });
 
 test('a queue that does not exist gets a clear error and no KMS call', async () => {

@@ -1,11 +1,14 @@
 import { createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, type KeyObject } from 'node:crypto';
+import { PkpError } from '../core/errors.ts';
 import { aeadDecrypt, aeadEncrypt } from './aead.ts';
 import { zeroize } from './zero.ts';
 
 /**
  * Sealing key material to one front-end node. Each node owns an X25519 key pair; the metadata
- * service agrees a channel key with it once (ECDH + HKDF, bound to the node id) and seals every
- * delivery under that key with AES-256-GCM, the DEK id as AAD. Only that node can open it.
+ * service agrees a channel key with it once (ECDH + HKDF over the node id and both public keys, so a
+ * key agreed with one peer's key is useless with any other) and seals every delivery under that key
+ * with AES-256-GCM. The AAD is every field of the delivery that the node acts on, so a delivery
+ * altered in transit (another queue, a later expiry, another use) does not open.
  */
 export class NodeKeyPair {
   private constructor(private readonly privateKey: KeyObject, readonly publicKeyDer: Buffer) {}
@@ -15,38 +18,66 @@ export class NodeKeyPair {
     return new NodeKeyPair(privateKey, publicKey.export({ type: 'spki', format: 'der' }) as Buffer);
   }
 
-  /** The channel key this node shares with the peer whose public key is given. */
-  channelKey(peerPublicKeyDer: Buffer, nodeId: string): Buffer {
-    return deriveChannelKey(this.privateKey, peerPublicKeyDer, nodeId);
+  /**
+   * The channel key this pair shares with the peer whose public key is given. `role` says which end
+   * this pair is, so both ends order the two public keys the same way.
+   */
+  channelKey(peerPublicKeyDer: Buffer, nodeId: string, role: 'node' | 'metadata'): Buffer {
+    const nodeKey = role === 'node' ? this.publicKeyDer : peerPublicKeyDer;
+    const metadataKey = role === 'node' ? peerPublicKeyDer : this.publicKeyDer;
+    const peer = createPublicKey({ key: peerPublicKeyDer, format: 'der', type: 'spki' });
+    const shared = diffieHellman({ privateKey: this.privateKey, publicKey: peer });
+    const info = Buffer.concat([lengthPrefixed(Buffer.from(nodeId)), lengthPrefixed(metadataKey), lengthPrefixed(nodeKey)]);
+    const key = Buffer.from(hkdfSync('sha256', shared, Buffer.from('pkp-key-delivery-v2'), info, 32));
+    zeroize(shared);
+    return key;
   }
 }
 
-function deriveChannelKey(privateKey: KeyObject, peerPublicKeyDer: Buffer, nodeId: string): Buffer {
-  const peer = createPublicKey({ key: peerPublicKeyDer, format: 'der', type: 'spki' });
-  const shared = diffieHellman({ privateKey, publicKey: peer });
-  const key = Buffer.from(hkdfSync('sha256', shared, Buffer.from('pkp-key-delivery-v1'), Buffer.from(nodeId), 32));
-  zeroize(shared);
-  return key;
+/** Everything about a delivered key that its receiver acts on; all of it is authenticated. */
+export interface SealedHeader {
+  nodeId: string;
+  dekId: string;
+  queueId: string;
+  principal: string;
+  kmsKeyId: string;
+  use: 'encrypt' | 'decrypt';
+  encryptedDek: Buffer;
+  issuedAt: number;
+  expiresAt: number;
+  prefetched: boolean;
+  score: number;
 }
 
 /** One end of a sealed channel between the metadata service and one node. */
 export class SealedChannel {
   constructor(private readonly key: Buffer, private readonly nodeId: string) {}
 
-  seal(material: Buffer, dekId: string): Buffer {
-    return aeadEncrypt(this.key, material, this.aad(dekId));
+  seal(material: Buffer, header: SealedHeader): Buffer {
+    if (header.nodeId !== this.nodeId) throw new PkpError('DeliveryRejected', 'a delivery is sealed to the node of its channel only');
+    return aeadEncrypt(this.key, material, headerAad(header));
   }
 
-  open(sealed: Buffer, dekId: string): Buffer {
-    return aeadDecrypt(this.key, sealed, this.aad(dekId));
+  /** Throws when the delivery was sealed to another node or any field was altered. */
+  open(sealed: Buffer, header: SealedHeader): Buffer {
+    if (header.nodeId !== this.nodeId) throw new PkpError('DeliveryRejected', 'the delivery is addressed to another node');
+    return aeadDecrypt(this.key, sealed, headerAad(header));
   }
 
   close(): void {
     zeroize(this.key);
   }
-
-  private aad(dekId: string): Buffer {
-    return Buffer.from(`${this.nodeId}\u0000${dekId}`);
-  }
 }
 
+/** An unambiguous encoding of the header: version, then each field in a fixed order. */
+function headerAad(h: SealedHeader): Buffer {
+  return Buffer.from(JSON.stringify([
+    2, h.nodeId, h.dekId, h.queueId, h.principal, h.kmsKeyId, h.use, h.encryptedDek.toString('base64'), h.issuedAt, h.expiresAt, h.prefetched, h.score,
+  ]));
+}
+
+function lengthPrefixed(bytes: Buffer): Buffer {
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(bytes.length);
+  return Buffer.concat([length, bytes]);
+}

@@ -56,7 +56,7 @@ export interface NodeRegistry {
 export function joinMetadataService(registry: NodeRegistry, nodeId: string): SealedChannel {
   const pair = NodeKeyPair.generate();
   registry.registerNode(nodeId, pair.publicKeyDer);
-  return new SealedChannel(pair.channelKey(registry.publicKeyDer, nodeId), nodeId);
+  return new SealedChannel(pair.channelKey(registry.publicKeyDer, nodeId, 'node'), nodeId);
 }
 
 /** Publishes a node's key-cache events to the bus: ids and kinds only, never a key. */
@@ -180,7 +180,7 @@ export class NodeKeyring implements MessageKeyring, KeyDelivery {
   }
 
   private accept(delivery: SealedKeyDelivery): CachedKey {
-    const material = this.channel.open(delivery.sealedMaterial, delivery.dekId);
+    const material = this.channel.open(delivery.sealedMaterial, delivery);
     const key: CachedKey = {
       dekId: delivery.dekId, queueId: delivery.queueId, principal: delivery.principal, kmsKeyId: delivery.kmsKeyId,
       material, encryptedDek: delivery.encryptedDek, issuedAt: delivery.issuedAt, expiresAt: delivery.expiresAt,

@@ -52,7 +52,7 @@ export class MetadataService implements MetadataClient {
   registerNode(nodeId: string, nodePublicKeyDer: Buffer): void {
     if (!/^[A-Za-z0-9._-]{1,64}$/.test(nodeId)) throw new PkpError('InvalidNodeId', 'node id must be 1-64 of [A-Za-z0-9._-]');
     this.channels.get(nodeId)?.close();
-    this.channels.set(nodeId, new SealedChannel(this.identity.channelKey(nodePublicKeyDer, nodeId), nodeId));
+    this.channels.set(nodeId, new SealedChannel(this.identity.channelKey(nodePublicKeyDer, nodeId, 'metadata'), nodeId));
   }
 
   /** Where prefetched keys go (in-process call embedded; a per-node subject when distributed). */
@@ -149,7 +149,7 @@ export class MetadataService implements MetadataClient {
   }
 
   private seal(channel: SealedChannel, nodeId: string, key: CachedKey, use: 'encrypt' | 'decrypt', prefetched: boolean, score: number): SealedKeyDelivery {
-    return {
+    const header = {
       nodeId,
       use,
       prefetched,
@@ -161,8 +161,8 @@ export class MetadataService implements MetadataClient {
       encryptedDek: key.encryptedDek,
       issuedAt: key.issuedAt,
       expiresAt: key.expiresAt,
-      sealedMaterial: channel.seal(key.material, key.dekId),
     };
+    return { ...header, sealedMaterial: channel.seal(key.material, header) };
   }
 }
 
