@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { PkpError } from '../src/core/errors.ts';
 import { aeadEncrypt } from '../src/crypto/aead.ts';
 import { decodeReceiptHandle, encodeReceiptHandle } from '../src/store/receipt-handle.ts';
-import { SqliteMessageStore } from '../src/store/sqlite-store.ts';
+import { MIGRATIONS, SCHEMA_VERSION, SqliteMessageStore } from '../src/store/sqlite-store.ts';
 import type { NewMessage } from '../src/store/types.ts';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
@@ -36,8 +36,6 @@ function message(queueId: string, sentAt: number, overrides: Partial<NewMessage>
     encryptedDek: randomBytes(60),
     dekId: 'dek-1',
     kmsKeyId: 'key-1',
-    md5OfBody: 'd41d8cd98f00b204e9800998ecf8427e',
-    md5OfMessageAttributes: null,
     senderPrincipal: 'alice',
     sentAt,
     visibleAt: sentAt,
@@ -100,7 +98,6 @@ test('put, receive and delete round-trip every field', async () => {
   const { store, queueId } = memoryStore();
   const sent = message(queueId, 1000, {
     attributesCiphertext: randomBytes(30),
-    md5OfMessageAttributes: '0123456789abcdef0123456789abcdef',
   });
   await store.putMessages([sent]);
 
@@ -330,7 +327,7 @@ test('durability: a resolved put is seen by a second connection and after reopen
 
   const reader = new Database(path, { readonly: true });
   assert.equal(reader.pragma('journal_mode', { simple: true }), 'wal');
-  assert.equal(reader.pragma('user_version', { simple: true }), 1);
+  assert.equal(reader.pragma('user_version', { simple: true }), SCHEMA_VERSION);
   const row = reader.prepare('SELECT body FROM messages WHERE message_id = ?').get(sent.messageId) as { body: Buffer };
   assert.deepEqual(row.body, sent.bodyCiphertext);
   reader.close();
@@ -341,6 +338,32 @@ test('durability: a resolved put is seen by a second connection and after reopen
   const [got] = await reopened.receiveMessages(queueId, 1, 1000, 0);
   assert.equal(got?.messageId, sent.messageId);
   await reopened.close();
+});
+
+test('a schema-1 database migrates: its messages stay receivable and no plaintext MD5 stays in a column', async () => {
+  const path = join(tempDir(), 'messages.db');
+  const raw = new Database(path);
+  raw.exec(MIGRATIONS[0]!);
+  raw.pragma('user_version = 1');
+  raw.prepare("INSERT INTO queues VALUES ('q-1', 'old', 0, 0, '{}')").run();
+  raw.prepare(`INSERT INTO messages (queue_id, message_id, body, attributes, encrypted_dek, dek_id, kms_key_id, md5_body, md5_attrs, sender, sent_at, visible_at, body_bytes)
+    VALUES ('q-1', 'm-1', x'00', NULL, x'01', 'd', 'k', '5d41402abc4b2a76b9719d911017c592', NULL, 'alice', 0, 0, 5)`).run();
+  raw.close();
+  const store = SqliteMessageStore.open({ path });
+  try {
+    const [got] = await store.receiveMessages('q-1', 10, 1000, 1);
+    assert.equal(got?.messageId, 'm-1');
+  } finally {
+    await store.close();
+  }
+  const after = new Database(path, { readonly: true });
+  try {
+    assert.equal(after.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+    const columns = (after.prepare('PRAGMA table_info(messages)').all() as { name: string }[]).map((c) => c.name);
+    assert.ok(!columns.some((c) => c.startsWith('md5')), `columns still hold MD5s: ${columns.join(', ')}`);
+  } finally {
+    after.close();
+  }
 });
 
 test('a database from a newer schema version is refused', () => {
@@ -365,7 +388,7 @@ for (let i = 0; ; i++) {
   const ids = [randomUUID(), randomUUID()];
   await store.putMessages(ids.map((messageId) => ({
     messageId, queueId, bodyCiphertext: randomBytes(64), attributesCiphertext: null, encryptedDek: randomBytes(60),
-    dekId: 'd', kmsKeyId: 'k', md5OfBody: 'm', md5OfMessageAttributes: null, senderPrincipal: 'p',
+    dekId: 'd', kmsKeyId: 'k', senderPrincipal: 'p',
     sentAt: i, visibleAt: i, bodyBytes: 64,
   })));
   process.stdout.write('acked ' + ids.join(' ') + '\\n');

@@ -322,8 +322,6 @@ export class FrontendNode {
         encryptedDek: s.encryptedDek,
         dekId: s.dekId,
         kmsKeyId: s.kmsKeyId,
-        md5OfBody: m.md5OfBody,
-        md5OfMessageAttributes: m.md5OfMessageAttributes,
         senderPrincipal: principal,
         sentAt: now,
         visibleAt: now + m.delaySeconds * 1000,

@@ -38,7 +38,7 @@ export interface SqliteStoreOptions {
 }
 
 /** Schema version i + 1 is reached by running MIGRATIONS[i]; PRAGMA user_version records it. */
-const MIGRATIONS: string[] = [
+export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE queues (
     queue_id   TEXT PRIMARY KEY,
@@ -71,8 +71,15 @@ const MIGRATIONS: string[] = [
   -- Serves dropExpired.
   CREATE INDEX messages_by_sent ON messages (queue_id, sent_at);
   `,
+  // The MD5s of plaintext bodies and attributes said something about the plaintext at rest (equal
+  // bodies, guessable short ones). They are recomputed after decryption instead: overwrite, then drop.
+  `
+  UPDATE messages SET md5_body = '', md5_attrs = NULL;
+  ALTER TABLE messages DROP COLUMN md5_body;
+  ALTER TABLE messages DROP COLUMN md5_attrs;
+  `,
 ];
-const SCHEMA_VERSION = MIGRATIONS.length;
+export const SCHEMA_VERSION = MIGRATIONS.length;
 
 interface QueueRow {
   queue_id: string;
@@ -91,8 +98,6 @@ interface MessageRow {
   encrypted_dek: Buffer;
   dek_id: string;
   kms_key_id: string;
-  md5_body: string;
-  md5_attrs: string | null;
   sender: string;
   sent_at: number;
   visible_at: number;
@@ -110,8 +115,6 @@ interface MessageParams {
   encryptedDek: Buffer;
   dekId: string;
   kmsKeyId: string;
-  md5Body: string;
-  md5Attrs: string | null;
   sender: string;
   sentAt: number;
   visibleAt: number;
@@ -142,9 +145,9 @@ function prepareStatements(db: Database.Database) {
     deleteQueue: db.prepare<[string]>('DELETE FROM queues WHERE queue_id = ?'),
     insertMessage: db.prepare<MessageParams>(
       `INSERT INTO messages (queue_id, message_id, body, attributes, encrypted_dek, dek_id, kms_key_id,
-         md5_body, md5_attrs, sender, sent_at, visible_at, body_bytes)
+         sender, sent_at, visible_at, body_bytes)
        VALUES (@queueId, @messageId, @body, @attributes, @encryptedDek, @dekId, @kmsKeyId,
-         @md5Body, @md5Attrs, @sender, @sentAt, @visibleAt, @bodyBytes)`,
+         @sender, @sentAt, @visibleAt, @bodyBytes)`,
     ),
     // Walks the index in its own order, so the cost is `max` rows however long the backlog is.
     selectVisible: db.prepare<[string, number, number], MessageRow>(
@@ -211,8 +214,6 @@ function toStored(row: MessageRow): StoredMessage {
     encryptedDek: row.encrypted_dek,
     dekId: row.dek_id,
     kmsKeyId: row.kms_key_id,
-    md5OfBody: row.md5_body,
-    md5OfMessageAttributes: row.md5_attrs,
     senderPrincipal: row.sender,
     sentAt: row.sent_at,
     visibleAt: row.visible_at,
@@ -231,8 +232,6 @@ function toParams(m: NewMessage): MessageParams {
     encryptedDek: m.encryptedDek,
     dekId: m.dekId,
     kmsKeyId: m.kmsKeyId,
-    md5Body: m.md5OfBody,
-    md5Attrs: m.md5OfMessageAttributes ?? null,
     sender: m.senderPrincipal,
     sentAt: m.sentAt,
     visibleAt: m.visibleAt,

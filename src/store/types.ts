@@ -27,8 +27,6 @@ export interface NewMessage {
   dekId: string;
   /** Master key id that encrypted the DEK. */
   kmsKeyId: string;
-  md5OfBody: string;
-  md5OfMessageAttributes: string | null;
   senderPrincipal: string;
   sentAt: number;
   /** First time the message may be received (sentAt + DelaySeconds). */
