@@ -552,6 +552,7 @@ export class FrontendNode {
     if (error instanceof PkpError) {
       if (error.code === 'QueueDoesNotExist') return queueDoesNotExist();
       if (error.code === 'KeyUnavailable' || error.code === 'ServiceClosed') return serviceUnavailable();
+      if (error.code === 'StoreFull') return serviceUnavailable('The service cannot store new messages now: its disk is full. Stored messages can still be received and deleted.');
     }
     this.logger.error({ action, node: this.nodeId, error: describeError(error) }, 'request failed');
     return internalFailure();

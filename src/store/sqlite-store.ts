@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PkpError } from '../core/errors.ts';
+import { DiskReserve, isDiskFull } from './disk-reserve.ts';
 import { decodeReceiptHandle, encodeReceiptHandle } from './receipt-handle.ts';
 import {
   BACKLOG_DEFAULTS,
@@ -35,6 +36,8 @@ export interface SqliteStoreOptions {
   synchronous?: 'normal' | 'full';
   /** Called with the operation's name on every store operation, and with 'groupCommit' per batch. */
   onOp?: (op: string) => void;
+  /** Bytes of the disk-full reserve beside the database (see DiskReserve); 0 turns it off. Default 8 MiB. */
+  reserveBytes?: number;
 }
 
 /** Schema version i + 1 is reached by running MIGRATIONS[i]; PRAGMA user_version records it. */
@@ -243,7 +246,9 @@ function toParams(m: NewMessage): MessageParams {
 function putError(err: unknown): PkpError {
   const code = (err as { code?: unknown }).code;
   let error: PkpError;
-  if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+  if (isDiskFull(err)) {
+    error = storeFull();
+  } else if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
     error = new PkpError('DuplicateMessageId', 'a message with this id is already stored');
   } else if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
     error = new PkpError('QueueNotFound', 'the message names a queue that does not exist');
@@ -254,6 +259,11 @@ function putError(err: unknown): PkpError {
   }
   error.cause = err;
   return error;
+}
+
+/** New messages cannot be stored: nothing was written. Reads and deletes still work. */
+function storeFull(): PkpError {
+  return new PkpError('StoreFull', 'the disk is full: no new message can be stored until space is freed');
 }
 
 function requireFinite(name: string, value: number): void {
@@ -279,6 +289,8 @@ export class SqliteMessageStore implements MessageStore {
   /** Queues with uncommitted puts, so a read of another queue does not force a flush. */
   private pendingQueues = new Set<string>();
   private flushScheduled: NodeJS.Immediate | undefined;
+  /** The disk filled up: sends are refused until the reserve can be laid down again. */
+  private full = false;
 
   // Transactions are built once; nested calls (a put inside the batch) become savepoints.
   private readonly writeBatch: Database.Transaction<(batch: PendingPut[], failures: Map<PendingPut, PkpError>) => void>;
@@ -287,7 +299,7 @@ export class SqliteMessageStore implements MessageStore {
   private readonly setAttributesTx: Database.Transaction<(queueId: string, attributes: Record<string, string>, now: number) => QueueRecord | undefined>;
   private readonly deleteQueueTx: Database.Transaction<(queueId: string) => boolean>;
 
-  private constructor(private readonly db: Database.Database, onOp: ((op: string) => void) | undefined) {
+  private constructor(private readonly db: Database.Database, onOp: ((op: string) => void) | undefined, private readonly reserve: DiskReserve) {
     this.s = prepareStatements(db);
     this.onOp = onOp ?? (() => {});
 
@@ -345,12 +357,19 @@ export class SqliteMessageStore implements MessageStore {
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
       db.pragma('foreign_keys = ON');
-      // A 64 MiB page cache keeps the indexes' hot pages in memory; checkpoints every 4,000 pages
-      // instead of 1,000 move the WAL into the database less often on the commit path.
+      // A 64 MiB page cache keeps the indexes' hot pages in memory.
       db.pragma('cache_size = -65536');
-      db.pragma('wal_autocheckpoint = 4000');
+      // The WAL is moved into the database every 1,000 pages (4 MiB) and then reused from its start,
+      // never cut below that: on a full disk, receives and deletes (which rewrite existing pages) go
+      // on inside space the WAL already holds, and the WAL never grows past ~4 MiB by itself.
+      db.pragma('wal_autocheckpoint = 1000');
+      db.pragma(`journal_size_limit = ${4 * 1024 * 1024}`);
       migrate(db);
-      return new SqliteMessageStore(db, options.onOp);
+      const reserve = new DiskReserve(memory ? undefined : `${options.path}-reserve`, options.reserveBytes ?? 8 * 1024 * 1024);
+      const store = new SqliteMessageStore(db, options.onOp, reserve);
+      // Opened on a full disk: readable, but refusing sends until there is room.
+      store.full = !reserve.ensure();
+      return store;
     } catch (err) {
       db.close();
       throw err;
@@ -435,7 +454,7 @@ export class SqliteMessageStore implements MessageStore {
     requireFinite('now', now);
     requireFinite('visibilityTimeoutMs', visibilityTimeoutMs);
     if (!(max >= 1)) return [];
-    return this.receiveTx.immediate(queueId, Math.floor(max), now + visibilityTimeoutMs, now);
+    return this.evenIfFull(() => this.receiveTx.immediate(queueId, Math.floor(max), now + visibilityTimeoutMs, now));
   }
 
   async deleteMessage(queueId: string, receiptHandle: string): Promise<'deleted' | 'gone' | 'invalid'> {
@@ -443,7 +462,7 @@ export class SqliteMessageStore implements MessageStore {
     const handle = decodeReceiptHandle(receiptHandle);
     if (!handle || handle.queueId !== queueId) return 'invalid';
     // Like SQS, any handle of the message deletes it, even one from an earlier receive.
-    return this.s.deleteMessage.run(queueId, handle.messageId).changes > 0 ? 'deleted' : 'gone';
+    return this.evenIfFull(() => this.s.deleteMessage.run(queueId, handle.messageId).changes) > 0 ? 'deleted' : 'gone';
   }
 
   async changeVisibility(queueId: string, receiptHandle: string, visibleAt: number, now: number): Promise<'changed' | 'not-in-flight' | 'invalid'> {
@@ -452,13 +471,13 @@ export class SqliteMessageStore implements MessageStore {
     if (!handle || handle.queueId !== queueId) return 'invalid';
     requireFinite('visibleAt', visibleAt);
     requireFinite('now', now);
-    const changed = this.s.changeVisibility.run(visibleAt, queueId, handle.messageId, handle.nonce, now).changes;
+    const changed = this.evenIfFull(() => this.s.changeVisibility.run(visibleAt, queueId, handle.messageId, handle.nonce, now).changes);
     return changed > 0 ? 'changed' : 'not-in-flight';
   }
 
   async purgeQueue(queueId: string): Promise<number> {
     this.begin('purgeQueue', queueId);
-    return this.s.purge.run(queueId).changes;
+    return this.evenIfFull(() => this.s.purge.run(queueId).changes);
   }
 
   counts(queueId: string, now: number): QueueCounts {
@@ -471,7 +490,7 @@ export class SqliteMessageStore implements MessageStore {
   async dropExpired(queueId: string, retentionMs: number, now: number): Promise<number> {
     this.begin('dropExpired', queueId);
     requireFinite('retentionMs', retentionMs);
-    return this.s.dropSentBefore.run(queueId, now - retentionMs).changes;
+    return this.evenIfFull(() => this.s.dropSentBefore.run(queueId, now - retentionMs).changes);
   }
 
   nextVisibleAt(queueId: string): number | undefined {
@@ -513,6 +532,42 @@ export class SqliteMessageStore implements MessageStore {
     if (queueId !== undefined && this.pendingQueues.has(queueId)) this.flush();
   }
 
+  /**
+   * Runs a small write that reading depends on (a receive's visibility, a delete). When the disk is
+   * full, the reserve is given up to make room for it, and the store refuses sends from then on.
+   */
+  private evenIfFull<T>(write: () => T): T {
+    try {
+      return write();
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      this.full = true;
+      const freed = this.reserve.release();
+      // Moving the WAL into the database lets the WAL start again from its beginning.
+      try {
+        this.db.pragma('wal_checkpoint(RESTART)');
+      } catch {
+        // no room even for that: the retry below tells
+      }
+      if (!freed) throw storeFull();
+    }
+    try {
+      return write();
+    } catch (err) {
+      throw isDiskFull(err) ? storeFull() : err;
+    }
+  }
+
+  /** Whether the database's free pages hold this batch twice over (rows, index entries, WAL copies). */
+  private fitsInFreePages(batch: PendingPut[]): boolean {
+    let bytes = 0;
+    for (const call of batch) {
+      for (const m of call.messages) bytes += m.bodyCiphertext.length + (m.attributesCiphertext?.length ?? 0) + m.encryptedDek.length + 256;
+    }
+    const free = (this.db.pragma('freelist_count', { simple: true }) as number) * (this.db.pragma('page_size', { simple: true }) as number);
+    return free >= 2 * bytes + 64 * 1024;
+  }
+
   /** Writes every pending put in one transaction; each promise settles only after the commit. */
   private flush(): void {
     if (this.flushScheduled) clearImmediate(this.flushScheduled);
@@ -521,10 +576,23 @@ export class SqliteMessageStore implements MessageStore {
     if (batch.length === 0) return;
     this.pending = [];
     this.pendingQueues.clear();
+    // After a full disk the reserve is laid down again as soon as there is room. Until then a batch
+    // is written only into pages that deletes freed inside the database, never into the disk's last bytes.
+    if (this.full) {
+      this.full = !this.reserve.ensure();
+      if (this.full && !this.fitsInFreePages(batch)) {
+        for (const call of batch) call.reject(storeFull());
+        return;
+      }
+    }
     const failures = new Map<PendingPut, PkpError>();
     try {
       this.writeBatch.immediate(batch, failures);
     } catch (err) {
+      if (isDiskFull(err)) {
+        this.full = true;
+        this.reserve.release();
+      }
       const error = putError(err);
       for (const call of batch) call.reject(error);
       return;
