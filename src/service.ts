@@ -3,6 +3,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { InProcessBus } from './bus/in-process.ts';
+import { NatsEventBus, type NatsBusOptions } from './bus/nats-bus.ts';
+import type { EventBus } from './bus/types.ts';
 import { SystemClock, type Clock } from './core/clock.ts';
 import { describeError, silentLogger, type Logger } from './core/log.ts';
 import { createMetrics, type Metrics } from './core/metrics.ts';
@@ -41,6 +43,11 @@ export interface ServiceOptions {
   credentials?: Credential[];
   clock?: Clock;
   logger?: Logger;
+  /**
+   * Carry the events (access, key use, queue stats) over NATS JetStream instead of in-process. If
+   * NATS cannot be reached at start, the service starts on the in-process bus (prefetching fails open).
+   */
+  nats?: Pick<NatsBusOptions, 'servers' | 'stream' | 'partitions' | 'user' | 'pass'>;
   /** A KMS that speaks the AWS KMS API (`pkp kms`, or AWS KMS). Default: the embedded KMS, master keys in dataDir. */
   kms?: Omit<AwsKmsOptions, 'onCall'>;
   /** Modelled KMS latency (see parseLatency) and request quota, to show real KMS behaviour. */
@@ -81,7 +88,7 @@ export interface RunningService {
   keys: KeyService;
   metadata: MetadataService;
   frontends: FrontendParts[];
-  bus: InProcessBus;
+  bus: EventBus;
   metrics: Metrics;
   /** The running prefetcher; undefined when prefetching is off. Stopping it leaves the service reactive. */
   prefetcher: Prefetcher | undefined;
@@ -132,7 +139,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   });
   // The store is read for one thing only: which DEKs a queue's waiting messages need (prefetchDecrypt).
   const metadata = new MetadataService(keys, { backlog: { store, clock } });
-  const bus = new InProcessBus((error) => logger.warn({ error: describeError(error) }, 'event subscriber failed'));
+  const bus = await openBus(options.nats, logger);
   const waiters = new ReceiveWaiters(clock, { maxWaiters: options.maxLongPolls, onRefused: () => metrics.longPollsRefused.inc() });
 
   const prefetchOn = options.prefetch ?? true;
@@ -256,6 +263,17 @@ function portOf(server: FastifyInstance): number {
 }
 
 /** The generated principal is kept (mode 0600) so a restart accepts the same credentials. */
+async function openBus(nats: ServiceOptions['nats'], logger: Logger): Promise<EventBus> {
+  const onError = (error: unknown): void => logger.warn({ error: describeError(error) }, 'event bus: delivery or subscriber failed');
+  if (nats === undefined) return new InProcessBus(onError);
+  try {
+    return await NatsEventBus.open({ ...nats, name: 'pkp up', onError });
+  } catch (error) {
+    logger.error({ error: describeError(error) }, 'NATS not reachable: events stay in this process');
+    return new InProcessBus(onError);
+  }
+}
+
 /** The credentials kept in a data directory; on first use one is generated and kept there (0600). */
 export function loadOrCreateCredentials(dataDir: string): Credential[] {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });

@@ -17,6 +17,8 @@ interface UpOptions {
   kmsLatency?: string;
   kmsRate?: number;
   kmsEndpoint?: string;
+  nats?: string;
+  natsStream: string;
   kmsRegion: string;
   kmsCredentials?: string;
   prefetchBudget: number;
@@ -37,6 +39,8 @@ export function registerUp(program: Command): void {
     .option('--credentials <id:secret>', 'accepted credentials (repeatable); default: one generated principal', collect)
     .option('--demo', 'also drive a built-in workload through the SQS endpoint and show a live summary')
     .option('--duration <seconds>', 'with --demo: stop after this long (default: until Ctrl-C)', numberOption(1))
+    .option('--nats <url>', 'carry events over NATS JetStream at this URL (e.g. nats://127.0.0.1:4222) instead of in-process')
+    .option('--nats-stream <name>', 'JetStream stream for the events', 'PKP_EVENTS')
     .option('--kms-endpoint <url>', 'use the KMS at this AWS KMS API endpoint (`pkp kms`, or AWS KMS) instead of the embedded one')
     .option('--kms-region <region>', 'region of the KMS named by --kms-endpoint', 'us-east-1')
     .option('--kms-credentials <id:secret>', 'credentials for --kms-endpoint (default: the AWS SDK chain: environment, profile, role)')
@@ -58,6 +62,7 @@ export function registerUp(program: Command): void {
         frontends: options.frontends,
         credentials: options.credentials?.map(parseCredential),
         logger,
+        nats: options.nats === undefined ? undefined : { servers: options.nats, stream: options.natsStream },
         kms: options.kmsEndpoint === undefined ? undefined : {
           endpoint: options.kmsEndpoint,
           region: options.kmsRegion,
