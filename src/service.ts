@@ -55,6 +55,11 @@ export interface ServiceOptions {
   kmsRatePerSecond?: number;
   /** KMS calls per second allowed for prefetches. */
   prefetchBudgetPerSecond?: number;
+  /**
+   * When an acknowledged send is safe: 'normal' (default) once it survives a crash of the process
+   * (kill -9), 'full' once it survives a crash of the machine (an fsync per group commit).
+   */
+  durability?: 'normal' | 'full';
   /** Long polls parked at once (default 10,000); beyond it a receive answers empty at once. */
   maxLongPolls?: number;
   /** Idle, keep-alive and header timeouts and the connection cap of the SQS endpoint. */
@@ -125,7 +130,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     });
   }
 
-  const store = SqliteMessageStore.open({ path: join(options.dataDir, 'messages.db'), onOp: (op) => metrics.storeOps.inc({ op }) });
+  const store = SqliteMessageStore.open({
+    path: join(options.dataDir, 'messages.db'), synchronous: options.durability, onOp: (op) => metrics.storeOps.inc({ op }),
+  });
   /** A queue's SSE settings, read by the key tier and the prefetcher alike. */
   const settingsOf = (queueId: string) => {
     const queue = store.getQueueById(queueId);

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { createLogger } from '../core/log.ts';
 import { parseCredential, startService } from '../service.ts';
 import { openTrace } from '../sim/traces/open.ts';
@@ -18,6 +18,7 @@ interface UpOptions {
   kmsRate?: number;
   kmsEndpoint?: string;
   nats?: string;
+  durability: 'normal' | 'full';
   natsStream: string;
   kmsRegion: string;
   kmsCredentials?: string;
@@ -39,6 +40,7 @@ export function registerUp(program: Command): void {
     .option('--credentials <id:secret>', 'accepted credentials (repeatable); default: one generated principal', collect)
     .option('--demo', 'also drive a built-in workload through the SQS endpoint and show a live summary')
     .option('--duration <seconds>', 'with --demo: stop after this long (default: until Ctrl-C)', numberOption(1))
+    .addOption(new Option('--durability <mode>', "when a send is acknowledged: 'normal' (survives kill -9) or 'full' (survives power loss: fsync per commit)").choices(['normal', 'full']).default('normal'))
     .option('--nats <url>', 'carry events over NATS JetStream at this URL (e.g. nats://127.0.0.1:4222) instead of in-process')
     .option('--nats-stream <name>', 'JetStream stream for the events', 'PKP_EVENTS')
     .option('--kms-endpoint <url>', 'use the KMS at this AWS KMS API endpoint (`pkp kms`, or AWS KMS) instead of the embedded one')
@@ -62,6 +64,7 @@ export function registerUp(program: Command): void {
         frontends: options.frontends,
         credentials: options.credentials?.map(parseCredential),
         logger,
+        durability: options.durability,
         nats: options.nats === undefined ? undefined : { servers: options.nats, stream: options.natsStream },
         kms: options.kmsEndpoint === undefined ? undefined : {
           endpoint: options.kmsEndpoint,
