@@ -2,7 +2,7 @@
  * `npm run bench [-- section...]`: key cache, AES-GCM, SendMessage through the SQS endpoint, the
  * simulator and the Predictive Key Prefetcher. Every figure is measured beside its limit on the same
  * machine in the same run; results go to bench/results/<section>.json. Sections: keycache, aead,
- * send, sim, prefetcher (default: all).
+ * send, sim, prefetcher, sqs-peers (default: all).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { benchAead } from './aead.ts';
 import { benchSend } from './send.ts';
 import { benchSim } from './sim.ts';
 import { benchPrefetcher } from './prefetcher.ts';
+import { benchSqsPeers } from './sqs-peers.ts';
 
 const sections: Record<string, () => Promise<Record<string, unknown>>> = {
   keycache: benchKeyCache,
@@ -18,6 +19,7 @@ const sections: Record<string, () => Promise<Record<string, unknown>>> = {
   send: benchSend,
   sim: benchSim,
   prefetcher: benchPrefetcher,
+  'sqs-peers': benchSqsPeers,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -1,0 +1,248 @@
+/**
+ * The request path against its limit and a peer, in one run: PKP (`pkp up`), fauxqs (in memory, no
+ * encryption, no durability) and a bare fastify echo route. Each server runs pinned to core 0, the
+ * load generator to core 1; A/B rounds alternate the servers and the medians are reported. Requests
+ * are really signed (SigV4). Server CPU per request comes from the server process's own CPU time.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { CreateQueueCommand, SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { Sha256 } from '@smithy/core/checksum';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { median } from './stats.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const CREDENTIALS = { accessKeyId: 'AKPKBENCH', secretAccessKey: 'bench-secret-0123456789' };
+const CONNECTIONS = 64;
+const SECONDS = Number(process.env.PKP_BENCH_SECONDS ?? 6);
+const ROUNDS = 3;
+const BODY = 'x'.repeat(1024);
+
+interface Server {
+  name: string;
+  endpoint: string;
+  child: ChildProcess;
+}
+
+function pinned(args: string[]): string[] {
+  return process.platform === 'linux' ? ['taskset', '-c', '0', process.execPath, ...args] : [process.execPath, ...args];
+}
+
+async function start(name: string, args: string[], ready: RegExp, toEndpoint: (m: RegExpMatchArray) => string): Promise<Server> {
+  const [command, ...rest] = pinned(args);
+  const child = spawn(command!, rest, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const match = await new Promise<RegExpMatchArray>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const m = out.match(ready);
+      if (m) resolve(m);
+    });
+    child.once('exit', (code) => reject(new Error(`${name} exited early (${code})`)));
+  });
+  return { name, endpoint: toEndpoint(match), child };
+}
+
+/** User + system CPU seconds the process has used (Linux /proc). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+const signer = new SignatureV4({ credentials: CREDENTIALS, region: 'us-east-1', service: 'sqs', sha256: Sha256 });
+
+async function sign(endpoint: string, action: string, body: string): Promise<Record<string, string>> {
+  const url = new URL(endpoint);
+  const signed = await signer.sign({
+    method: 'POST', protocol: 'http:', hostname: url.hostname, port: Number(url.port), path: '/',
+    headers: { host: url.host, 'content-type': 'application/x-amz-json-1.0', 'x-amz-target': `AmazonSQS.${action}` },
+    body,
+  });
+  return signed.headers as Record<string, string>;
+}
+
+interface Measured {
+  rps: number;
+  p50: number;
+  p99: number;
+  cpuUsPerRequest: number;
+  failures: number;
+}
+
+/** One load run of presigned requests, cycling through `requests`. */
+async function run(server: Server, requests: { headers: Record<string, string>; body: string }[]): Promise<Measured> {
+  let next = 0;
+  const before = cpuSeconds(server.child.pid!);
+  const result = await autocannon({
+    url: `${server.endpoint}/`, method: 'POST', connections: CONNECTIONS, duration: SECONDS,
+    requests: [{
+      setupRequest: (req) => {
+        const r = requests[next++ % requests.length]!;
+        return { ...req, headers: r.headers, body: r.body };
+      },
+    }],
+  });
+  const cpu = cpuSeconds(server.child.pid!) - before;
+  return {
+    rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99,
+    cpuUsPerRequest: (cpu * 1e6) / Math.max(1, result.requests.total), failures: result.errors + result.non2xx,
+  };
+}
+
+async function createQueues(endpoint: string, names: string[]): Promise<string[]> {
+  const sqs = new SQSClient({ endpoint, region: 'us-east-1', credentials: CREDENTIALS });
+  try {
+    const urls: string[] = [];
+    for (const name of names) urls.push((await sqs.send(new CreateQueueCommand({ QueueName: name }))).QueueUrl!);
+    return urls;
+  } finally {
+    sqs.destroy();
+  }
+}
+
+async function prefill(endpoint: string, queueUrl: string, messages: number): Promise<void> {
+  const sqs = new SQSClient({ endpoint, region: 'us-east-1', credentials: CREDENTIALS });
+  try {
+    const batches = Math.ceil(messages / 10);
+    const workers = Array.from({ length: 16 }, async (_, w) => {
+      for (let b = w; b < batches; b += 16) {
+        await sqs.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: Array.from({ length: 10 }, (_, i) => ({ Id: `m${i}`, MessageBody: BODY })) }));
+      }
+    });
+    await Promise.all(workers);
+  } finally {
+    sqs.destroy();
+  }
+}
+
+/**
+ * Receive 10 + DeleteMessageBatch pairs from `workers` concurrent loops with real SDK clients
+ * (each request signed as it is sent); messages per second and server CPU per message.
+ */
+async function receiveDelete(server: Server, queueUrl: string): Promise<Measured & { messagesPerSecond: number }> {
+  const { ReceiveMessageCommand, DeleteMessageBatchCommand } = await import('@aws-sdk/client-sqs');
+  const sqs = new SQSClient({ endpoint: server.endpoint, region: 'us-east-1', credentials: CREDENTIALS });
+  const latencies: number[] = [];
+  let messages = 0;
+  let failures = 0;
+  const before = cpuSeconds(server.child.pid!);
+  const started = performance.now();
+  const until = started + SECONDS * 1000;
+  await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
+    while (performance.now() < until) {
+      const t0 = performance.now();
+      try {
+        const got = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
+        const list = got.Messages ?? [];
+        if (list.length > 0) {
+          await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: list.map((m, i) => ({ Id: `d${i}`, ReceiptHandle: m.ReceiptHandle! })) }));
+        }
+        messages += list.length;
+      } catch {
+        failures++;
+      }
+      latencies.push(performance.now() - t0);
+    }
+  }));
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = cpuSeconds(server.child.pid!) - before;
+  sqs.destroy();
+  latencies.sort((a, b) => a - b);
+  return {
+    rps: latencies.length / seconds, messagesPerSecond: messages / seconds,
+    p50: latencies[Math.floor(latencies.length * 0.5)] ?? 0, p99: latencies[Math.floor(latencies.length * 0.99)] ?? 0,
+    cpuUsPerRequest: (cpu * 1e6) / Math.max(1, messages), failures,
+  };
+}
+
+export async function benchSqsPeers(): Promise<Record<string, unknown>> {
+  if (process.platform === 'linux') execFileSync('taskset', ['-pc', '1', String(process.pid)], { stdio: 'ignore' });
+  const dataDirs: string[] = [];
+  const servers: Server[] = [];
+  const pkp = async (name: string, extra: string[]) => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'pkp-bench-peers-'));
+    dataDirs.push(dataDir);
+    const s = await start(name, ['bin/pkp.js', 'up', '--port', '0', '--admin-port', '0', '--data-dir', dataDir, '--credentials', `${CREDENTIALS.accessKeyId}:${CREDENTIALS.secretAccessKey}`, '--log-level', 'warn', ...extra],
+      /SQS endpoint: (http:\/\/[0-9.:]+)/, (m) => m[1]!);
+    servers.push(s);
+    return s;
+  };
+  try {
+    const normal = await pkp('pkp', []);
+    const full = await pkp('pkp-durability-full', ['--durability', 'full']);
+    const fauxqs = await start('fauxqs', ['--import', 'tsx', 'bench/fauxqs-server.ts'], /FAUXQS (\d+)/, (m) => `http://127.0.0.1:${m[1]}`);
+    servers.push(fauxqs);
+    const echo = await start('echo', ['--import', 'tsx', 'bench/echo-server.ts'], /ECHO (\d+)/, (m) => `http://127.0.0.1:${m[1]}`);
+    servers.push(echo);
+    const queueServers = [normal, full, fauxqs];
+
+    // Presigned requests per server (each names that server's queue URL).
+    const sendReqs = new Map<Server, { headers: Record<string, string>; body: string }[]>();
+    const batchReqs = new Map<Server, { headers: Record<string, string>; body: string }[]>();
+    for (const s of queueServers) {
+      const [url] = await createQueues(s.endpoint, ['bench']);
+      const send = JSON.stringify({ QueueUrl: url, MessageBody: BODY });
+      sendReqs.set(s, [{ headers: await sign(s.endpoint, 'SendMessage', send), body: send }]);
+      const batch = JSON.stringify({ QueueUrl: url, Entries: Array.from({ length: 10 }, (_, i) => ({ Id: `m${i}`, MessageBody: BODY })) });
+      batchReqs.set(s, [{ headers: await sign(s.endpoint, 'SendMessageBatch', batch), body: batch }]);
+    }
+    sendReqs.set(echo, sendReqs.get(normal)!);
+    batchReqs.set(echo, batchReqs.get(normal)!);
+    // 10,000 active queues on PKP: one presigned SendMessage per queue, cycled.
+    const many = await createQueues(normal.endpoint, Array.from({ length: 10_000 }, (_, i) => `q${i}`));
+    const manyReqs = await Promise.all(many.map(async (url) => {
+      const body = JSON.stringify({ QueueUrl: url, MessageBody: BODY });
+      return { headers: await sign(normal.endpoint, 'SendMessage', body), body };
+    }));
+
+    const rounds: Record<string, Measured[]> = {};
+    const record = (key: string, m: Measured) => (rounds[key] ??= []).push(m);
+    for (const s of [...queueServers, echo]) await run(s, sendReqs.get(s)!); // warm-up
+    await run(normal, manyReqs); // every one of the 10,000 queues active (its keys fetched) before it is measured
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const s of [echo, normal, fauxqs, full]) record(`send/${s.name}`, await run(s, sendReqs.get(s)!));
+      for (const s of [echo, normal, fauxqs]) record(`batch/${s.name}`, await run(s, batchReqs.get(s)!));
+      record('send-10k-queues/pkp', await run(normal, manyReqs));
+    }
+    // Receive + delete: enough messages for every round, then A/B rounds.
+    const rdRounds: Record<string, (Measured & { messagesPerSecond: number })[]> = {};
+    for (const s of [normal, fauxqs]) {
+      const [url] = await createQueues(s.endpoint, ['bench-rd']);
+      await prefill(s.endpoint, url!, 60_000);
+      for (let round = 0; round < ROUNDS; round++) (rdRounds[s.name] ??= []).push(await receiveDelete(s, url!));
+    }
+
+    const med = (key: string, field: keyof Measured) => median(rounds[key]!.map((m) => m[field]));
+    const rdMed = (name: string, field: keyof (Measured & { messagesPerSecond: number })) => median(rdRounds[name]!.map((m) => m[field]));
+    const summary = {
+      sendMessage: {
+        pkp: med('send/pkp', 'rps'), fauxqs: med('send/fauxqs', 'rps'), echo: med('send/echo', 'rps'),
+        pkpDurabilityFull: med('send/pkp-durability-full', 'rps'),
+        pkpVsFauxqs: med('send/pkp', 'rps') / med('send/fauxqs', 'rps'), pkpVsEcho: med('send/pkp', 'rps') / med('send/echo', 'rps'),
+        pkpCpuUsPerRequest: med('send/pkp', 'cpuUsPerRequest'), pkpP50Ms: med('send/pkp', 'p50'), pkpP99Ms: med('send/pkp', 'p99'),
+      },
+      sendMessageBatch10: {
+        pkpMessagesPerSecond: 10 * med('batch/pkp', 'rps'), fauxqsMessagesPerSecond: 10 * med('batch/fauxqs', 'rps'), echoReqPerSec: med('batch/echo', 'rps'),
+        pkpVsFauxqs: med('batch/pkp', 'rps') / med('batch/fauxqs', 'rps'), pkpCpuUsPerRequest: med('batch/pkp', 'cpuUsPerRequest'),
+      },
+      receiveDelete10: {
+        pkpMessagesPerSecond: rdMed('pkp', 'messagesPerSecond'), fauxqsMessagesPerSecond: rdMed('fauxqs', 'messagesPerSecond'),
+        pkpVsFauxqs: rdMed('pkp', 'messagesPerSecond') / rdMed('fauxqs', 'messagesPerSecond'),
+        pkpCpuUsPerMessage: rdMed('pkp', 'cpuUsPerRequest'),
+        cpuPerMessageVsSend: rdMed('pkp', 'cpuUsPerRequest') / med('send/pkp', 'cpuUsPerRequest'),
+      },
+      tenThousandQueues: {
+        pkpReqPerSec: med('send-10k-queues/pkp', 'rps'), vsOneQueue: med('send-10k-queues/pkp', 'rps') / med('send/pkp', 'rps'),
+      },
+      p99OverP50At64Connections: med('send/pkp', 'p99') / Math.max(1, med('send/pkp', 'p50')),
+    };
+    return { connections: CONNECTIONS, secondsPerRound: SECONDS, rounds: ROUNDS, summary, raw: { rounds, receiveDelete: rdRounds } };
+  } finally {
+    for (const s of servers) s.child.kill('SIGTERM');
+    await Promise.all(servers.map((s) => new Promise((resolve) => (s.child.exitCode !== null ? resolve(null) : s.child.once('exit', resolve)))));
+    for (const d of dataDirs) rmSync(d, { recursive: true, force: true });
+  }
+}
