@@ -33,6 +33,13 @@ export interface PrefetcherOptions {
    * call's price is raised (see KmsBudget). Default 0.18. Infinity: no budget, costs as given.
    */
   maxKmsOverhead?: number;
+  /**
+   * The model whose survival decides when it speaks; the ensemble of all models decides when it
+   * abstains. Default null: the ensemble always.
+   */
+  primaryModel?: string | null;
+  /** Calibrate the threshold from prefetch outcomes (ThresholdTuner). Default true. */
+  calibrate?: boolean;
 }
 
 /** See PrefetcherOptions.maxKmsOverhead. */
@@ -91,6 +98,8 @@ export class Prefetcher {
   private readonly leadMarginMs: number;
   private readonly fanOut: boolean;
   private readonly nodeIndex = new Map<string, number>();
+  private readonly primary: Model | undefined;
+  private readonly calibrate: boolean;
   private openIds = 0;
   private stopped = false;
   private lastSweep = -Infinity;
@@ -107,14 +116,26 @@ export class Prefetcher {
     this.fanOut = options.fanOut ?? true;
     const models = options.models ?? defaultModels(this.rateWindowMs, options.modelOptions);
     this.ensemble = new Ensemble(models);
+    const primaryName = options.primaryModel ?? null;
+    this.primary = primaryName === null ? undefined : models.find((m) => m.name === primaryName);
+    this.calibrate = options.calibrate ?? true;
     this.budget = new KmsBudget(options.maxKmsOverhead ?? DEFAULT_MAX_KMS_OVERHEAD);
     this.tuner = new ThresholdTuner(() => thresholdOf(this.costs, Number.isFinite(this.budget.maxOverhead) ? this.budget.factor : 1));
     host.nodeIds.forEach((id, i) => this.nodeIndex.set(id, i));
   }
 
+  /** P(no request of the stream in (now, t]): the primary model's when it speaks, else the ensemble's; NaN when none speaks. */
+  survival(s: StreamState, now: number, t: number): number {
+    if (this.primary !== undefined) {
+      const v = this.primary.survival(s, now, t);
+      if (!Number.isNaN(v)) return v;
+    }
+    return this.ensemble.survival(s, now, t);
+  }
+
   /** The probability threshold in force (cost model, tuned by outcomes). */
   get threshold(): number {
-    return this.tuner.threshold;
+    return this.calibrate ? this.tuner.threshold : this.tuner.base();
   }
 
   get precision(): number | null {
@@ -225,7 +246,7 @@ export class Prefetcher {
     let n = 0;
     for (const q of this.queues.values()) {
       for (const s of q.streams()) {
-        const surv = this.ensemble.survival(s, now, now + horizonMs);
+        const surv = this.survival(s, now, now + horizonMs);
         const p = Number.isNaN(surv) ? 0 : 1 - surv;
         visit?.(q.id, s.principal, p);
         n++;
@@ -292,6 +313,7 @@ export class Prefetcher {
       this.stats.streams++;
     }
     q = s.queue;
+    q.reuseMs = reuseMs;
     // Events may arrive slightly out of order (several front-ends): time never runs backwards here.
     if (at < s.lastAt) at = s.lastAt;
     if (s.openId !== 0 && at >= s.openAt - this.leadMs() && at < s.openExpiresAt) this.resolve(s, true);
@@ -400,13 +422,13 @@ export class Prefetcher {
       now,
       // With no model able to speak yet (a stream seen once or twice), nothing is predicted.
       survival: (t) => {
-        const v = this.ensemble.survival(s, now, t);
+        const v = this.survival(s, now, t);
         return Number.isNaN(v) ? 1 : v;
       },
       coveredUntil: s.coveredUntil,
       reuseMs,
       leadMs: lead,
-      threshold: this.tuner.threshold,
+      threshold: this.threshold,
       residencyCost,
       continuation: 1 - poissonSurvival(rateOf(s.decayedCount, s.decayedAt, now, this.rateWindowMs), reuseMs),
     });
