@@ -113,7 +113,7 @@ export class ThresholdTuner {
   private readonly total: Float64Array;
 
   constructor(
-    private readonly base: () => number,
+    readonly base: () => number,
     private readonly buckets = 20,
     /** Pseudo-outcomes at the bucket's own probability: how much evidence it takes to move it. */
     private readonly prior = 4,

@@ -33,6 +33,13 @@ export interface PrefetcherOptions {
    * call's price is raised (see KmsBudget). Default 0.18. Infinity: no budget, costs as given.
    */
   maxKmsOverhead?: number;
+  /**
+   * The model whose survival decides when it speaks; the ensemble of all models decides when it
+   * abstains. Default null: the ensemble always.
+   */
+  primaryModel?: string | null;
+  /** Calibrate the threshold from prefetch outcomes (ThresholdTuner). Default true. */
+  calibrate?: boolean;
 }
 
 /** See PrefetcherOptions.maxKmsOverhead. */
@@ -56,6 +63,8 @@ export interface PrefetcherStats {
   /** Decrypt-key prefetches for backlogs asked for, and the keys they delivered (no KMS call for a key the tier holds). */
   backlogPrefetches: number;
   backlogKeys: number;
+  /** Key·seconds of exposure the prefetcher's deliveries asked for (nodes × remaining key life). */
+  exposureKeySeconds: number;
 }
 
 /**
@@ -75,7 +84,7 @@ export class Prefetcher {
   readonly budget: KmsBudget;
   readonly stats: PrefetcherStats = {
     observed: 0, streams: 0, queues: 0, overflow: 0, issued: 0, fanOuts: 0, used: 0, wasted: 0,
-    missesAvoided: 0, demandMisses: 0, failed: 0, backlogPrefetches: 0, backlogKeys: 0,
+    missesAvoided: 0, demandMisses: 0, failed: 0, backlogPrefetches: 0, backlogKeys: 0, exposureKeySeconds: 0,
   };
   private readonly queues = new Map<string, QueueState>();
   /** Streams by when the planner should look at them next; a stream moves in place when its time changes. */
@@ -89,6 +98,8 @@ export class Prefetcher {
   private readonly leadMarginMs: number;
   private readonly fanOut: boolean;
   private readonly nodeIndex = new Map<string, number>();
+  private readonly primary: Model | undefined;
+  private readonly calibrate: boolean;
   private openIds = 0;
   private stopped = false;
   private lastSweep = -Infinity;
@@ -105,14 +116,26 @@ export class Prefetcher {
     this.fanOut = options.fanOut ?? true;
     const models = options.models ?? defaultModels(this.rateWindowMs, options.modelOptions);
     this.ensemble = new Ensemble(models);
+    const primaryName = options.primaryModel ?? null;
+    this.primary = primaryName === null ? undefined : models.find((m) => m.name === primaryName);
+    this.calibrate = options.calibrate ?? true;
     this.budget = new KmsBudget(options.maxKmsOverhead ?? DEFAULT_MAX_KMS_OVERHEAD);
     this.tuner = new ThresholdTuner(() => thresholdOf(this.costs, Number.isFinite(this.budget.maxOverhead) ? this.budget.factor : 1));
     host.nodeIds.forEach((id, i) => this.nodeIndex.set(id, i));
   }
 
+  /** P(no request of the stream in (now, t]): the primary model's when it speaks, else the ensemble's; NaN when none speaks. */
+  survival(s: StreamState, now: number, t: number): number {
+    if (this.primary !== undefined) {
+      const v = this.primary.survival(s, now, t);
+      if (!Number.isNaN(v)) return v;
+    }
+    return this.ensemble.survival(s, now, t);
+  }
+
   /** The probability threshold in force (cost model, tuned by outcomes). */
   get threshold(): number {
-    return this.tuner.threshold;
+    return this.calibrate ? this.tuner.threshold : this.tuner.base();
   }
 
   get precision(): number | null {
@@ -223,7 +246,7 @@ export class Prefetcher {
     let n = 0;
     for (const q of this.queues.values()) {
       for (const s of q.streams()) {
-        const surv = this.ensemble.survival(s, now, now + horizonMs);
+        const surv = this.survival(s, now, now + horizonMs);
         const p = Number.isNaN(surv) ? 0 : 1 - surv;
         visit?.(q.id, s.principal, p);
         n++;
@@ -290,6 +313,7 @@ export class Prefetcher {
       this.stats.streams++;
     }
     q = s.queue;
+    q.reuseMs = reuseMs;
     // Events may arrive slightly out of order (several front-ends): time never runs backwards here.
     if (at < s.lastAt) at = s.lastAt;
     if (s.openId !== 0 && at >= s.openAt - this.leadMs() && at < s.openExpiresAt) this.resolve(s, true);
@@ -392,19 +416,19 @@ export class Prefetcher {
       return;
     }
     const reuseMs = this.host.reuseMsOf(s.queue.id);
-    const nodes = this.host.nodesFor(s.queue.id);
+    const nodes = this.targetNodes(s.queue.id);
     const residencyCost = (this.costs.residentKeySecondCost * nodes.length * reuseMs) / 1000 / this.costs.missCost;
     const decision = plan({
       now,
       // With no model able to speak yet (a stream seen once or twice), nothing is predicted.
       survival: (t) => {
-        const v = this.ensemble.survival(s, now, t);
+        const v = this.survival(s, now, t);
         return Number.isNaN(v) ? 1 : v;
       },
       coveredUntil: s.coveredUntil,
       reuseMs,
       leadMs: lead,
-      threshold: this.tuner.threshold,
+      threshold: this.threshold,
       residencyCost,
       continuation: 1 - poissonSurvival(rateOf(s.decayedCount, s.decayedAt, now, this.rateWindowMs), reuseMs),
     });
@@ -415,19 +439,9 @@ export class Prefetcher {
     this.prefetchNewKey(s, now, reuseMs, decision.probability, nodes);
   }
 
-  /**
-   * For fan-out with no model able to speak (a new stream): requests come in bursts, so a stream
-   * that just started is taken to go on at the rate it started with, at least one per key life.
-   */
-  private fallbackSurvival(s: StreamState, now: number, t: number): number {
-    const age = Math.max(now - s.firstAt, 1_000);
-    const rate = Math.max(s.requests / age, 1 / this.host.reuseMsOf(s.queue.id));
-    return Math.exp(-rate * (t - now));
-  }
-
   private prefetchNewKey(s: StreamState, now: number, reuseMs: number, probability: number, candidates: readonly string[]): void {
     const lead = this.leadMs();
-    const nodeIds = this.targetNodes(s.queue, candidates, probability, reuseMs);
+    const nodeIds = [...candidates];
     if (nodeIds.length === 0) {
       this.setDue(s, now + reuseMs);
       return;
@@ -440,6 +454,7 @@ export class Prefetcher {
     s.openProbability = probability;
     s.inFlight = true;
     this.stats.issued++;
+    this.noteExposure(nodeIds.length, reuseMs);
     const renewing = s.coveredUntil > now;
     const instruction: PrefetchInstruction = {
       queueId: s.queue.id,
@@ -475,41 +490,30 @@ export class Prefetcher {
 
   /**
    * After a demand miss the key tier holds the key; the queue's other nodes would each miss on it
-   * in turn. Deliver it to those likely to serve the stream before it expires (no KMS call).
+   * in turn (a spread miss, which no KMS call can prevent). Deliver it to every node likely to
+   * serve the stream before it expires (no KMS call).
    */
   private fanOutAfterMiss(s: StreamState, missNode: string, now: number): void {
-    if (!this.fanOut) return;
-    const candidates = this.host.nodesFor(s.queue.id);
-    if (candidates.length < 2) return;
-    const surv = this.ensemble.survival(s, now, s.coveredUntil);
-    const p = 1 - (Number.isNaN(surv) ? this.fallbackSurvival(s, now, s.coveredUntil) : surv);
-    const nodeIds = this.targetNodes(s.queue, candidates, p, s.coveredUntil - now).filter((n) => n !== missNode);
+    if (!this.fanOut || s.coveredUntil <= now) return;
+    const nodeIds = this.targetNodes(s.queue.id).filter((n) => n !== missNode);
     if (nodeIds.length === 0) return;
     this.stats.fanOuts++;
-    void this.host.prefetch({ queueId: s.queue.id, principal: s.principal, nodeIds, reason: 'prefetch', score: p, deadline: s.coveredUntil });
+    this.noteExposure(nodeIds.length, s.coveredUntil - now);
+    void this.host.prefetch({ queueId: s.queue.id, principal: s.principal, nodeIds, reason: 'prefetch', score: 1, deadline: s.coveredUntil });
   }
 
   /**
-   * Nodes worth a copy of the key: a node's chance of serving the stream within the key's life
-   * (its share of the queue's requests, smoothed, over the requests expected) must beat the cost
-   * of holding the key there.
+   * Full fan-out, bounded by the balancer: every node it may send the queue's next request to
+   * (all nodes for a spread queue, the nodes that served it for a sticky or traced one). A key
+   * held by some nodes only turns the others' requests into misses that cost no KMS call to avoid.
    */
-  private targetNodes(q: QueueState, candidates: readonly string[], probability: number, lifeMs: number): string[] {
-    const holdCost = (this.costs.residentKeySecondCost * lifeMs) / 1000 / this.costs.missCost;
-    const counts = q.nodeCounts;
-    const expected = Math.max(1, rateOf(q.decayedCount, q.decayedAt, this.host.clock.now(), this.rateWindowMs) * lifeMs);
-    let total = 0;
-    if (counts) for (const c of counts) total += c;
-    const out: string[] = [];
-    for (const id of candidates) {
-      const index = this.nodeIndex.get(id);
-      let share: number;
-      if (counts === null || index === undefined) share = (index === q.firstNode ? q.requests + 1 : 1) / (q.requests + candidates.length);
-      else share = (counts[index]! + 1) / (total + candidates.length);
-      const reach = 1 - Math.pow(1 - share, expected);
-      if (reach * probability >= holdCost) out.push(id);
-    }
-    return out;
+  private targetNodes(queueId: string): readonly string[] {
+    return this.host.nodesFor(queueId);
+  }
+
+  /** Key·seconds of exposure a delivery adds (its nodes × the key's remaining life). */
+  private noteExposure(nodes: number, lifeMs: number): void {
+    this.stats.exposureKeySeconds += (nodes * Math.max(0, lifeMs)) / 1000;
   }
 
   // ---- feedback ------------------------------------------------------------------------------

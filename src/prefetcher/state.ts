@@ -7,6 +7,8 @@ const EMPTY16 = new Uint16Array(0);
 /** Per-queue state: shared by the queue's streams (one per principal). */
 export class QueueState {
   requests = 0;
+  /** The queue's data-key reuse period (ms), as the host last gave it (per queue). */
+  reuseMs = 300_000;
   /** Exponentially decayed request count (time constant: the prefetcher's rate window). */
   decayedCount = 0;
   decayedAt = 0;

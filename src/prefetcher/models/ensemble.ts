@@ -130,11 +130,13 @@ export class Ensemble {
       if (Number.isNaN(v)) continue;
       scored++;
       before += weights[o + m]!;
-      const w = weights[o + m]! * Math.max(this.floor, Math.min(1, v));
-      weights[o + m] = w;
-      after += w;
+      after += weights[o + m]! * Math.max(this.floor, Math.min(1, v));
     }
+    // One model scored has no rival to lose weight to (multiplying alone would drive it to zero).
     if (scored < 2 || !(after > 0)) return;
+    for (let m = 0; m < this.size; m++) {
+      if (!Number.isNaN(p[m]!)) weights[o + m] = weights[o + m]! * Math.max(this.floor, Math.min(1, p[m]!));
+    }
     // The scored models share what they held before (abstainers keep theirs), then every model gets the fixed share back.
     const rescale = before / after;
     let sum = 0;

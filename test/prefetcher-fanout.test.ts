@@ -1,0 +1,34 @@
+// Full fan-out: a key one node fetched, or the prefetcher obtained, reaches every node the
+// balancer may send the stream's next request to, so pkp's misses do not grow with the nodes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { syntheticTrace } from '../src/sim/generator.ts';
+import { PkpPolicy } from '../src/sim/policies/pkp.ts';
+import { simulate } from '../src/sim/simulator.ts';
+import type { TraceEvent } from '../src/sim/traces/types.ts';
+
+const LIMIT = { timeout: 120_000 };
+
+test('a busy stream spread over 16 nodes misses once per key, as on one node', LIMIT, async () => {
+  // A request every 2 s for an hour: each reactive key would cost one miss per node.
+  const trace: TraceEvent[] = Array.from({ length: 1800 }, (_, i) => ({ t: i * 2000, queue: 'q', op: 'send' }));
+  const run = (frontends: number) => simulate([trace], new PkpPolicy(), { frontends, balancer: 'round-robin', warmupMs: 0, reuseSeconds: 300 });
+  const one = await run(1);
+  const sixteen = await run(16);
+  // Round robin puts the first 16 requests on 16 different nodes: only the first waits.
+  assert.ok(sixteen.demandMisses <= one.demandMisses + 2, `16 nodes: ${sixteen.demandMisses} misses, 1 node: ${one.demandMisses}`);
+  assert.equal(sixteen.kmsCalls, one.kmsCalls);
+  assert.equal(sixteen.expiredKeysServed, 0);
+});
+
+test('generated trace: pkp at 16 front-ends within 5% of its misses at 4 (random balancing)', LIMIT, async () => {
+  const source = syntheticTrace({ seed: 3, days: 1, queues: 20, meanRatePerSecond: 0.2, principals: 3 });
+  const run = (frontends: number) => simulate(source.batches(), new PkpPolicy(), { frontends, warmupMs: 3_600_000, reuseSeconds: 300 });
+  const four = await run(4);
+  const sixteen = await run(16);
+  assert.ok(four.demandMisses > 0);
+  assert.ok(Math.abs(sixteen.demandMisses - four.demandMisses) <= 0.05 * four.demandMisses + 2, `4: ${four.demandMisses}, 16: ${sixteen.demandMisses}`);
+  // Exposure grows with the nodes (the price of full fan-out), KMS calls do not.
+  assert.ok(sixteen.keyResidentSeconds > 2 * four.keyResidentSeconds);
+  assert.ok(Math.abs(sixteen.kmsCalls - four.kmsCalls) <= 0.02 * four.kmsCalls + 2);
+});
