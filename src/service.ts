@@ -6,6 +6,7 @@ import { InProcessBus } from './bus/in-process.ts';
 import { SystemClock, type Clock } from './core/clock.ts';
 import { describeError, silentLogger, type Logger } from './core/log.ts';
 import { createMetrics, type Metrics } from './core/metrics.ts';
+import { VERSION } from './core/version.ts';
 import { FrontendNode } from './frontend/node.ts';
 import { keySettingsOf } from './frontend/queue-attributes.ts';
 import { createSqsServer } from './frontend/server.ts';
@@ -47,6 +48,8 @@ export interface ServiceOptions {
   prefetchBudgetPerSecond?: number;
   /** Per-node key cache capacity. */
   cacheEntries?: number;
+  /** Data-key reuse period of queues that do not set KmsDataKeyReusePeriodSeconds (default 300). */
+  defaultReuseSeconds?: number;
   /** Run the Predictive Key Prefetcher (default true). Off, keys are fetched on demand only. */
   prefetch?: boolean;
   prefetcherOptions?: PrefetcherOptions;
@@ -96,6 +99,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const credentials = options.credentials?.length ? options.credentials : loadOrCreateCredentials(options.dataDir);
   const metrics = createMetrics({ defaultMetrics: true });
+  metrics.buildInfo.set({ version: VERSION, node_version: process.version }, 1);
 
   const kmsCore = await LocalKms.open({
     dataDir: options.dataDir,
@@ -115,7 +119,10 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   /** A queue's SSE settings, read by the key tier and the prefetcher alike. */
   const settingsOf = (queueId: string) => {
     const queue = store.getQueueById(queueId);
-    return queue ? keySettingsOf(queue) : undefined;
+    if (!queue) return undefined;
+    const settings = keySettingsOf(queue);
+    if (options.defaultReuseSeconds !== undefined && queue.attributes.KmsDataKeyReusePeriodSeconds === undefined) settings.reuseMs = options.defaultReuseSeconds * 1000;
+    return settings;
   };
   const keys = new KeyService({
     kms,

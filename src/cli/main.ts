@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { VERSION } from '../core/version.ts';
 import { registerGen } from './gen.ts';
 import { registerReplay } from './replay.ts';
 import { registerUp } from './up.ts';
@@ -7,6 +8,7 @@ const program = new Command();
 program
   .name('pkp')
   .description('PKP: an encrypted, SQS-compatible queue service with a Predictive Key Prefetcher')
+  .version(VERSION, '-V, --version', 'print the version')
   .showHelpAfterError();
 registerUp(program);
 registerReplay(program);

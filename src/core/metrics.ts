@@ -42,6 +42,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   };
   return {
     registry,
+    buildInfo: new Gauge({ name: 'pkp_build_info', help: 'Always 1; labels name the running version', labelNames: ['version', 'node_version'] as const, registers }),
     requests: new Counter({ name: 'pkp_sqs_requests_total', help: 'SQS requests by action and HTTP status', labelNames: ['action', 'status'] as const, registers }),
     requestSeconds: new Histogram({
       name: 'pkp_sqs_request_duration_seconds', help: 'SQS request latency by action', labelNames: ['action'] as const, registers,
