@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { InProcessBus } from './bus/in-process.ts';
 import { SystemClock, type Clock } from './core/clock.ts';
 import { describeError, silentLogger, type Logger } from './core/log.ts';
@@ -10,6 +10,9 @@ import { VERSION } from './core/version.ts';
 import { FrontendNode } from './frontend/node.ts';
 import { keySettingsOf } from './frontend/queue-attributes.ts';
 import { createSqsServer } from './frontend/server.ts';
+import { addHealthRoutes } from './health.ts';
+import { createAdminServer, generateAdminToken, type AdminOptions } from './admin/server.ts';
+import { ServiceStats } from './admin/stats.ts';
 import { ReceiveWaiters } from './frontend/waiters.ts';
 import { KeyCache } from './keycache/key-cache.ts';
 import { NodeKeyring, joinMetadataService, keyEventsToBus } from './keycache/node-keyring.ts';
@@ -59,6 +62,8 @@ export interface ServiceOptions {
    * are taken as the first credential's.
    */
   prefetchBootstrap?: HistorySource;
+  /** Admin port options (its credential). */
+  admin?: AdminOptions;
 }
 
 export interface FrontendParts {
@@ -71,6 +76,13 @@ export interface FrontendParts {
 export interface RunningService {
   endpoint: string;
   adminEndpoint: string | undefined;
+  /** The admin port's credential, and whether this start generated it (only then is it printed). */
+  adminToken: string;
+  adminTokenGenerated: boolean;
+  /** Windowed figures (dashboard, demo line). */
+  stats: ServiceStats;
+  /** Whether the credentials were generated (now or at an earlier start), not given. */
+  credentialsGenerated: boolean;
   credentials: Credential[];
   kms: LocalKms;
   store: SqliteMessageStore;
@@ -195,29 +207,21 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     logger,
     metrics,
   });
-  await server.listen({ port: options.port ?? 9324, host });
-  const endpoint = `http://${host}:${portOf(server)}`;
+  let closingStarted = false;
+  const health = { store, kms, keys, clock, isClosing: () => closingStarted };
+  addHealthRoutes(server, health);
 
+  const stats = new ServiceStats({ clock, store, kms: kmsCore, metrics, bus, frontends, prefetcher: live?.prefetcher }).start();
+  const adminToken = options.admin?.token ?? generateAdminToken();
   let admin: FastifyInstance | undefined;
-  let adminEndpoint: string | undefined;
-  if (options.adminPort !== null) {
-    admin = Fastify({ logger: false });
-    admin.get('/metrics', async (_request, reply) => {
-      for (const f of frontends) metrics.keyCacheEntries.set({ node: f.nodeId }, f.cache.size);
-      reply.header('content-type', metrics.registry.contentType);
-      return metrics.registry.metrics();
-    });
-    admin.get('/healthz', async () => ({ ok: true }));
-    await admin.listen({ port: options.adminPort ?? (options.port ? options.port + 1 : 0), host });
-    adminEndpoint = `http://${host}:${portOf(admin)}`;
-  }
-
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
+    closingStarted = true;
     closing ??= (async () => {
       // The prefetcher first (nothing new is prefetched); long polls return empty at once;
       // in-flight requests finish; then the store is flushed.
       live?.stop();
+      stats.stop();
       waiters.closeAll();
       await server.close();
       await admin?.close();
@@ -230,8 +234,25 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     return closing;
   };
 
+  // Either port failing to bind stops the whole start: nothing is left listening or open.
+  const port = options.port ?? 9324;
+  let endpoint: string;
+  let adminEndpoint: string | undefined;
+  try {
+    endpoint = `http://${hostInUrl(host)}:${await listen(server, host, port, 'SQS')}`;
+    if (options.adminPort !== null) {
+      admin = createAdminServer({ frontends, metrics, health, stats, token: adminToken });
+      const adminPort = options.adminPort ?? (port ? port + 1 : 0);
+      adminEndpoint = `http://${hostInUrl(host)}:${await listen(admin, host, adminPort, 'admin')}`;
+    }
+  } catch (error) {
+    await close();
+    throw error;
+  }
+
   return {
-    endpoint, adminEndpoint, credentials, kms: kmsCore, store, keys, metadata, frontends, bus, metrics,
+    endpoint, adminEndpoint, adminToken, adminTokenGenerated: options.admin?.token === undefined, stats,
+    credentialsGenerated: !options.credentials?.length, credentials, kms: kmsCore, store, keys, metadata, frontends, bus, metrics,
     prefetcher: live?.prefetcher, livePrefetcher: live, close,
   };
 }
@@ -247,6 +268,19 @@ function expectedFetchMs(kmsLatency: string | undefined): number {
   const values = Array.from({ length: 501 }, sample).sort((a, b) => a - b);
   return workMs + values[250]!;
 }
+
+/** Binds, or throws an error naming the port and why (e.g. EADDRINUSE). */
+async function listen(server: FastifyInstance, host: string, port: number, what: string): Promise<number> {
+  try {
+    await server.listen({ port, host });
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    throw new Error(`cannot listen on ${host}:${port} (${what} port): ${typeof code === 'string' ? code : (error as Error).message}`);
+  }
+  return portOf(server);
+}
+
+const hostInUrl = (host: string): string => (host.includes(':') ? `[${host}]` : host);
 
 function portOf(server: FastifyInstance): number {
   const address = server.server.address();

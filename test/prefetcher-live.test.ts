@@ -140,7 +140,7 @@ test('the metrics endpoint exposes the prefetcher series', async () => {
     const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'metered' }));
     for (let i = 0; i < 4; i++) await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: `m${i}` }));
     const scrape = async (): Promise<string> => {
-      const response = await fetch(`${service.adminEndpoint}/metrics`);
+      const response = await fetch(`${service.adminEndpoint}/metrics`, { headers: { authorization: `Bearer ${service.adminToken}` } });
       assert.equal(response.status, 200);
       return response.text();
     };

@@ -63,12 +63,23 @@ export function registerUp(program: Command): void {
           modelOptions: { only: models },
         },
         prefetchBootstrap: history,
+        admin: { token: process.env.PKP_ADMIN_TOKEN || undefined },
       });
       logger.info({ config: { ...options } }, 'settings in force');
       const print = (line: string): void => void process.stdout.write(`${line}\n`);
       print(`SQS endpoint: ${service.endpoint}`);
-      if (service.adminEndpoint) print(`Metrics: ${service.adminEndpoint}/metrics`);
-      for (const c of service.credentials) print(`Credentials: AWS_ACCESS_KEY_ID=${c.accessKeyId} AWS_SECRET_ACCESS_KEY=${c.secretAccessKey}`);
+      if (service.adminEndpoint) {
+        print(`Dashboard: ${service.adminEndpoint}/${service.adminTokenGenerated ? `?token=${service.adminToken}` : ' (token: PKP_ADMIN_TOKEN)'}`);
+        print(`Metrics: ${service.adminEndpoint}/metrics`);
+        if (service.adminTokenGenerated) print(`Admin token: ${service.adminToken}`);
+        print(`Health: ${service.endpoint}/readyz and ${service.adminEndpoint}/readyz (no token)`);
+      }
+      // Secrets are printed only when this service made them; given ones are the caller's to keep.
+      for (const c of service.credentials) {
+        print(service.credentialsGenerated
+          ? `Credentials: AWS_ACCESS_KEY_ID=${c.accessKeyId} AWS_SECRET_ACCESS_KEY=${c.secretAccessKey}`
+          : `Credentials: AWS_ACCESS_KEY_ID=${c.accessKeyId} (secret as given)`);
+      }
       print(`Front-end nodes: ${service.frontends.map((f) => f.nodeId).join(', ')}; data: ${resolve(options.dataDir)}`);
       const live = service.livePrefetcher;
       if (live) {

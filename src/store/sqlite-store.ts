@@ -494,6 +494,12 @@ export class SqliteMessageStore implements MessageStore {
   }
 
   /** Commits pending puts, then closes the database. Closing twice is harmless. */
+  /** Readiness: a real write (one row of a health table), so a read-only or full disk shows. Throws when it cannot write. */
+  probeWritable(now: number): void {
+    this.db.exec('CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at INTEGER NOT NULL)');
+    this.db.prepare('INSERT INTO health (id, checked_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at').run(now);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.flush();
