@@ -13,6 +13,7 @@ import { createSqsServer } from './frontend/server.ts';
 import { addHealthRoutes } from './health.ts';
 import { createAdminServer, generateAdminToken, type AdminOptions } from './admin/server.ts';
 import { ServiceStats } from './admin/stats.ts';
+import { TraceRecorder, type RecorderOptions } from './record/recorder.ts';
 import { ReceiveWaiters } from './frontend/waiters.ts';
 import { KeyCache } from './keycache/key-cache.ts';
 import { NodeKeyring, joinMetadataService, keyEventsToBus } from './keycache/node-keyring.ts';
@@ -62,6 +63,8 @@ export interface ServiceOptions {
    * are taken as the first credential's.
    */
   prefetchBootstrap?: HistorySource;
+  /** Record the access trace (see TraceRecorder). */
+  record?: Pick<RecorderOptions, 'path' | 'names' | 'maxBytes' | 'keep'>;
   /** Admin port options (its credential). */
   admin?: AdminOptions;
 }
@@ -211,6 +214,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const health = { store, kms, keys, clock, isClosing: () => closingStarted };
   addHealthRoutes(server, health);
 
+  const recorder = options.record
+    ? new TraceRecorder({ ...options.record, dataDir: options.dataDir, bus, queueName: (id) => store.getQueueById(id)?.name })
+    : undefined;
   const stats = new ServiceStats({ clock, store, kms: kmsCore, metrics, bus, frontends, prefetcher: live?.prefetcher }).start();
   const adminToken = options.admin?.token ?? generateAdminToken();
   let admin: FastifyInstance | undefined;
@@ -225,6 +231,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       waiters.closeAll();
       await server.close();
       await admin?.close();
+      recorder?.close();
       await store.close();
       for (const f of frontends) f.cache.clear();
       metadata.close();
