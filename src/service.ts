@@ -63,6 +63,8 @@ export interface ServiceOptions {
    * are taken as the first credential's.
    */
   prefetchBootstrap?: HistorySource;
+  /** Per-queue depth gauges for at most this many (the deepest) queues; 0: none. Default 10. */
+  queueMetrics?: number;
   /** Record the access trace (see TraceRecorder). */
   record?: Pick<RecorderOptions, 'path' | 'names' | 'maxBytes' | 'keep'>;
   /** Admin port options (its credential). */
@@ -113,7 +115,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   if (!Number.isInteger(frontendCount) || frontendCount < 1 || frontendCount > 64) throw new RangeError('frontends must be an integer in 1..64');
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const credentials = options.credentials?.length ? options.credentials : loadOrCreateCredentials(options.dataDir);
-  const metrics = createMetrics({ defaultMetrics: true });
+  const metrics = createMetrics({ defaultMetrics: true, queueMetrics: options.queueMetrics });
   metrics.buildInfo.set({ version: VERSION, node_version: process.version }, 1);
 
   const kmsCore = await LocalKms.open({
@@ -131,6 +133,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   }
 
   const store = SqliteMessageStore.open({ path: join(options.dataDir, 'messages.db'), onOp: (op) => metrics.storeOps.inc({ op }) });
+  metrics.setQueueSource({
+    depths: () => store.listQueues().map((q) => ({ queue: q.name, ...store.counts(q.queueId, clock.now()) })),
+  });
   /** A queue's SSE settings, read by the key tier and the prefetcher alike. */
   const settingsOf = (queueId: string) => {
     const queue = store.getQueueById(queueId);

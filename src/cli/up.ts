@@ -31,7 +31,7 @@ export function registerUp(program: Command): void {
     .option('--duration <seconds>', 'with --demo: stop after this long (default: until Ctrl-C)', numberOption(1))
     .option('--bootstrap <trace>', 'let the prefetcher learn from a trace file (events CSV or Azure) before serving');
   configFlags(command, ['host', 'port', 'adminPort', 'dataDir', 'logLevel', 'frontends', 'cacheEntries', 'reuseSeconds', 'kmsLatency', 'kmsRate',
-    'prefetch', 'prefetchBudget', 'missCost', 'kmsCallCost', 'maxKmsOverhead', 'pkpModels', 'record', 'recordNames', 'recordMaxBytes', 'recordKeep'], {
+    'prefetch', 'prefetchBudget', 'missCost', 'kmsCallCost', 'maxKmsOverhead', 'pkpModels', 'metricsQueues', 'record', 'recordNames', 'recordMaxBytes', 'recordKeep'], {
     prefetch: 'turn the Predictive Key Prefetcher off: keys are fetched on demand only',
     kmsLatency: "modelled KMS latency, e.g. '20' or 'lognormal:20:0.5' (ms; default none)",
     kmsRate: 'modelled KMS request quota, calls/s (ThrottlingException beyond it)',
@@ -63,6 +63,7 @@ export function registerUp(program: Command): void {
           modelOptions: { only: models },
         },
         prefetchBootstrap: history,
+        queueMetrics: options.metricsQueues,
         record: options.record === undefined ? undefined : {
           path: resolve(options.record), names: options.recordNames as 'names' | 'pseudonyms' | undefined, maxBytes: options.recordMaxBytes, keep: options.recordKeep,
         },

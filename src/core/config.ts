@@ -40,6 +40,7 @@ export const SCHEMA = {
   logLevel: { kind: 'string', scope: 'up', oneOf: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], help: 'log level' },
   prefetch: { kind: 'boolean', scope: 'up', help: 'run the Predictive Key Prefetcher' },
   prefetchBudget: { kind: 'number', scope: 'up', min: 0, help: 'KMS calls per second allowed for prefetches' },
+  metricsQueues: { kind: 'int', scope: 'up', min: 0, max: 1000, help: 'per-queue depth gauges (pkp_queue_messages) for this many of the deepest queues; 0: none (default 10)' },
   record: { kind: 'string', scope: 'up', help: 'record the access trace (ts_ms,queue,op,node,principal) to this file, for pkp replay --trace' },
   recordNames: { kind: 'string', scope: 'up', oneOf: ['pseudonyms', 'names'], help: 'queues and principals in the recording: pseudonyms (stable, keyed by data-dir/record-key) or names' },
   recordMaxBytes: { kind: 'int', scope: 'up', min: 1024, max: 2 ** 40, help: 'rotate the recording past this size (bytes; default 64 MiB)' },
