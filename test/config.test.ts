@@ -9,7 +9,7 @@ import { ConfigError, readConfigEnv, resolveConfig } from '../src/core/config.ts
 
 const ROOT = join(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'pkp-config-'));
-const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PKP_')));
+const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PKP_') || k === 'PKP_FROM_SOURCE'));
 const pkp = (args: string[], env: Record<string, string> = {}) =>
   spawnSync(process.execPath, ['bin/pkp.js', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000, env: { ...cleanEnv, ...env } });
 

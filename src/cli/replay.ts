@@ -1,12 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { BALANCERS, type BalancerKind } from '../sim/balancer.ts';
-import { renderReplayReport } from '../sim/report-html.ts';
-import { parsePolicies, replay, type ReplayResult } from '../sim/replay.ts';
+import type { ReplayResult } from '../sim/replay.ts';
 import type { PolicyResult } from '../sim/simulator.ts';
-import { openTrace } from '../sim/traces/open.ts';
 import type { TraceEvent, TraceFormat } from '../sim/traces/types.ts';
 import { DEFAULT_COSTS } from '../prefetcher/cost.ts';
 import { MODEL_NAMES, parseModelList } from '../prefetcher/models/index.ts';
@@ -53,6 +50,10 @@ export function registerReplay(program: Command): void {
         missCost: DEFAULT_COSTS.missCost, kmsCallCost: DEFAULT_COSTS.kmsCallCost, maxKmsOverhead: DEFAULT_MAX_KMS_OVERHEAD,
       });
       const options = { ...cli, ...c };
+      // Loaded here, not at the top: `pkp --help` should not pay for the simulator and the report's charts.
+      const [{ default: cliProgress }, { parsePolicies, replay }, { openTrace }] = await Promise.all([
+        import('cli-progress'), import('../sim/replay.ts'), import('../sim/traces/open.ts'),
+      ]);
       if (options.format !== undefined && options.format !== 'events' && options.format !== 'azure') throw new Error(`--format must be events or azure, not '${options.format}'`);
       if (!BALANCERS.includes(options.balancer)) throw new Error(`--balancer must be one of ${BALANCERS.join(', ')}`);
       const names = parsePolicies(options.policies);
@@ -93,6 +94,7 @@ export function registerReplay(program: Command): void {
       const trace = { path: options.trace, format: reader.format, trigger: options.trigger ?? null, rows: stats.rows, events: stats.events, skipped: stats.skipped };
       if (options.json) writeFileSync(options.json, JSON.stringify({ trace, config: c, ...result }, null, 2));
       if (options.html) {
+        const { renderReplayReport } = await import('../sim/report-html.ts');
         const command = `pkp replay ${process.argv.slice(3).join(' ')}`;
         writeFileSync(options.html, renderReplayReport(result, { title: `PKP replay: ${basename(options.trace)}`, trace: options.trace, generatedAt: new Date().toISOString(), command }));
       }

@@ -1,9 +1,5 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { createLogger } from '../core/log.ts';
-import { parseCredential, startService } from '../service.ts';
-import { openTrace } from '../sim/traces/open.ts';
-import { runDemo } from './demo.ts';
 import { parseModelList } from '../prefetcher/models/index.ts';
 import { DEFAULT_COSTS } from '../prefetcher/cost.ts';
 import { DEFAULT_MAX_KMS_OVERHEAD } from '../prefetcher/prefetcher.ts';
@@ -38,6 +34,10 @@ export function registerUp(program: Command): void {
   });
   command.action(async (cli: UpCliOptions) => {
       const options = configOf(command, 'up', UP_DEFAULTS);
+      // Loaded here, not at the top: `pkp --help` should not pay for the service and the SDK.
+      const [{ createLogger }, { parseCredential, startService }, { openTrace }, { runDemo }] = await Promise.all([
+        import('../core/log.ts'), import('../service.ts'), import('../sim/traces/open.ts'), import('./demo.ts'),
+      ]);
       const logger = createLogger({ level: options.logLevel, destination: process.stderr });
       if (cli.bootstrap !== undefined && !options.prefetch) throw new Error('--bootstrap needs the prefetcher: drop --no-prefetch');
       const models = options.pkpModels === undefined ? undefined : parseModelList(options.pkpModels.join(','));

@@ -126,8 +126,8 @@ export function readConfigEnv(env: NodeJS.ProcessEnv): Config {
   return config;
 }
 
-/** PKP_ variables that are not settings: secrets, kept out of files and flags. */
-const ENV_NOT_SETTINGS = new Set(['PKP_KMS_ROOT_KEY', 'PKP_ADMIN_TOKEN']);
+/** PKP_ variables that are not settings: secrets (kept out of files and flags) and the development switch of bin/pkp.js. */
+const ENV_NOT_SETTINGS = new Set(['PKP_KMS_ROOT_KEY', 'PKP_ADMIN_TOKEN', 'PKP_FROM_SOURCE']);
 
 /**
  * The settings in force: flags > env > file > defaults. `flags` holds only what was given on the
