@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { VERSION } from '../core/version.ts';
+import { registerBackup } from './backup.ts';
 import { registerGen } from './gen.ts';
 import { registerReplay } from './replay.ts';
 import { registerUp } from './up.ts';
@@ -13,6 +14,7 @@ program
 registerUp(program);
 registerReplay(program);
 registerGen(program);
+registerBackup(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -7,7 +7,7 @@
  */
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PkpError } from '../core/errors.ts';
 import { decodeReceiptHandle, encodeReceiptHandle } from './receipt-handle.ts';
@@ -340,7 +340,13 @@ export class SqliteMessageStore implements MessageStore {
 
   static open(options: SqliteStoreOptions): SqliteMessageStore {
     const memory = options.path === ':memory:';
-    if (!memory) mkdirSync(dirname(options.path), { recursive: true });
+    if (!memory) {
+      mkdirSync(dirname(options.path), { recursive: true });
+      // Owner-only: messages are ciphertext, but ids, names and attributes are not. SQLite gives
+      // the -wal and -shm files the database file's mode; they are set here too for older files.
+      closeSync(openSync(options.path, 'a', 0o600));
+      chmodSync(options.path, 0o600);
+    }
     const db = new Database(options.path);
     try {
       db.pragma('journal_mode = WAL');
@@ -351,6 +357,7 @@ export class SqliteMessageStore implements MessageStore {
       db.pragma('cache_size = -65536');
       db.pragma('wal_autocheckpoint = 4000');
       migrate(db);
+      if (!memory) for (const suffix of ['-wal', '-shm']) if (existsSync(options.path + suffix)) chmodSync(options.path + suffix, 0o600);
       return new SqliteMessageStore(db, options.onOp);
     } catch (err) {
       db.close();
