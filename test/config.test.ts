@@ -88,3 +88,12 @@ test('a setting written in a config file reaches both replay and up', async () =
     rmSync(dataDir, { recursive: true, force: true });
   }
 });
+
+test('docs/operations.md documents every setting with its flag and variable', async () => {
+  const { SCHEMA, envName, flagName } = await import('../src/core/config.ts');
+  const doc = readFileSync(join(ROOT, 'docs/operations.md'), 'utf8');
+  for (const key of Object.keys(SCHEMA) as (keyof typeof SCHEMA)[]) {
+    const flag = SCHEMA[key].kind === 'boolean' ? `--no-${flagName(key)}` : `--${flagName(key)}`;
+    assert.ok(doc.includes(`| \`${key}\` | \`${flag}\` | \`${envName(key)}\` |`), `${key} documented`);
+  }
+});

@@ -48,6 +48,9 @@ test('every series the Grafana dashboard queries is exported by a running servic
     const text = await (await fetch(`${service.adminEndpoint}/metrics`, { headers: { authorization: `Bearer ${service.adminToken}` } })).text();
     const families = new Set([...text.matchAll(/^# TYPE (\S+) (\w+)/gm)].flatMap((m) => (m[2] === 'histogram' ? [`${m[1]}_bucket`] : [m[1]!])));
     for (const name of wanted) assert.ok(families.has(name), `${name} is exported`);
+    // And docs/operations.md lists every pkp_ family.
+    const doc = readFileSync(join(import.meta.dirname, '..', 'docs/operations.md'), 'utf8');
+    for (const [, name] of text.matchAll(/^# TYPE (pkp_\S+)/gm)) assert.ok(doc.includes(`| \`${name}\` |`), `${name} documented`);
   } finally {
     await service.close();
     rmSync(dataDir, { recursive: true, force: true });
