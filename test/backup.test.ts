@@ -43,10 +43,11 @@ test('a backup taken while the service runs restores every message sent before i
     for (const name of readdirSync(backup)) assert.equal(mode(join(backup, name)), 0o600, name);
     assert.equal(mode(backup), 0o700);
 
-    // Without its root key the backup does not open.
+    // A backup never overwrites one.
     const run = spawnSync(process.execPath, ['bin/pkp.js', 'backup', '--data-dir', dataDir, '--out', backup], { cwd: ROOT, encoding: 'utf8', timeout: 60_000, env: { ...process.env, PKP_FROM_SOURCE: '1' } });
     assert.equal(run.status, 1);
     assert.match(run.stderr, /exists and is not empty/);
+    // Without its root key the backup does not open.
     const noKey = join(dir, 'no-key');
     spawnSync('cp', ['-r', backup, noKey]);
     await assert.rejects(startService({ dataDir: noKey, port: 0, adminPort: null, credentials: [CRED], prefetch: false }), /root key/);

@@ -1,6 +1,7 @@
 /**
  * The dashboard page: one HTML document that polls /api/stats every second and draws with uPlot,
- * served from this process (no CDN: it works offline). Values are put in with textContent only.
+ * served from this process (no CDN: it works offline). Values are put in with textContent only;
+ * the script is its own asset, so the page's CSP allows no inline script.
  */
 export const DASHBOARD_HTML = `<!doctype html>
 <html lang="en">
@@ -34,8 +35,13 @@ export const DASHBOARD_HTML = `<!doctype html>
   <div><h2>Requests per second</h2><div id="chart-rps"></div></div>
 </div>
 <script src="/assets/uPlot.iife.min.js"></script>
-<script>
-'use strict';
+<script src="/assets/dashboard.js"></script>
+</body>
+</html>
+`;
+
+/** The page's script, served as /assets/dashboard.js so the page needs no inline script. */
+export const DASHBOARD_JS = `'use strict';
 const $ = (id) => document.getElementById(id);
 const pct = (x) => (x === null || x === undefined ? '-' : (100 * x).toFixed(1) + '%');
 const num = (x, d = 0) => (x === null || x === undefined ? '-' : Number(x).toFixed(d));
@@ -85,7 +91,4 @@ async function refresh() {
 }
 refresh();
 setInterval(refresh, 1000);
-</script>
-</body>
-</html>
 `;

@@ -11,7 +11,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Metrics } from '../core/metrics.ts';
 import { addHealthRoutes, type ReadinessParts } from '../health.ts';
 import type { KeyCache } from '../keycache/key-cache.ts';
-import { DASHBOARD_HTML } from './dashboard-page.ts';
+import { DASHBOARD_HTML, DASHBOARD_JS } from './dashboard-page.ts';
 import type { ServiceStats } from './stats.ts';
 
 export interface AdminOptions {
@@ -77,10 +77,11 @@ export function createAdminServer(parts: AdminServerParts & { token: string }): 
     const uplotJs = readFileSync(require.resolve('uplot/dist/uPlot.iife.min.js'));
     const uplotCss = readFileSync(require.resolve('uplot/dist/uPlot.min.css'));
     const page = (reply: import('fastify').FastifyReply) => reply
-      .header('content-security-policy', "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; img-src 'self' data:")
+      .header('content-security-policy', "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
       .header('cache-control', 'no-store');
     app.get('/', async (_request, reply) => page(reply).type('text/html; charset=utf-8').send(DASHBOARD_HTML));
     app.get('/assets/uPlot.iife.min.js', async (_request, reply) => reply.type('text/javascript').header('cache-control', 'max-age=3600').send(uplotJs));
+    app.get('/assets/dashboard.js', async (_request, reply) => reply.type('text/javascript').header('cache-control', 'no-store').send(DASHBOARD_JS));
     app.get('/assets/uPlot.min.css', async (_request, reply) => reply.type('text/css').header('cache-control', 'max-age=3600').send(uplotCss));
     app.get('/api/stats', async (request, reply) => {
       const seconds = Math.min(3600, Math.max(10, Number((request.query as { seconds?: string }).seconds ?? 600) || 600));
