@@ -1,16 +1,21 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { InProcessBus } from './bus/in-process.ts';
 import { NatsEventBus, type NatsBusOptions } from './bus/nats-bus.ts';
 import type { EventBus } from './bus/types.ts';
 import { SystemClock, type Clock } from './core/clock.ts';
 import { describeError, silentLogger, type Logger } from './core/log.ts';
 import { createMetrics, type Metrics } from './core/metrics.ts';
+import { VERSION } from './core/version.ts';
 import { FrontendNode } from './frontend/node.ts';
 import { keySettingsOf } from './frontend/queue-attributes.ts';
 import { createSqsServer, type ConnectionLimits } from './frontend/server.ts';
+import { addHealthRoutes } from './health.ts';
+import { createAdminServer, generateAdminToken, type AdminOptions } from './admin/server.ts';
+import { ServiceStats } from './admin/stats.ts';
+import { TraceRecorder, type RecorderOptions } from './record/recorder.ts';
 import { ReceiveWaiters } from './frontend/waiters.ts';
 import { KeyCache } from './keycache/key-cache.ts';
 import { NodeKeyring, joinMetadataService, keyEventsToBus } from './keycache/node-keyring.ts';
@@ -66,6 +71,8 @@ export interface ServiceOptions {
   connections?: ConnectionLimits;
   /** Per-node key cache capacity. */
   cacheEntries?: number;
+  /** Data-key reuse period of queues that do not set KmsDataKeyReusePeriodSeconds (default 300). */
+  defaultReuseSeconds?: number;
   /** Run the Predictive Key Prefetcher (default true). Off, keys are fetched on demand only. */
   prefetch?: boolean;
   prefetcherOptions?: PrefetcherOptions;
@@ -75,6 +82,12 @@ export interface ServiceOptions {
    * are taken as the first credential's.
    */
   prefetchBootstrap?: HistorySource;
+  /** Per-queue depth gauges for at most this many (the deepest) queues; 0: none. Default 10. */
+  queueMetrics?: number;
+  /** Record the access trace (see TraceRecorder). */
+  record?: Pick<RecorderOptions, 'path' | 'names' | 'maxBytes' | 'keep'>;
+  /** Admin port options (its credential). */
+  admin?: AdminOptions;
 }
 
 export interface FrontendParts {
@@ -87,6 +100,13 @@ export interface FrontendParts {
 export interface RunningService {
   endpoint: string;
   adminEndpoint: string | undefined;
+  /** The admin port's credential, and whether this start generated it (only then is it printed). */
+  adminToken: string;
+  adminTokenGenerated: boolean;
+  /** Windowed figures (dashboard, demo line). */
+  stats: ServiceStats;
+  /** Whether the credentials were generated (now or at an earlier start), not given. */
+  credentialsGenerated: boolean;
   credentials: Credential[];
   kms: ManagedKms;
   store: SqliteMessageStore;
@@ -114,7 +134,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   if (!Number.isInteger(frontendCount) || frontendCount < 1 || frontendCount > 64) throw new RangeError('frontends must be an integer in 1..64');
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const credentials = options.credentials?.length ? options.credentials : loadOrCreateCredentials(options.dataDir);
-  const metrics = createMetrics({ defaultMetrics: true });
+  const metrics = createMetrics({ defaultMetrics: true, queueMetrics: options.queueMetrics });
+  metrics.buildInfo.set({ version: VERSION, node_version: process.version }, 1);
 
   const onCall = (op: KmsOperation, reason: KeyReason): void => void metrics.kmsCalls.inc({ operation: op, reason });
   // A KMS across the network when one is named (`pkp kms`, AWS KMS); else the embedded one.
@@ -133,10 +154,16 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const store = SqliteMessageStore.open({
     path: join(options.dataDir, 'messages.db'), synchronous: options.durability, onOp: (op) => metrics.storeOps.inc({ op }),
   });
+  metrics.setQueueSource({
+    depths: () => store.listQueues().map((q) => ({ queue: q.name, ...store.counts(q.queueId, clock.now()) })),
+  });
   /** A queue's SSE settings, read by the key tier and the prefetcher alike. */
   const settingsOf = (queueId: string) => {
     const queue = store.getQueueById(queueId);
-    return queue ? keySettingsOf(queue) : undefined;
+    if (!queue) return undefined;
+    const settings = keySettingsOf(queue);
+    if (options.defaultReuseSeconds !== undefined && queue.attributes.KmsDataKeyReusePeriodSeconds === undefined) settings.reuseMs = options.defaultReuseSeconds * 1000;
+    return settings;
   };
   const keys = new KeyService({
     kms,
@@ -210,32 +237,28 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     metrics,
     connections: options.connections,
   });
-  await server.listen({ port: options.port ?? 9324, host });
-  const endpoint = `http://${host}:${portOf(server)}`;
+  let closingStarted = false;
+  const health = { store, kms, keys, clock, isClosing: () => closingStarted };
+  addHealthRoutes(server, health);
 
+  const recorder = options.record
+    ? new TraceRecorder({ ...options.record, dataDir: options.dataDir, bus, queueName: (id) => store.getQueueById(id)?.name })
+    : undefined;
+  const stats = new ServiceStats({ clock, store, kms: kmsCore, metrics, bus, frontends, prefetcher: live?.prefetcher }).start();
+  const adminToken = options.admin?.token ?? generateAdminToken();
   let admin: FastifyInstance | undefined;
-  let adminEndpoint: string | undefined;
-  if (options.adminPort !== null) {
-    admin = Fastify({ logger: false });
-    admin.get('/metrics', async (_request, reply) => {
-      for (const f of frontends) metrics.keyCacheEntries.set({ node: f.nodeId }, f.cache.size);
-      reply.header('content-type', metrics.registry.contentType);
-      return metrics.registry.metrics();
-    });
-    admin.get('/healthz', async () => ({ ok: true }));
-    await admin.listen({ port: options.adminPort ?? (options.port ? options.port + 1 : 0), host });
-    adminEndpoint = `http://${host}:${portOf(admin)}`;
-  }
-
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
+    closingStarted = true;
     closing ??= (async () => {
       // The prefetcher first (nothing new is prefetched); long polls return empty at once;
       // in-flight requests finish; then the store is flushed.
       live?.stop();
+      stats.stop();
       waiters.closeAll();
       await server.close();
       await admin?.close();
+      recorder?.close();
       await store.close();
       for (const f of frontends) f.cache.clear();
       metadata.close();
@@ -245,8 +268,25 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     return closing;
   };
 
+  // Either port failing to bind stops the whole start: nothing is left listening or open.
+  const port = options.port ?? 9324;
+  let endpoint: string;
+  let adminEndpoint: string | undefined;
+  try {
+    endpoint = `http://${hostInUrl(host)}:${await listen(server, host, port, 'SQS')}`;
+    if (options.adminPort !== null) {
+      admin = createAdminServer({ frontends, metrics, health, stats, token: adminToken });
+      const adminPort = options.adminPort ?? (port ? port + 1 : 0);
+      adminEndpoint = `http://${hostInUrl(host)}:${await listen(admin, host, adminPort, 'admin')}`;
+    }
+  } catch (error) {
+    await close();
+    throw error;
+  }
+
   return {
-    endpoint, adminEndpoint, credentials, kms: kmsCore, store, keys, metadata, frontends, bus, metrics,
+    endpoint, adminEndpoint, adminToken, adminTokenGenerated: options.admin?.token === undefined, stats,
+    credentialsGenerated: !options.credentials?.length, credentials, kms: kmsCore, store, keys, metadata, frontends, bus, metrics,
     prefetcher: live?.prefetcher, livePrefetcher: live, close,
   };
 }
@@ -262,6 +302,19 @@ function expectedFetchMs(kmsLatency: string | undefined): number {
   const values = Array.from({ length: 501 }, sample).sort((a, b) => a - b);
   return workMs + values[250]!;
 }
+
+/** Binds, or throws an error naming the port and why (e.g. EADDRINUSE). */
+async function listen(server: FastifyInstance, host: string, port: number, what: string): Promise<number> {
+  try {
+    await server.listen({ port, host });
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    throw new Error(`cannot listen on ${host}:${port} (${what} port): ${typeof code === 'string' ? code : (error as Error).message}`);
+  }
+  return portOf(server);
+}
+
+const hostInUrl = (host: string): string => (host.includes(':') ? `[${host}]` : host);
 
 function portOf(server: FastifyInstance): number {
   const address = server.server.address();

@@ -198,8 +198,8 @@ describe('messages', () => {
     assert.equal(new Set(access.map((e) => e.queueId)).size, 1);
     assert.ok(!JSON.stringify(events).includes('report me'));
     const metrics = await service.metrics.registry.getSingleMetricAsString('pkp_sqs_requests_total');
-    assert.match(metrics, /action="SendMessage",status="200"/);
-    assert.match(metrics, /action="GetQueueUrl",status="400"/);
+    assert.match(metrics, /action="SendMessage",code="200"/);
+    assert.match(metrics, /action="GetQueueUrl",code="400"/);
   });
 
   it('returns only the message attributes asked for, with their own MD5', async () => {

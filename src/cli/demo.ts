@@ -14,6 +14,9 @@ interface DemoQueue {
   offSeconds?: number;
 }
 
+/** The demo line's window. */
+const WINDOW_MS = 10_000;
+
 const QUEUES: DemoQueue[] = [
   { name: 'demo-orders', rate: 40 },
   { name: 'demo-emails', rate: 25, onSeconds: 5, offSeconds: 10 },
@@ -44,24 +47,25 @@ export function runDemo(service: RunningService, options: { durationSeconds?: nu
   const deadline = options.durationSeconds !== undefined ? started + options.durationSeconds * 1000 : Infinity;
   const live = (): boolean => running && Date.now() < deadline;
 
+  /** The last 10 s (counters since start say nothing about what the prefetcher does now). */
   const summary = (): string => {
     const seconds = Math.max(1, (Date.now() - started) / 1000);
-    const nodes = service.frontends.map((f) => {
-      const { hits, misses } = f.cache.stats;
-      return `${f.nodeId} ${hits + misses > 0 ? ((100 * hits) / (hits + misses)).toFixed(1) : '-'}%`;
-    });
-    let hits = 0;
-    let lookups = 0;
-    for (const f of service.frontends) {
-      hits += f.cache.stats.hits;
-      lookups += f.cache.stats.hits + f.cache.stats.misses;
-    }
-    const ratio = lookups > 0 ? `${((100 * hits) / lookups).toFixed(1)}%` : '-';
-    const p = service.prefetcher?.stats;
-    const prefetches = p ? `prefetches issued ${p.issued} used ${p.used} wasted ${p.wasted}` : 'prefetch off';
-    const kms = service.kms.counts();
-    return `t=${seconds.toFixed(0)}s req/s ${(counters.requests / seconds).toFixed(0)} | key-cache hit ratio ${ratio} (${nodes.join(' ')}) | ${prefetches} | KMS calls ${kms.total} ` +
-      `(demand ${kms.byReason.demand}, prefetch ${kms.byReason.prefetch + kms.byReason.refresh}) | sent ${counters.sent} received ${counters.received} errors ${counters.errors}`;
+    const w = service.stats.windowed(WINDOW_MS);
+    const pct = (x: number | null | undefined): string => (x === null || x === undefined ? '-' : `${(100 * x).toFixed(1)}%`);
+    const nodes = (w?.nodes ?? []).map((n) => `${n.node} ${pct(n.hitRatio)}`);
+    const p = service.prefetcher;
+    const prefetches = p && w
+      ? `prefetches issued ${w.prefetch.issued} used ${w.prefetch.used} wasted ${w.prefetch.wasted}`
+      : 'prefetch off';
+    const kms = w ? `KMS calls demand ${w.kms.demand}, prefetch ${w.kms.prefetch + w.kms.refresh}` : 'KMS calls -';
+    return `t=${seconds.toFixed(0)}s last ${Math.round(w?.seconds ?? 0)}s: req/s ${(w?.requestsPerSecond ?? 0).toFixed(0)} | key-cache hit ratio ${pct(w?.hitRatio)} (${nodes.join(' ')}) | ${prefetches} | ${kms} | ` +
+      `total sent ${counters.sent} received ${counters.received} errors ${counters.errors}`;
+  };
+  /** One line while the prefetcher has nothing to show yet, so an empty prefetch count is not read as broken. */
+  const learningNote = (): string | undefined => {
+    const p = service.prefetcher;
+    if (!p || p.stats.issued > 0) return undefined;
+    return 'prefetcher: learning — it prefetches once a queue has shown its pattern over a few key reuse periods (60 s here); until then keys are fetched on demand';
   };
 
   const worker = async (queue: DemoQueue): Promise<void> => {
@@ -96,10 +100,35 @@ export function runDemo(service: RunningService, options: { durationSeconds?: nu
     }
   };
 
-  const ticker = setInterval(() => options.out.write(`\r${summary()}   `), 1000);
-  const finished = Promise.allSettled(QUEUES.map(worker)).then(() => {
+  // On a terminal one line is rewritten in place; elsewhere (a log, a pipe) a full line every 10 s.
+  const tty = (options.out as NodeJS.WriteStream).isTTY === true;
+  let noted = false;
+  let lineOpen = false;
+  const tick = (): void => {
+    const note = learningNote();
+    const learning = note !== undefined;
+    if (learning !== noted) {
+      options.out.write(`${lineOpen ? '\n' : ''}${note ?? 'prefetcher: prefetching now'}\n`);
+      lineOpen = false;
+      noted = learning;
+    }
+    if (tty) {
+      options.out.write(`\r\x1b[2K${summary()}`);
+      lineOpen = true;
+    } else {
+      options.out.write(`${summary()}\n`);
+    }
+  };
+  let ticker: NodeJS.Timeout | undefined;
+  const first = setTimeout(() => {
+    tick();
+    ticker = setInterval(tick, tty ? 1000 : WINDOW_MS);
+  }, 1000);
+  const finished = Promise.allSettled(QUEUES.map(worker)).then(async () => {
+    clearTimeout(first);
     clearInterval(ticker);
-    options.out.write(`\nfinal: ${summary()}\n`);
+    await service.stats.sample();
+    options.out.write(`${lineOpen ? '\n' : ''}final: ${summary()}\n`);
     client.destroy();
   });
   return {

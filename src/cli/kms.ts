@@ -1,9 +1,5 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { SystemClock } from '../core/clock.ts';
-import { createLogger } from '../core/log.ts';
-import { startKmsRole } from '../kms/kms-role.ts';
-import { loadOrCreateCredentials, parseCredential } from '../service.ts';
 import { collect, intOption, numberOption } from './options.ts';
 
 interface KmsOptions {
@@ -30,6 +26,10 @@ export function registerKms(program: Command): void {
     .option('--latency <spec>', "added latency of GenerateDataKey and Decrypt, e.g. '20' or 'lognormal:20:0.5' (ms)")
     .option('--log-level <level>', 'pino log level', 'info')
     .action(async (options: KmsOptions) => {
+      // Loaded here, not at the top: `pkp --help` should not pay for the server.
+      const [{ SystemClock }, { createLogger }, { startKmsRole }, { loadOrCreateCredentials, parseCredential }] = await Promise.all([
+        import('../core/clock.ts'), import('../core/log.ts'), import('../kms/kms-role.ts'), import('../service.ts'),
+      ]);
       const logger = createLogger({ level: options.logLevel, destination: process.stderr });
       const dataDir = resolve(options.dataDir);
       const given = options.credentials?.map(parseCredential);

@@ -1,4 +1,6 @@
 import { Command } from 'commander';
+import { VERSION } from '../core/version.ts';
+import { registerBackup } from './backup.ts';
 import { registerGen } from './gen.ts';
 import { registerKms } from './kms.ts';
 import { registerReplay } from './replay.ts';
@@ -8,11 +10,13 @@ const program = new Command();
 program
   .name('pkp')
   .description('PKP: an encrypted, SQS-compatible queue service with a Predictive Key Prefetcher')
+  .version(VERSION, '-V, --version', 'print the version')
   .showHelpAfterError();
 registerUp(program);
 registerReplay(program);
 registerGen(program);
 registerKms(program);
+registerBackup(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,22 +1,15 @@
 import { writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { BALANCERS, type BalancerKind } from '../sim/balancer.ts';
-import { renderReplayReport } from '../sim/report-html.ts';
-import { parsePolicies, replay, type ReplayResult } from '../sim/replay.ts';
+import type { ReplayResult } from '../sim/replay.ts';
 import type { PolicyResult } from '../sim/simulator.ts';
-import { openTrace } from '../sim/traces/open.ts';
 import type { TraceEvent, TraceFormat } from '../sim/traces/types.ts';
 import { DEFAULT_COSTS } from '../prefetcher/cost.ts';
 import { MODEL_NAMES, parseModelList } from '../prefetcher/models/index.ts';
 import { DEFAULT_MAX_KMS_OVERHEAD } from '../prefetcher/prefetcher.ts';
-import { intOption, numberOption } from './options.ts';
+import { configFlags, configOf, intOption, numberOption } from './options.ts';
 
-function overheadOption(text: string): number {
-  if (text === 'inf' || text === 'Infinity') return Infinity;
-  return numberOption(0, 100)(text);
-}
 
 interface ReplayCliOptions {
   trace: string;
@@ -24,25 +17,16 @@ interface ReplayCliOptions {
   trigger?: string;
   lenient?: boolean;
   policies: string;
-  frontends: number;
   balancer: BalancerKind;
-  reuse: number;
   warmup: number;
-  capacity?: number;
-  kmsLatency: string;
-  kmsRate?: number;
   hop: number;
   seed: number;
   json?: string;
   html?: string;
-  missCost: number;
-  kmsCallCost: number;
-  maxKmsOverhead: number;
-  pkpModels?: string;
 }
 
 export function registerReplay(program: Command): void {
-  program
+  const command = program
     .command('replay')
     .description('replay a trace in virtual time through the real key path under each policy, and compare them')
     .requiredOption('--trace <file>', 'trace file (generic events CSV/JSONL, or Azure Functions 2019 per-minute CSV)')
@@ -50,26 +34,30 @@ export function registerReplay(program: Command): void {
     .option('--trigger <trigger>', 'Azure traces: keep only functions with this trigger (e.g. queue)')
     .option('--lenient', 'skip bad rows (and report how many) instead of failing')
     .option('--policies <list>', 'comma-separated: reactive,refresh-ahead,histogram,pkp,oracle,none', 'reactive,refresh-ahead,histogram,pkp,oracle')
-    .option('--frontends <n>', 'front-end nodes', intOption(1, 1024), 4)
     .option('--balancer <kind>', `load balancer: ${BALANCERS.join(' | ')}`, 'random')
-    .option('--reuse <seconds>', 'data-key reuse period', intOption(60, 86_400), 300)
     .option('--warmup <seconds>', 'trace time replayed but not measured', numberOption(0), 3600)
-    .option('--capacity <entries>', 'key-cache entries per node (default unlimited)', intOption(1, 1e9))
-    .option('--kms-latency <spec>', "KMS latency model in ms: '10', 'uniform:5:15', 'lognormal:10:0.5', 'exp:10', 'pareto:5:2.5'", '10')
-    .option('--kms-rate <calls/s>', 'KMS request quota', numberOption(1))
     .option('--hop <ms>', 'front-end ↔ metadata service latency, each way', numberOption(0, 10_000), 1)
     .option('--seed <n>', 'seed for arrival instants, balancer and latencies', intOption(0, 2 ** 31), 1)
-    .option('--miss-cost <units>', 'pkp cost model: a demand miss', numberOption(1e-9), DEFAULT_COSTS.missCost)
-    .option('--kms-call-cost <units>', 'pkp cost model: a KMS call that serves no request', numberOption(0), DEFAULT_COSTS.kmsCallCost)
-    .option('--max-kms-overhead <share>', "pkp: keys generated may exceed the fewest needed by this share before the KMS price rises ('inf': off)", overheadOption, DEFAULT_MAX_KMS_OVERHEAD)
-    .option('--pkp-models <list>', `pkp: comma-separated subset of its models (${MODEL_NAMES.join(',')}; default all)`)
     .option('--json <file>', 'write the results as JSON')
-    .option('--html <file>', 'write an offline HTML report')
-    .action(async (options: ReplayCliOptions) => {
+    .option('--html <file>', 'write an offline HTML report');
+  configFlags(command, ['frontends', 'reuseSeconds', 'cacheEntries', 'kmsLatency', 'kmsRate', 'missCost', 'kmsCallCost', 'maxKmsOverhead', 'pkpModels'], {
+    cacheEntries: 'key-cache entries per node (default unlimited)',
+    pkpModels: `pkp: comma-separated subset of its models (${MODEL_NAMES.join(',')}; default all)`,
+  });
+  command.action(async (cli: ReplayCliOptions) => {
+      const c = configOf(command, 'replay', {
+        frontends: 4, reuseSeconds: 300, kmsLatency: '10',
+        missCost: DEFAULT_COSTS.missCost, kmsCallCost: DEFAULT_COSTS.kmsCallCost, maxKmsOverhead: DEFAULT_MAX_KMS_OVERHEAD,
+      });
+      const options = { ...cli, ...c };
+      // Loaded here, not at the top: `pkp --help` should not pay for the simulator and the report's charts.
+      const [{ default: cliProgress }, { parsePolicies, replay }, { openTrace }] = await Promise.all([
+        import('cli-progress'), import('../sim/replay.ts'), import('../sim/traces/open.ts'),
+      ]);
       if (options.format !== undefined && options.format !== 'events' && options.format !== 'azure') throw new Error(`--format must be events or azure, not '${options.format}'`);
       if (!BALANCERS.includes(options.balancer)) throw new Error(`--balancer must be one of ${BALANCERS.join(', ')}`);
       const names = parsePolicies(options.policies);
-      const pkpModels = options.pkpModels === undefined ? undefined : parseModelList(options.pkpModels);
+      const pkpModels = options.pkpModels === undefined ? undefined : parseModelList(options.pkpModels.join(','));
       const reader = openTrace(options.trace, { format: options.format, trigger: options.trigger, seed: options.seed, lenient: options.lenient });
 
       const bar = new cliProgress.SingleBar(
@@ -90,8 +78,8 @@ export function registerReplay(program: Command): void {
         events = 0;
         return counted();
       }, names, {
-        frontends: options.frontends, balancer: options.balancer, reuseSeconds: options.reuse, warmupMs: options.warmup * 1000,
-        capacity: options.capacity, kmsLatency: options.kmsLatency, kmsRatePerSecond: options.kmsRate, hopMs: options.hop, seed: options.seed,
+        frontends: options.frontends, balancer: options.balancer, reuseSeconds: options.reuseSeconds, warmupMs: options.warmup * 1000,
+        capacity: options.cacheEntries, kmsLatency: options.kmsLatency, kmsRatePerSecond: options.kmsRate, hopMs: options.hop, seed: options.seed,
       }, (r) => {
         if (names.includes(r.policy as never)) done++;
         bar.update(done, { policy: names[done] ?? 'done' });
@@ -104,8 +92,9 @@ export function registerReplay(program: Command): void {
       if (stats.skipped > 0) process.stderr.write(`skipped ${stats.skipped} bad rows (--lenient)\n`);
       process.stdout.write(formatTable(result) + '\n');
       const trace = { path: options.trace, format: reader.format, trigger: options.trigger ?? null, rows: stats.rows, events: stats.events, skipped: stats.skipped };
-      if (options.json) writeFileSync(options.json, JSON.stringify({ trace, ...result }, null, 2));
+      if (options.json) writeFileSync(options.json, JSON.stringify({ trace, config: c, ...result }, null, 2));
       if (options.html) {
+        const { renderReplayReport } = await import('../sim/report-html.ts');
         const command = `pkp replay ${process.argv.slice(3).join(' ')}`;
         writeFileSync(options.html, renderReplayReport(result, { title: `PKP replay: ${basename(options.trace)}`, trace: options.trace, generatedAt: new Date().toISOString(), command }));
       }

@@ -1,70 +1,58 @@
 import { resolve } from 'node:path';
-import { Option, type Command } from 'commander';
-import { createLogger } from '../core/log.ts';
-import { parseCredential, startService } from '../service.ts';
-import { openTrace } from '../sim/traces/open.ts';
-import { runDemo } from './demo.ts';
-import { collect, intOption, numberOption } from './options.ts';
+import type { Command } from 'commander';
+import { parseModelList } from '../prefetcher/models/index.ts';
+import { DEFAULT_COSTS } from '../prefetcher/cost.ts';
+import { DEFAULT_MAX_KMS_OVERHEAD } from '../prefetcher/prefetcher.ts';
+import { collect, configFlags, configOf, numberOption } from './options.ts';
 
-interface UpOptions {
-  port: number;
-  adminPort?: number;
-  frontends: number;
-  dataDir: string;
+const UP_DEFAULTS = {
+  host: '127.0.0.1', port: 9324, dataDir: 'pkp-data', logLevel: 'info', frontends: 3, cacheEntries: 10_000, reuseSeconds: 300,
+  prefetch: true, prefetchBudget: 50, durability: 'normal', natsStream: 'PKP_EVENTS', kmsRegion: 'us-east-1',
+  missCost: DEFAULT_COSTS.missCost, kmsCallCost: DEFAULT_COSTS.kmsCallCost, maxKmsOverhead: DEFAULT_MAX_KMS_OVERHEAD,
+};
+
+interface UpCliOptions {
   credentials?: string[];
   demo?: boolean;
   duration?: number;
-  kmsLatency?: string;
-  kmsRate?: number;
-  kmsEndpoint?: string;
-  nats?: string;
-  durability: 'normal' | 'full';
-  natsStream: string;
-  kmsRegion: string;
-  kmsCredentials?: string;
-  prefetchBudget: number;
-  /** false with --no-prefetch. */
-  prefetch: boolean;
   bootstrap?: string;
-  logLevel: string;
 }
 
 export function registerUp(program: Command): void {
-  program
+  const command = program
     .command('up')
     .description('run the KMS, the metadata service, N front-end nodes and one SQS endpoint in this process')
-    .option('--port <port>', 'SQS endpoint port', intOption(0, 65535), 9324)
-    .option('--admin-port <port>', 'Prometheus metrics port (default: port + 1)', intOption(0, 65535))
-    .option('--frontends <n>', 'front-end nodes', intOption(1, 64), 3)
-    .option('--data-dir <dir>', 'where messages, master keys and credentials live', 'pkp-data')
     .option('--credentials <id:secret>', 'accepted credentials (repeatable); default: one generated principal', collect)
     .option('--demo', 'also drive a built-in workload through the SQS endpoint and show a live summary')
     .option('--duration <seconds>', 'with --demo: stop after this long (default: until Ctrl-C)', numberOption(1))
-    .addOption(new Option('--durability <mode>', "when a send is acknowledged: 'normal' (survives kill -9) or 'full' (survives power loss: fsync per commit)").choices(['normal', 'full']).default('normal'))
-    .option('--nats <url>', 'carry events over NATS JetStream at this URL (e.g. nats://127.0.0.1:4222) instead of in-process')
-    .option('--nats-stream <name>', 'JetStream stream for the events', 'PKP_EVENTS')
-    .option('--kms-endpoint <url>', 'use the KMS at this AWS KMS API endpoint (`pkp kms`, or AWS KMS) instead of the embedded one')
-    .option('--kms-region <region>', 'region of the KMS named by --kms-endpoint', 'us-east-1')
-    .option('--kms-credentials <id:secret>', 'credentials for --kms-endpoint (default: the AWS SDK chain: environment, profile, role)')
-    .option('--kms-latency <spec>', "modelled KMS latency, e.g. '20' or 'lognormal:20:0.5' (ms)")
-    .option('--kms-rate <calls/s>', 'modelled KMS request quota (ThrottlingException beyond it)', numberOption(1))
-    .option('--prefetch-budget <calls/s>', 'KMS calls per second allowed for prefetches', numberOption(0), 50)
-    .option('--no-prefetch', 'turn the Predictive Key Prefetcher off: keys are fetched on demand only')
-    .option('--bootstrap <trace>', 'let the prefetcher learn from a trace file (events CSV or Azure) before serving')
-    .option('--log-level <level>', 'pino log level', 'info')
-    .action(async (options: UpOptions) => {
+    .option('--bootstrap <trace>', 'let the prefetcher learn from a trace file (events CSV or Azure) before serving');
+  configFlags(command, ['host', 'port', 'adminPort', 'dataDir', 'logLevel', 'frontends', 'cacheEntries', 'reuseSeconds', 'kmsLatency', 'kmsRate',
+    'prefetch', 'prefetchBudget', 'missCost', 'kmsCallCost', 'maxKmsOverhead', 'pkpModels', 'metricsQueues', 'record', 'recordNames', 'recordMaxBytes', 'recordKeep',
+    'durability', 'nats', 'natsStream', 'kmsEndpoint', 'kmsRegion', 'kmsCredentials'], {
+    prefetch: 'turn the Predictive Key Prefetcher off: keys are fetched on demand only',
+    kmsLatency: "modelled KMS latency, e.g. '20' or 'lognormal:20:0.5' (ms; default none)",
+    kmsRate: 'modelled KMS request quota, calls/s (ThrottlingException beyond it)',
+  });
+  command.action(async (cli: UpCliOptions) => {
+      const options = configOf(command, 'up', UP_DEFAULTS);
+      // Loaded here, not at the top: `pkp --help` should not pay for the service and the SDK.
+      const [{ createLogger }, { parseCredential, startService }, { openTrace }, { runDemo }] = await Promise.all([
+        import('../core/log.ts'), import('../service.ts'), import('../sim/traces/open.ts'), import('./demo.ts'),
+      ]);
       const logger = createLogger({ level: options.logLevel, destination: process.stderr });
-      if (options.bootstrap !== undefined && !options.prefetch) throw new Error('--bootstrap needs the prefetcher: drop --no-prefetch');
+      if (cli.bootstrap !== undefined && !options.prefetch) throw new Error('--bootstrap needs the prefetcher: drop --no-prefetch');
+      const models = options.pkpModels === undefined ? undefined : parseModelList(options.pkpModels.join(','));
       // Opened here so a missing or unreadable file fails before anything starts.
-      const history = options.bootstrap !== undefined ? openTrace(resolve(options.bootstrap)) : undefined;
+      const history = cli.bootstrap !== undefined ? openTrace(resolve(cli.bootstrap)) : undefined;
       const service = await startService({
         dataDir: resolve(options.dataDir),
+        host: options.host,
         port: options.port,
         adminPort: options.adminPort,
         frontends: options.frontends,
-        credentials: options.credentials?.map(parseCredential),
+        credentials: cli.credentials?.map(parseCredential),
         logger,
-        durability: options.durability,
+        durability: options.durability as 'normal' | 'full',
         nats: options.nats === undefined ? undefined : { servers: options.nats, stream: options.natsStream },
         kms: options.kmsEndpoint === undefined ? undefined : {
           endpoint: options.kmsEndpoint,
@@ -73,22 +61,46 @@ export function registerUp(program: Command): void {
         },
         kmsLatency: options.kmsLatency,
         kmsRatePerSecond: options.kmsRate,
+        cacheEntries: options.cacheEntries,
+        defaultReuseSeconds: options.reuseSeconds,
         prefetchBudgetPerSecond: options.prefetchBudget,
         prefetch: options.prefetch,
+        prefetcherOptions: {
+          costs: { missCost: options.missCost, kmsCallCost: options.kmsCallCost },
+          maxKmsOverhead: options.maxKmsOverhead,
+          modelOptions: { only: models },
+        },
         prefetchBootstrap: history,
+        queueMetrics: options.metricsQueues,
+        record: options.record === undefined ? undefined : {
+          path: resolve(options.record), names: options.recordNames as 'names' | 'pseudonyms' | undefined, maxBytes: options.recordMaxBytes, keep: options.recordKeep,
+        },
+        admin: { token: process.env.PKP_ADMIN_TOKEN || undefined },
       });
+      logger.info({ config: { ...options } }, 'settings in force');
       const print = (line: string): void => void process.stdout.write(`${line}\n`);
       print(`SQS endpoint: ${service.endpoint}`);
-      if (service.adminEndpoint) print(`Metrics: ${service.adminEndpoint}/metrics`);
-      for (const c of service.credentials) print(`Credentials: AWS_ACCESS_KEY_ID=${c.accessKeyId} AWS_SECRET_ACCESS_KEY=${c.secretAccessKey}`);
+      if (service.adminEndpoint) {
+        print(`Dashboard: ${service.adminEndpoint}/${service.adminTokenGenerated ? `?token=${service.adminToken}` : ' (token: PKP_ADMIN_TOKEN)'}`);
+        print(`Metrics: ${service.adminEndpoint}/metrics`);
+        if (service.adminTokenGenerated) print(`Admin token: ${service.adminToken}`);
+        print(`Health: ${service.endpoint}/readyz and ${service.adminEndpoint}/readyz (no token)`);
+      }
+      // Secrets are printed only when this service made them; given ones are the caller's to keep.
+      for (const c of service.credentials) {
+        print(service.credentialsGenerated
+          ? `Credentials: AWS_ACCESS_KEY_ID=${c.accessKeyId} AWS_SECRET_ACCESS_KEY=${c.secretAccessKey}`
+          : `Credentials: AWS_ACCESS_KEY_ID=${c.accessKeyId} (secret as given)`);
+      }
       print(`Front-end nodes: ${service.frontends.map((f) => f.nodeId).join(', ')}; data: ${resolve(options.dataDir)}`);
       const live = service.livePrefetcher;
       if (live) {
-        const learned = history ? `; learned ${live.bootstrapped} events (${live.prefetcher.stats.streams} streams) from ${options.bootstrap}` : '';
+        const learned = history ? `; learned ${live.bootstrapped} events (${live.prefetcher.stats.streams} streams) from ${cli.bootstrap}` : '';
         print(`Prefetcher: on${learned}`);
       } else {
         print(`Prefetcher: off${options.prefetch ? ' (failed to start: see the log)' : ''}`);
       }
+      if (options.record !== undefined) print(`Recording: ${resolve(options.record)} (${options.recordNames ?? 'pseudonyms'}; replay with pkp replay --trace ${options.record} --warmup 0)`);
       print(`Try: aws --endpoint-url ${service.endpoint} --region us-east-1 sqs create-queue --queue-name demo`);
 
       let stopping = false;
@@ -100,10 +112,10 @@ export function registerUp(program: Command): void {
         await service.close();
         print('stopped: every acknowledged message is stored');
       };
-      const demo = options.demo ? runDemo(service, { durationSeconds: options.duration, out: process.stderr }) : undefined;
+      const demo = cli.demo ? runDemo(service, { durationSeconds: cli.duration, out: process.stderr }) : undefined;
       process.once('SIGINT', () => void stop('SIGINT'));
       process.once('SIGTERM', () => void stop('SIGTERM'));
-      if (demo && options.duration !== undefined) {
+      if (demo && cli.duration !== undefined) {
         await demo.finished;
         await stop('duration');
       }

@@ -91,7 +91,7 @@ export function createSqsServer(options: SqsServerOptions): FastifyInstance {
       status = sqsError.status;
       return sendError(reply, sqsError);
     } finally {
-      metrics?.requests.inc({ action: label, status: String(status) });
+      metrics?.requests.inc({ action: label, code: String(status) });
       metrics?.requestSeconds.observe({ action: label }, Number(process.hrtime.bigint() - started) / 1e9);
     }
   };
@@ -101,7 +101,7 @@ export function createSqsServer(options: SqsServerOptions): FastifyInstance {
   app.post('/*', handle);
 
   app.setNotFoundHandler((request, reply) => {
-    metrics?.requests.inc({ action: 'Unknown', status: '400' });
+    metrics?.requests.inc({ action: 'Unknown', code: '400' });
     return sendError(reply, new SqsError('InvalidAction', `${request.method.slice(0, 16)} is not supported: SQS actions are POST requests.`));
   });
 
@@ -119,7 +119,7 @@ export function createSqsServer(options: SqsServerOptions): FastifyInstance {
     } else {
       sqsError = unexpected(logger, error, label);
     }
-    metrics?.requests.inc({ action: label, status: String(sqsError.status) });
+    metrics?.requests.inc({ action: label, code: String(sqsError.status) });
     return sendError(reply, sqsError);
   });
 

@@ -77,6 +77,7 @@ export class KeyService {
   private readonly failures = new Map<string, RememberedFailure>();
   private readonly failureBackoffMs: number;
   private readonly random: Random;
+  private closed = false;
 
   constructor(options: KeyServiceOptions) {
     this.kms = options.kms;
@@ -117,7 +118,14 @@ export class KeyService {
     return this.withKey('decrypt', slot, queueId, request, pick, () => this.decrypt(queueId, encryptedDek, dekId, request.reason ?? 'demand', request.requestedAt), consume);
   }
 
+  /** Readiness of the key tier: open, and demand calls not piling up behind the KMS. */
+  health(): { serving: boolean; waiting: number } {
+    const waiting = this.scheduler.waiting;
+    return { serving: !this.closed && waiting < 1000, waiting };
+  }
+
   close(): void {
+    this.closed = true;
     this.scheduler.close();
     this.tier.clear();
   }

@@ -7,7 +7,7 @@
  */
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PkpError } from '../core/errors.ts';
 import { DiskReserve, isDiskFull } from './disk-reserve.ts';
@@ -351,7 +351,13 @@ export class SqliteMessageStore implements MessageStore {
 
   static open(options: SqliteStoreOptions): SqliteMessageStore {
     const memory = options.path === ':memory:';
-    if (!memory) mkdirSync(dirname(options.path), { recursive: true });
+    if (!memory) {
+      mkdirSync(dirname(options.path), { recursive: true });
+      // Owner-only: messages are ciphertext, but ids, names and attributes are not. SQLite gives
+      // the -wal and -shm files the database file's mode; they are set here too for older files.
+      closeSync(openSync(options.path, 'a', 0o600));
+      chmodSync(options.path, 0o600);
+    }
     const db = new Database(options.path);
     try {
       db.pragma('journal_mode = WAL');
@@ -365,6 +371,7 @@ export class SqliteMessageStore implements MessageStore {
       db.pragma('wal_autocheckpoint = 1000');
       db.pragma(`journal_size_limit = ${4 * 1024 * 1024}`);
       migrate(db);
+      if (!memory) for (const suffix of ['-wal', '-shm']) if (existsSync(options.path + suffix)) chmodSync(options.path + suffix, 0o600);
       const reserve = new DiskReserve(memory ? undefined : `${options.path}-reserve`, options.reserveBytes ?? 8 * 1024 * 1024);
       const store = new SqliteMessageStore(db, options.onOp, reserve);
       // Opened on a full disk: readable, but refusing sends until there is room.
@@ -512,6 +519,12 @@ export class SqliteMessageStore implements MessageStore {
   }
 
   /** Commits pending puts, then closes the database. Closing twice is harmless. */
+  /** Readiness: a real write (one row of a health table), so a read-only or full disk shows. Throws when it cannot write. */
+  probeWritable(now: number): void {
+    this.db.exec('CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at INTEGER NOT NULL)');
+    this.db.prepare('INSERT INTO health (id, checked_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at').run(now);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.flush();
