@@ -4,7 +4,8 @@ import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { BALANCERS, type BalancerKind } from '../sim/balancer.ts';
 import { renderReplayReport } from '../sim/report-html.ts';
-import { parsePolicies, replay, type ReplayResult } from '../sim/replay.ts';
+import { parsePolicies, parseSweep, replay, type ReplayResult } from '../sim/replay.ts';
+import { formatPercent } from '../sim/report/format.ts';
 import type { PolicyResult } from '../sim/simulator.ts';
 import { openTrace } from '../sim/traces/open.ts';
 import type { TraceEvent, TraceFormat } from '../sim/traces/types.ts';
@@ -39,6 +40,7 @@ interface ReplayCliOptions {
   kmsCallCost: number;
   maxKmsOverhead: number;
   pkpModels?: string;
+  sweep?: string;
 }
 
 export function registerReplay(program: Command): void {
@@ -63,12 +65,16 @@ export function registerReplay(program: Command): void {
     .option('--kms-call-cost <units>', 'pkp cost model: a KMS call that serves no request', numberOption(0), DEFAULT_COSTS.kmsCallCost)
     .option('--max-kms-overhead <share>', "pkp: keys generated may exceed the fewest needed by this share before the KMS price rises ('inf': off)", overheadOption, DEFAULT_MAX_KMS_OVERHEAD)
     .option('--pkp-models <list>', `pkp: comma-separated subset of its models (${MODEL_NAMES.join(',')}; default all)`)
+    .option('--sweep <spec>', "run pkp at several budgets in one go, e.g. 'max-kms-overhead=0,0.02,0.05,0.1,0.2,0.4': its trade-off curve beside the baselines")
     .option('--json <file>', 'write the results as JSON')
     .option('--html <file>', 'write an offline HTML report')
     .action(async (options: ReplayCliOptions) => {
       if (options.format !== undefined && options.format !== 'events' && options.format !== 'azure') throw new Error(`--format must be events or azure, not '${options.format}'`);
       if (!BALANCERS.includes(options.balancer)) throw new Error(`--balancer must be one of ${BALANCERS.join(', ')}`);
       const names = parsePolicies(options.policies);
+      const sweep = options.sweep === undefined ? undefined : parseSweep(options.sweep);
+      if (sweep && !names.includes('pkp')) throw new Error('--sweep moves pkp\'s budget: add pkp to --policies');
+      const runs = names.length + (sweep ? sweep.length - 1 : 0);
       const pkpModels = options.pkpModels === undefined ? undefined : parseModelList(options.pkpModels);
       const reader = openTrace(options.trace, { format: options.format, trigger: options.trigger, seed: options.seed, lenient: options.lenient });
 
@@ -76,7 +82,7 @@ export function registerReplay(program: Command): void {
         { format: 'replay {policy} |{bar}| {value}/{total} policies | {events} events', stream: process.stderr, hideCursor: true, noTTYOutput: false, notTTYSchedule: 5000 },
         cliProgress.Presets.shades_classic,
       );
-      bar.start(names.length, 0, { policy: names[0], events: 0 });
+      bar.start(runs, 0, { policy: names[0], events: 0 });
       let events = 0;
       const counted = async function* (): AsyncIterable<TraceEvent[]> {
         for await (const batch of reader.batches()) {
@@ -94,11 +100,11 @@ export function registerReplay(program: Command): void {
         capacity: options.capacity, kmsLatency: options.kmsLatency, kmsRatePerSecond: options.kmsRate, hopMs: options.hop, seed: options.seed,
       }, (r) => {
         if (names.includes(r.policy as never)) done++;
-        bar.update(done, { policy: names[done] ?? 'done' });
+        bar.update(done, { policy: r.policy });
       }, {
         costs: { missCost: options.missCost, kmsCallCost: options.kmsCallCost }, maxKmsOverhead: options.maxKmsOverhead,
         modelOptions: { only: pkpModels },
-      });
+      }, sweep);
       bar.stop();
       const stats = reader.stats;
       if (stats.skipped > 0) process.stderr.write(`skipped ${stats.skipped} bad rows (--lenient)\n`);
@@ -112,14 +118,19 @@ export function registerReplay(program: Command): void {
     });
 }
 
-const pct = (x: number): string => `${(100 * x).toFixed(3)}%`;
+/** Significant digits, so a small ratio still says something (0.000064%, not 0.000%). */
+const pct = (x: number): string => formatPercent(x, 3);
 const opt = (x: number | null, digits = 2): string => (x === null ? '-' : x.toFixed(digits));
 
 /** The comparison table printed on stdout. */
 export function formatTable(result: ReplayResult): string {
   const header = ['policy', 'requests', 'demand misses', 'miss ratio', 'per-queue p50', 'per-queue p90', 'KMS calls', 'vs oracle', 'prefetches', 'wasted', 'precision', 'recall', 'p99 ms', 'p99.9 ms', 'key·h', 'events/s'];
-  const rows = Object.values(result.policies).map((r: PolicyResult) => [
-    r.policy, String(r.requests), String(r.demandMisses), pct(r.demandMissRatio), pct(r.perQueueMissRatio.p50), pct(r.perQueueMissRatio.p90),
+  const runs: [string, PolicyResult][] = [
+    ...Object.values(result.policies).map((r) => [r.policy, r] as [string, PolicyResult]),
+    ...(result.sweep ?? []).map((p) => [`pkp @${p.maxKmsOverhead}`, p.result] as [string, PolicyResult]),
+  ];
+  const rows = runs.map(([name, r]) => [
+    name, String(r.requests), String(r.demandMisses), pct(r.demandMissRatio), pct(r.perQueueMissRatio.p50), pct(r.perQueueMissRatio.p90),
     String(r.kmsCalls), opt(r.kmsCallsVsOracle, 3), String(r.prefetches), String(r.wastedPrefetches), opt(r.precision, 3), opt(r.recall, 3),
     r.addedLatencyMs.p99.toFixed(1), r.addedLatencyMs.p999.toFixed(1), (r.keyResidentSeconds / 3600).toFixed(1), Math.round(r.eventsPerSecond).toLocaleString('en-US'),
   ]);
