@@ -75,3 +75,19 @@ test('replay --sweep runs pkp at each budget beside the baselines; bad sweeps ar
   assert.notEqual(bad.status, 0);
   assert.match(bad.stderr, /--sweep must be max-kms-overhead=/);
 });
+
+test('replay warns when the warm-up outlasts the trace, and counts no prefetch of the warm-up as wasted', () => {
+  const trace = join(dir, 'tiny.csv');
+  const rows = ['ts_ms,queue,op'];
+  for (let i = 0; i < 40; i++) rows.push(`${i * 400_000},q,send`);
+  writeFileSync(trace, rows.join('\n') + '\n');
+  const out = join(dir, 'tiny.json');
+  const long = pkp('replay', '--trace', trace, '--policies', 'pkp,oracle', '--warmup', '36000', '--json', out);
+  assert.equal(long.status, 0, long.stderr);
+  assert.match(long.stderr, /warning: the warm-up \(10\.0 h\) is not shorter than the trace \(4\.33 h\)/);
+  assert.deepEqual(JSON.parse(readFileSync(out, 'utf8')).warnings.length, 1);
+  const short = pkp('replay', '--trace', trace, '--policies', 'pkp,oracle', '--warmup', '14400', '--json', out);
+  assert.match(short.stderr, /warning: the measured window is nearly empty: 4 of 40 requests/);
+  const pkpResult = JSON.parse(readFileSync(out, 'utf8')).policies.pkp;
+  assert.ok(pkpResult.wastedPrefetches + pkpResult.prefetchesUsed <= pkpResult.prefetches, JSON.stringify(pkpResult));
+});

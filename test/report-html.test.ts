@@ -62,6 +62,7 @@ function sample(): ReplayResult {
       oracle,
       none,
     },
+    warnings: [],
   };
 }
 
@@ -185,4 +186,9 @@ test('writes a sample report to /tmp/report-sample.html', () => {
   const html = renderReplayReport(sample(), META);
   writeFileSync('/tmp/report-sample.html', html);
   assert.ok(html.length > 10_000);
+});
+
+test('warnings about the measured window are shown, escaped', () => {
+  const html = renderReplayReport({ ...sample(), warnings: ['the warm-up (1.00 h) is not shorter than the trace <0.1 h>'] }, META);
+  assert.match(html, /<p class="warning">Warning: the warm-up \(1\.00 h\) is not shorter than the trace &#60;0\.1 h&#62;<\/p>/);
 });

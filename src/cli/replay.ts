@@ -108,6 +108,7 @@ export function registerReplay(program: Command): void {
       bar.stop();
       const stats = reader.stats;
       if (stats.skipped > 0) process.stderr.write(`skipped ${stats.skipped} bad rows (--lenient)\n`);
+      for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
       process.stdout.write(formatTable(result) + '\n');
       const trace = { path: options.trace, format: reader.format, trigger: options.trigger ?? null, rows: stats.rows, events: stats.events, skipped: stats.skipped };
       if (options.json) writeFileSync(options.json, JSON.stringify({ trace, ...result }, null, 2));

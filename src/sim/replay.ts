@@ -45,6 +45,20 @@ export interface ReplayResult {
   policies: Record<string, PolicyResult>;
   /** pkp at each budget of a sweep (`--sweep max-kms-overhead=…`), when one was asked for: its trade-off curve. */
   sweep?: SweepPoint[];
+  /** What makes the figures unreliable (a warm-up as long as the trace, a nearly empty window). */
+  warnings: string[];
+}
+
+/** Warnings about the measured window, from one policy's run (every run sees the same requests). */
+export function windowWarnings(r: PolicyResult, warmupMs: number): string[] {
+  const out: string[] = [];
+  const h = (ms: number): string => `${(ms / 3_600_000).toPrecision(3)} h`;
+  if (r.spanMs !== undefined && r.events > 0 && warmupMs >= r.spanMs) {
+    out.push(`the warm-up (${h(warmupMs)}) is not shorter than the trace (${h(r.spanMs)}): ${r.requests} requests measured; lower --warmup`);
+  } else if (r.events > 0 && (r.requests < 100 || r.requests < 0.01 * r.events)) {
+    out.push(`the measured window is nearly empty: ${r.requests} of ${r.events} requests after the warm-up (${h(warmupMs)}); the figures say little`);
+  }
+  return out;
 }
 
 /** Parses `max-kms-overhead=0,0.02,0.1` (the one parameter a sweep moves); values in increasing order, unique. */
@@ -113,5 +127,7 @@ export async function replay(
     }
   }
   if (needReactive) delete policies.reactive;
-  return { options: { ...resolved, capacity: options.capacity ?? null }, policies, ...(points.length > 0 ? { sweep: points } : {}) };
+  const simulated = related.find(([, r]) => r.spanMs !== undefined)?.[1];
+  const warnings = simulated ? windowWarnings(simulated, resolved.warmupMs) : [];
+  return { options: { ...resolved, capacity: options.capacity ?? null }, policies, ...(points.length > 0 ? { sweep: points } : {}), warnings };
 }

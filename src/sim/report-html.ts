@@ -47,6 +47,7 @@ body { font: 15px/1.45 system-ui, sans-serif; color: #222; max-width: 1400px; ma
 h1 { font-size: 1.5em; margin-bottom: 0.2em; }
 h2 { font-size: 1.15em; margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
 .sub { color: #666; margin-top: 0; }
+.warning { background: #fff3cd; border-left: 4px solid #b8860b; padding: 6px 10px; }
 dl.options { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; }
 dl.options dt { color: #666; }
 dl.options dd { margin: 0; }
@@ -89,7 +90,8 @@ export function renderReplayReport(result: ReplayResult, meta: ReportMeta): stri
 <dl class="options">
 ${options.map(([k, v]) => `<dt>${e(k)}</dt><dd>${e(v)}</dd>`).join('\n')}
 </dl>
-${meta.command ? `<pre><code>${e(meta.command)}</code></pre>` : ''}`;
+${meta.command ? `<pre><code>${e(meta.command)}</code></pre>` : ''}
+${(result.warnings ?? []).map((w) => `<p class="warning">Warning: ${e(w)}</p>`).join('\n')}`;
 
   // The table lists pkp's sweep points after the policies, each under its budget.
   const rows: Policies = [...policies, ...(result.sweep ?? []).map((p) => [`pkp @${p.maxKmsOverhead}`, p.result] as [string, PolicyResult])];
