@@ -58,3 +58,36 @@ test('bad options get clear errors', () => {
   assert.equal(badCredentials.status, 1);
   assert.match(badCredentials.stderr, /ID:SECRET/);
 });
+
+test('replay --sweep runs pkp at each budget beside the baselines; bad sweeps are refused', () => {
+  const trace = join(dir, 'sweep.csv');
+  const rows = ['ts_ms,queue,op'];
+  for (let i = 0; i < 200; i++) rows.push(`${i * 37_000},q${i % 3},send`);
+  writeFileSync(trace, rows.join('\n') + '\n');
+  const out = join(dir, 'sweep.json');
+  const r = pkp('replay', '--trace', trace, '--policies', 'reactive,pkp,oracle', '--warmup', '0', '--sweep', 'max-kms-overhead=0.4,0,0.1', '--json', out);
+  assert.equal(r.status, 0, r.stderr);
+  for (const x of ['0', '0.1', '0.4']) assert.match(r.stdout, new RegExp(`^pkp @${x.replace('.', '\\.')} `, 'm'));
+  const json = JSON.parse(readFileSync(out, 'utf8'));
+  assert.deepEqual(json.sweep.map((p: { maxKmsOverhead: number }) => p.maxKmsOverhead), [0, 0.1, 0.4]);
+  for (const p of json.sweep) assert.ok(p.result.kmsCallsVsOracle >= 1);
+  const bad = pkp('replay', '--trace', trace, '--sweep', 'kms=1,2');
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /--sweep must be max-kms-overhead=/);
+});
+
+test('replay warns when the warm-up outlasts the trace, and counts no prefetch of the warm-up as wasted', () => {
+  const trace = join(dir, 'tiny.csv');
+  const rows = ['ts_ms,queue,op'];
+  for (let i = 0; i < 40; i++) rows.push(`${i * 400_000},q,send`);
+  writeFileSync(trace, rows.join('\n') + '\n');
+  const out = join(dir, 'tiny.json');
+  const long = pkp('replay', '--trace', trace, '--policies', 'pkp,oracle', '--warmup', '36000', '--json', out);
+  assert.equal(long.status, 0, long.stderr);
+  assert.match(long.stderr, /warning: the warm-up \(10\.0 h\) is not shorter than the trace \(4\.33 h\)/);
+  assert.deepEqual(JSON.parse(readFileSync(out, 'utf8')).warnings.length, 1);
+  const short = pkp('replay', '--trace', trace, '--policies', 'pkp,oracle', '--warmup', '14400', '--json', out);
+  assert.match(short.stderr, /warning: the measured window is nearly empty: 4 of 40 requests/);
+  const pkpResult = JSON.parse(readFileSync(out, 'utf8')).policies.pkp;
+  assert.ok(pkpResult.wastedPrefetches + pkpResult.prefetchesUsed <= pkpResult.prefetches, JSON.stringify(pkpResult));
+});

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { cdfPoints, planAxis, timelineOrigin } from '../src/sim/report/charts.ts';
+import { cdfPoints, planAxis, policyColors, REASON_COLORS, timelineOrigin } from '../src/sim/report/charts.ts';
+import { POLICY_NAMES } from '../src/sim/replay.ts';
 import { escapeHtml, formatPercent, formatSig } from '../src/sim/report/format.ts';
 import { renderReplayReport } from '../src/sim/report-html.ts';
 import type { ReplayResult } from '../src/sim/replay.ts';
@@ -61,6 +62,7 @@ function sample(): ReplayResult {
       oracle,
       none,
     },
+    warnings: [],
   };
 }
 
@@ -93,13 +95,28 @@ test('every chart is an inline SVG and each has its explanation', () => {
   }
   // The trade-off labels each point; the oracle's zero sits on the log axis's floor, labelled 0.
   const tradeoff = html.slice(html.indexOf('<section id="tradeoff">'), html.indexOf('<section id="timeline">'));
-  assert.ok(tradeoff.includes('oracle  0%'));
+  assert.ok(tradeoff.includes('oracle  0<'));
   assert.ok(tradeoff.includes('histogram  '));
   assert.ok(tradeoff.includes('(log; 0 drawn at the bottom)'));
   assert.match(tradeoff, />0<\/text>/);
   // Stacked KMS bars carry the three reasons in the legend.
   const cost = html.slice(html.indexOf('<section id="cost">'));
   for (const reason of ['demand', 'prefetch', 'refresh']) assert.ok(cost.includes(`>${reason}</text>`), reason);
+  // Cause colours are not policy colours.
+  const policyHues = new Set(policyColors([...POLICY_NAMES, 'pkp']).values());
+  for (const color of Object.values(REASON_COLORS)) assert.ok(!policyHues.has(color), color);
+});
+
+test('a sweep draws pkp as a curve with every budget labelled, and lists each point in the table', () => {
+  const base = sample();
+  const pkp = { ...base.policies.histogram!, policy: 'pkp' };
+  const sweep = [0, 0.1, 0.4].map((x, i) => ({ maxKmsOverhead: x, result: { ...pkp, demandMisses: 300 - 100 * i, kmsCallsVsOracle: 1.02 + 0.1 * i } }));
+  const html = renderReplayReport({ ...base, sweep }, META);
+  const tradeoff = html.slice(html.indexOf('<section id="tradeoff">'), html.indexOf('<section id="timeline">'));
+  for (const p of sweep) assert.ok(tradeoff.includes(`>${p.maxKmsOverhead}: ${p.result.demandMisses}</text>`), String(p.maxKmsOverhead));
+  assert.ok(tradeoff.includes('KMS calls ÷ oracle'));
+  assert.ok(!tradeoff.includes('>none '), 'no cache is left out of the trade-off');
+  for (const p of sweep) assert.ok(html.includes(`pkp @${p.maxKmsOverhead}</td>`));
 });
 
 test('the page loads nothing from elsewhere and needs no script', () => {
@@ -169,4 +186,9 @@ test('writes a sample report to /tmp/report-sample.html', () => {
   const html = renderReplayReport(sample(), META);
   writeFileSync('/tmp/report-sample.html', html);
   assert.ok(html.length > 10_000);
+});
+
+test('warnings about the measured window are shown, escaped', () => {
+  const html = renderReplayReport({ ...sample(), warnings: ['the warm-up (1.00 h) is not shorter than the trace <0.1 h>'] }, META);
+  assert.match(html, /<p class="warning">Warning: the warm-up \(1\.00 h\) is not shorter than the trace &#60;0\.1 h&#62;<\/p>/);
 });

@@ -90,7 +90,7 @@ describe('generic events, CSV', () => {
   it('reports each kind of bad row with its line number', async () => {
     const h = 'ts_ms,queue,op,bytes\n0,a,send,1\n';
     const cases: [string, RegExp][] = [
-      ['1.5,a,send,1', /ts_ms "1\.5" is not a non-negative integer/],
+      ['1.5,a,send,1', /ts_ms "1\.5" is neither a non-negative integer nor an ISO-8601 date-time/],
       ['-3,a,send,1', /ts_ms "-3"/],
       ['x,a,send,1', /ts_ms "x"/],
       [',a,send,1', /ts_ms ""/],
@@ -110,6 +110,8 @@ describe('generic events, CSV', () => {
   it('rejects bad headers on line 1', async () => {
     await rejectsAt(openEvents(file('ts_ms,queue,op,colour\n1,a,send,red\n')), 1, /unknown column "colour"/);
     await rejectsAt(openEvents(file('ts_ms,op\n1,send\n')), 1, /lacks column\(s\) queue/);
+    await rejectsAt(openEvents(file('queue,op\na,send\n')), 1, /lacks a time column \(ts_ms, ts_s, ts\)/);
+    await rejectsAt(openEvents(file('ts_ms,ts,queue,op\n')), 1, /two time columns/);
     await rejectsAt(openEvents(file('ts_ms,queue,op,queue\n')), 1, /appears twice/);
   });
 
@@ -155,12 +157,34 @@ describe('generic events, JSON lines', () => {
     assert.deepEqual(await collect(openEvents(file(`  ${text}`, 'txt'))), expected);
   });
 
+  it('RFC 4180 quoted fields: commas and doubled quotes inside, a quoted header', async () => {
+    const path = file('"ts_ms","queue",op,principal\n1,"orders,eu",send,"a ""b"""\n2,plain,"receive",\n');
+    assert.deepEqual(await collect(openEvents(path)), [
+      { t: 1, queue: 'orders,eu', op: 'send', principal: 'a "b"' },
+      { t: 2, queue: 'plain', op: 'receive' },
+    ]);
+    await rejectsAt(openEvents(file('ts_ms,queue,op\n1,"open,send\n')), 2, /quoted field is not closed/);
+  });
+
+  it('ISO-8601 and seconds timestamps (ts_s, ts; ts_ms also takes a date-time)', async () => {
+    const iso = file('ts,queue,op\n2026-12-01T22:00:00Z,a,send\n2026-12-01T22:00:01.5+00:00,a,send\n2026-12-01 22:00:02,a,send\n1796162403,a,send\n');
+    const base = Date.UTC(2026, 11, 1, 22, 0, 0);
+    assert.deepEqual((await collect(openEvents(iso))).map((e) => e.t), [base, base + 1500, base + 2000, 1_796_162_403_000]);
+    const seconds = file('ts_s,queue,op\n1.25,a,send\n2,a,send\n');
+    assert.deepEqual((await collect(openEvents(seconds))).map((e) => e.t), [1250, 2000]);
+    const mixed = file('ts_ms,queue,op\n5,a,send\n2026-12-01T22:00:00.004Z,a,send\n');
+    assert.deepEqual((await collect(openEvents(mixed))).map((e) => e.t), [5, base + 4]);
+    const jsonl = file('{"ts":"2026-12-01T22:00:00Z","queue":"a","op":"send"}\n{"ts_s":1796162400.5,"queue":"a","op":"send"}\n', 'jsonl');
+    assert.deepEqual((await collect(openEvents(jsonl))).map((e) => e.t), [base, base + 500]);
+    await rejectsAt(openEvents(file('ts,queue,op\n2026-13-45T99:00:00Z,a,send\n')), 2, /neither a non-negative number of seconds nor an ISO-8601/);
+  });
+
   it('reports bad JSON rows with their line numbers', async () => {
     const first = '{"ts_ms":1,"queue":"a","op":"send"}\n';
     const cases: [string, RegExp][] = [
       ['{"ts_ms":2,"queue":"a",', /not valid JSON/],
       ['[1,2]', /not a JSON object/],
-      ['{"ts_ms":"2","queue":"a","op":"send"}', /ts_ms "\\"2\\"" is not a non-negative integer/],
+      ['{"ts_ms":"2","queue":"a","op":"send"}', /ts_ms "\\"2\\"" is neither a non-negative integer nor an ISO-8601 date-time/],
       ['{"ts_ms":2.5,"queue":"a","op":"send"}', /ts_ms "2\.5"/],
       ['{"ts_ms":2,"op":"send"}', /queue is missing or empty/],
       ['{"ts_ms":2,"queue":"a","op":"poll"}', /op "\\"poll\\"" is not one of/],

@@ -3,6 +3,7 @@ import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { BALANCERS, type BalancerKind } from '../sim/balancer.ts';
 import type { ReplayResult } from '../sim/replay.ts';
+import { formatPercent } from '../sim/report/format.ts';
 import type { PolicyResult } from '../sim/simulator.ts';
 import type { TraceEvent, TraceFormat } from '../sim/traces/types.ts';
 import { DEFAULT_COSTS } from '../prefetcher/cost.ts';
@@ -23,6 +24,7 @@ interface ReplayCliOptions {
   seed: number;
   json?: string;
   html?: string;
+  sweep?: string;
 }
 
 export function registerReplay(program: Command): void {
@@ -38,6 +40,7 @@ export function registerReplay(program: Command): void {
     .option('--warmup <seconds>', 'trace time replayed but not measured', numberOption(0), 3600)
     .option('--hop <ms>', 'front-end ↔ metadata service latency, each way', numberOption(0, 10_000), 1)
     .option('--seed <n>', 'seed for arrival instants, balancer and latencies', intOption(0, 2 ** 31), 1)
+    .option('--sweep <spec>', "run pkp at several budgets in one go, e.g. 'max-kms-overhead=0,0.02,0.05,0.1,0.2,0.4': its trade-off curve beside the baselines")
     .option('--json <file>', 'write the results as JSON')
     .option('--html <file>', 'write an offline HTML report');
   configFlags(command, ['frontends', 'reuseSeconds', 'cacheEntries', 'kmsLatency', 'kmsRate', 'missCost', 'kmsCallCost', 'maxKmsOverhead', 'pkpModels'], {
@@ -51,12 +54,15 @@ export function registerReplay(program: Command): void {
       });
       const options = { ...cli, ...c };
       // Loaded here, not at the top: `pkp --help` should not pay for the simulator and the report's charts.
-      const [{ default: cliProgress }, { parsePolicies, replay }, { openTrace }] = await Promise.all([
+      const [{ default: cliProgress }, { parsePolicies, parseSweep, replay }, { openTrace }] = await Promise.all([
         import('cli-progress'), import('../sim/replay.ts'), import('../sim/traces/open.ts'),
       ]);
       if (options.format !== undefined && options.format !== 'events' && options.format !== 'azure') throw new Error(`--format must be events or azure, not '${options.format}'`);
       if (!BALANCERS.includes(options.balancer)) throw new Error(`--balancer must be one of ${BALANCERS.join(', ')}`);
       const names = parsePolicies(options.policies);
+      const sweep = options.sweep === undefined ? undefined : parseSweep(options.sweep);
+      if (sweep && !names.includes('pkp')) throw new Error('--sweep moves pkp\'s budget: add pkp to --policies');
+      const runs = names.length + (sweep ? sweep.length - 1 : 0);
       const pkpModels = options.pkpModels === undefined ? undefined : parseModelList(options.pkpModels.join(','));
       const reader = openTrace(options.trace, { format: options.format, trigger: options.trigger, seed: options.seed, lenient: options.lenient });
 
@@ -64,7 +70,7 @@ export function registerReplay(program: Command): void {
         { format: 'replay {policy} |{bar}| {value}/{total} policies | {events} events', stream: process.stderr, hideCursor: true, noTTYOutput: false, notTTYSchedule: 5000 },
         cliProgress.Presets.shades_classic,
       );
-      bar.start(names.length, 0, { policy: names[0], events: 0 });
+      bar.start(runs, 0, { policy: names[0], events: 0 });
       let events = 0;
       const counted = async function* (): AsyncIterable<TraceEvent[]> {
         for await (const batch of reader.batches()) {
@@ -82,14 +88,15 @@ export function registerReplay(program: Command): void {
         capacity: options.cacheEntries, kmsLatency: options.kmsLatency, kmsRatePerSecond: options.kmsRate, hopMs: options.hop, seed: options.seed,
       }, (r) => {
         if (names.includes(r.policy as never)) done++;
-        bar.update(done, { policy: names[done] ?? 'done' });
+        bar.update(done, { policy: r.policy });
       }, {
         costs: { missCost: options.missCost, kmsCallCost: options.kmsCallCost }, maxKmsOverhead: options.maxKmsOverhead,
         modelOptions: { only: pkpModels },
-      });
+      }, sweep);
       bar.stop();
       const stats = reader.stats;
       if (stats.skipped > 0) process.stderr.write(`skipped ${stats.skipped} bad rows (--lenient)\n`);
+      for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
       process.stdout.write(formatTable(result) + '\n');
       const trace = { path: options.trace, format: reader.format, trigger: options.trigger ?? null, rows: stats.rows, events: stats.events, skipped: stats.skipped };
       if (options.json) writeFileSync(options.json, JSON.stringify({ trace, config: c, ...result }, null, 2));
@@ -101,14 +108,19 @@ export function registerReplay(program: Command): void {
     });
 }
 
-const pct = (x: number): string => `${(100 * x).toFixed(3)}%`;
+/** Significant digits, so a small ratio still says something (0.000064%, not 0.000%). */
+const pct = (x: number): string => formatPercent(x, 3);
 const opt = (x: number | null, digits = 2): string => (x === null ? '-' : x.toFixed(digits));
 
 /** The comparison table printed on stdout. */
 export function formatTable(result: ReplayResult): string {
   const header = ['policy', 'requests', 'demand misses', 'miss ratio', 'per-queue p50', 'per-queue p90', 'KMS calls', 'vs oracle', 'prefetches', 'wasted', 'precision', 'recall', 'p99 ms', 'p99.9 ms', 'key·h', 'events/s'];
-  const rows = Object.values(result.policies).map((r: PolicyResult) => [
-    r.policy, String(r.requests), String(r.demandMisses), pct(r.demandMissRatio), pct(r.perQueueMissRatio.p50), pct(r.perQueueMissRatio.p90),
+  const runs: [string, PolicyResult][] = [
+    ...Object.values(result.policies).map((r) => [r.policy, r] as [string, PolicyResult]),
+    ...(result.sweep ?? []).map((p) => [`pkp @${p.maxKmsOverhead}`, p.result] as [string, PolicyResult]),
+  ];
+  const rows = runs.map(([name, r]) => [
+    name, String(r.requests), String(r.demandMisses), pct(r.demandMissRatio), pct(r.perQueueMissRatio.p50), pct(r.perQueueMissRatio.p90),
     String(r.kmsCalls), opt(r.kmsCallsVsOracle, 3), String(r.prefetches), String(r.wastedPrefetches), opt(r.precision, 3), opt(r.recall, 3),
     r.addedLatencyMs.p99.toFixed(1), r.addedLatencyMs.p999.toFixed(1), (r.keyResidentSeconds / 3600).toFixed(1), Math.round(r.eventsPerSecond).toLocaleString('en-US'),
   ]);

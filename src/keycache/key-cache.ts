@@ -82,6 +82,10 @@ export interface KeyCacheStats {
   prefetchedUsed: number;
   /** Prefetched entries that left the cache (expiry, eviction, replacement) without any use. */
   prefetchedWasted: number;
+  /** The same three, for prefetched entries inserted at or after `windowStart` only (a measured window). */
+  windowPrefetchedInserted: number;
+  windowPrefetchedUsed: number;
+  windowPrefetchedWasted: number;
   /**
    * Prefetched keys refused at insert (not counted as inserted): probation was full of keys scored
    * at least as high, or the key would have been the first to go.
@@ -136,9 +140,19 @@ export class KeyCache {
   private expiryTimer: Timer | null = null;
   private expiryTimerAt = Infinity;
   private readonly flights = new Map<string, Promise<CachedKey>>();
+  /** Start of the measured window for the window* counters (see startWindow). */
+  private windowStart = -Infinity;
+
+  /** Starts a measured window (the simulator's warm-up end): the window* counters restart and count prefetches inserted from `at` on. */
+  startWindow(at: number): void {
+    this.windowStart = at;
+    this.stats.windowPrefetchedInserted = 0;
+    this.stats.windowPrefetchedUsed = 0;
+    this.stats.windowPrefetchedWasted = 0;
+  }
   readonly stats: KeyCacheStats = {
     hits: 0, misses: 0, expired: 0, evicted: 0, inserted: 0,
-    prefetchedInserted: 0, prefetchedUsed: 0, prefetchedWasted: 0, prefetchRefused: 0, residentMs: 0, peakEntries: 0,
+    prefetchedInserted: 0, prefetchedUsed: 0, prefetchedWasted: 0, windowPrefetchedInserted: 0, windowPrefetchedUsed: 0, windowPrefetchedWasted: 0, prefetchRefused: 0, residentMs: 0, peakEntries: 0,
   };
   /**
    * True right after a getEncrypt/getDecrypt hit that was the first use of a prefetched entry (a miss
@@ -262,7 +276,10 @@ export class KeyCache {
     this.bytes += bytes;
     this.pushExpiry(entry);
     this.stats.inserted++;
-    if (prefetched) this.stats.prefetchedInserted++;
+    if (prefetched) {
+      this.stats.prefetchedInserted++;
+      if (now >= this.windowStart) this.stats.windowPrefetchedInserted++;
+    }
     this.onEvent?.('inserted', use, key.queueId, entry);
     if (victims) for (const victim of victims) this.remove(victim, 'evicted', now, true);
     this.sweepExpired(now);
@@ -357,6 +374,7 @@ export class KeyCache {
     entry.used = true;
     if (!entry.onProbation) return false;
     this.stats.prefetchedUsed++;
+    if (entry.insertedAt >= this.windowStart) this.stats.windowPrefetchedUsed++;
     this.leaveProbation(entry);
     this.linkAtHead(entry);
     return true;
@@ -456,7 +474,10 @@ export class KeyCache {
     this.stats.residentMs += Math.max(0, Math.min(now, entry.key.expiresAt) - entry.insertedAt);
     if (kind === 'expired') this.stats.expired++;
     else this.stats.evicted++;
-    if (entry.prefetched && !entry.used) this.stats.prefetchedWasted++;
+    if (entry.prefetched && !entry.used) {
+      this.stats.prefetchedWasted++;
+      if (entry.insertedAt >= this.windowStart) this.stats.windowPrefetchedWasted++;
+    }
     if (report) this.onEvent?.(kind, entry.use, entry.key.queueId, entry);
     zeroize(entry.key.material);
   }

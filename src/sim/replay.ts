@@ -34,9 +34,42 @@ export function createPolicy(name: Exclude<PolicyName, 'oracle' | 'none'>, prefe
   }
 }
 
+export interface SweepPoint {
+  /** The budget, --max-kms-overhead. */
+  maxKmsOverhead: number;
+  result: PolicyResult;
+}
+
 export interface ReplayResult {
   options: Required<Pick<SimulationOptions, 'frontends' | 'balancer' | 'reuseSeconds' | 'warmupMs' | 'kmsLatency' | 'hopMs' | 'seed'>> & { capacity: number | null };
   policies: Record<string, PolicyResult>;
+  /** pkp at each budget of a sweep (`--sweep max-kms-overhead=…`), when one was asked for: its trade-off curve. */
+  sweep?: SweepPoint[];
+  /** What makes the figures unreliable (a warm-up as long as the trace, a nearly empty window). */
+  warnings: string[];
+}
+
+/** Warnings about the measured window, from one policy's run (every run sees the same requests). */
+export function windowWarnings(r: PolicyResult, warmupMs: number): string[] {
+  const out: string[] = [];
+  const h = (ms: number): string => `${(ms / 3_600_000).toPrecision(3)} h`;
+  if (r.spanMs !== undefined && r.events > 0 && warmupMs >= r.spanMs) {
+    out.push(`the warm-up (${h(warmupMs)}) is not shorter than the trace (${h(r.spanMs)}): ${r.requests} requests measured; lower --warmup`);
+  } else if (r.events > 0 && (r.requests < 100 || r.requests < 0.01 * r.events)) {
+    out.push(`the measured window is nearly empty: ${r.requests} of ${r.events} requests after the warm-up (${h(warmupMs)}); the figures say little`);
+  }
+  return out;
+}
+
+/** Parses `max-kms-overhead=0,0.02,0.1` (the one parameter a sweep moves); values in increasing order, unique. */
+export function parseSweep(text: string): number[] {
+  const match = /^max-kms-overhead=(.+)$/.exec(text.trim());
+  if (!match) throw new InputError(`--sweep must be max-kms-overhead=<x>,<y>,… (got '${text}')`);
+  const values = match[1]!.split(',').map((v) => v.trim()).filter((v) => v !== '').map((v) => (v === 'inf' ? Infinity : Number(v)));
+  if (values.length === 0 || values.some((v) => Number.isNaN(v) || v < 0 || v > 100 && v !== Infinity)) {
+    throw new InputError(`--sweep values must be numbers in 0..100 or 'inf' (got '${match[1]}')`);
+  }
+  return [...new Set(values)].sort((a, b) => a - b);
 }
 
 /**
@@ -50,6 +83,8 @@ export async function replay(
   onPolicyDone?: (result: PolicyResult) => void,
   /** Settings of the `pkp` policy (cost model, KMS budget). */
   prefetcher: PrefetcherOptions = {},
+  /** Budgets to run pkp at, instead of its one run (the trade-off curve); needs 'pkp' among the names. */
+  sweep?: readonly number[],
 ): Promise<ReplayResult> {
   const resolved = {
     frontends: options.frontends ?? 4,
@@ -65,7 +100,16 @@ export async function replay(
   const order: PolicyName[] = [...names];
   const needReactive = names.some((n) => n !== 'reactive' && n !== 'oracle' && n !== 'none') && !names.includes('reactive');
   if (needReactive) order.unshift('reactive');
+  const points: SweepPoint[] = [];
   for (const name of order) {
+    if (name === 'pkp' && sweep && sweep.length > 0) {
+      for (const maxKmsOverhead of sweep) {
+        const result = await simulate(openSource(), createPolicy('pkp', { ...prefetcher, maxKmsOverhead }), { ...options, ...resolved });
+        points.push({ maxKmsOverhead, result });
+        onPolicyDone?.(result);
+      }
+      continue;
+    }
     let result: PolicyResult;
     if (name === 'oracle') result = await oracle(openSource(), { ...options, ...resolved });
     else if (name === 'none') result = await noCache(openSource(), { ...options, ...resolved });
@@ -75,12 +119,15 @@ export async function replay(
   }
   const reactive = policies.reactive;
   const best = policies.oracle;
-  for (const [name, result] of Object.entries(policies)) {
+  const related: [string, PolicyResult][] = [...Object.entries(policies), ...points.map((p) => ['pkp', p.result] as [string, PolicyResult])];
+  for (const [name, result] of related) {
     if (best && best.kmsCalls > 0) result.kmsCallsVsOracle = result.kmsCalls / best.kmsCalls;
     if (reactive && name !== 'oracle' && name !== 'none') {
       result.recall = reactive.demandMisses > 0 ? (reactive.demandMisses - result.demandMisses) / reactive.demandMisses : null;
     }
   }
   if (needReactive) delete policies.reactive;
-  return { options: { ...resolved, capacity: options.capacity ?? null }, policies };
+  const simulated = related.find(([, r]) => r.spanMs !== undefined)?.[1];
+  const warnings = simulated ? windowWarnings(simulated, resolved.warmupMs) : [];
+  return { options: { ...resolved, capacity: options.capacity ?? null }, policies, ...(points.length > 0 ? { sweep: points } : {}), warnings };
 }

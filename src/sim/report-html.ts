@@ -43,18 +43,20 @@ const COLUMNS: Column[] = [
 ];
 
 const STYLE = `
-body { font: 15px/1.45 system-ui, sans-serif; color: #222; max-width: 1180px; margin: 24px auto; padding: 0 16px; }
+body { font: 15px/1.45 system-ui, sans-serif; color: #222; max-width: 1400px; margin: 24px auto; padding: 0 16px; }
 h1 { font-size: 1.5em; margin-bottom: 0.2em; }
 h2 { font-size: 1.15em; margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
 .sub { color: #666; margin-top: 0; }
+.warning { background: #fff3cd; border-left: 4px solid #b8860b; padding: 6px 10px; }
 dl.options { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; }
 dl.options dt { color: #666; }
 dl.options dd { margin: 0; }
 pre { background: #f4f4f4; padding: 8px 10px; overflow-x: auto; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums; }
-th, td { padding: 4px 8px; border-bottom: 1px solid #e3e3e3; white-space: nowrap; }
-th { background: #f4f4f4; text-align: right; }
+th, td { padding: 4px 6px; border-bottom: 1px solid #e3e3e3; white-space: nowrap; }
+th { background: #f4f4f4; text-align: right; white-space: normal; vertical-align: bottom; max-width: 5.5em; }
+table { width: 100%; max-width: 1368px; }
 td { text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 abbr { text-decoration: underline dotted; }
@@ -88,14 +90,18 @@ export function renderReplayReport(result: ReplayResult, meta: ReportMeta): stri
 <dl class="options">
 ${options.map(([k, v]) => `<dt>${e(k)}</dt><dd>${e(v)}</dd>`).join('\n')}
 </dl>
-${meta.command ? `<pre><code>${e(meta.command)}</code></pre>` : ''}`;
+${meta.command ? `<pre><code>${e(meta.command)}</code></pre>` : ''}
+${(result.warnings ?? []).map((w) => `<p class="warning">Warning: ${e(w)}</p>`).join('\n')}`;
 
-  const table = policies.length === 0
+  // The table lists pkp's sweep points after the policies, each under its budget.
+  const rows: Policies = [...policies, ...(result.sweep ?? []).map((p) => [`pkp @${p.maxKmsOverhead}`, p.result] as [string, PolicyResult])];
+  for (const [name] of rows) if (!colors.has(name)) colors.set(name, colors.get('pkp') ?? '#3aa357');
+  const table = rows.length === 0
     ? '<p>No policy was replayed.</p>'
     : `<div class="scroll"><table>
 <thead><tr><th>policy</th>${COLUMNS.map((c) => (c.hint ? `<th><abbr title="${e(c.hint)}">${e(c.head)}</abbr></th>` : `<th>${e(c.head)}</th>`)).join('')}</tr></thead>
 <tbody>
-${policies.map(([name, r]) => `<tr><td><span class="swatch" style="background:${colors.get(name)}"></span>${e(name)}</td>${COLUMNS.map((c) => `<td>${e(c.cell(r))}</td>`).join('')}</tr>`).join('\n')}
+${rows.map(([name, r]) => `<tr><td><span class="swatch" style="background:${colors.get(name)}"></span>${e(name)}</td>${COLUMNS.map((c) => `<td>${e(c.cell(r))}</td>`).join('')}</tr>`).join('\n')}
 </tbody>
 </table></div>
 <p class="read">Everything is measured after the warm-up (${e(formatDurationMs(o.warmupMs))}). — marks a figure that does not apply: precision without prefetches, recall and × oracle when reactive or the oracle did not run.</p>`;
@@ -106,9 +112,10 @@ ${policies.map(([name, r]) => `<tr><td><span class="swatch" style="background:${
 <p class="read">${read}</p></section>`;
 
   const charts = policies.length === 0 ? '' : [
-    figure('tradeoff', 'Trade-off: demand misses against KMS calls', tradeoffChart(policies, colors),
-      'Each point is one policy. Lower is fewer requests waiting for a key, further left is fewer KMS calls; ' +
-      'the oracle marks the best reachable corner, so the closer a policy sits to it, the better.'),
+    figure('tradeoff', 'Trade-off: demand misses against KMS calls', tradeoffChart(policies, colors, result.sweep ?? []),
+      'Each point is one policy' + (result.sweep ? '; the line is pkp at each budget of the sweep (labelled with --max-kms-overhead)' : '') +
+      '. Lower is fewer requests waiting for a key (log scale), further left is fewer KMS calls (÷ the oracle\'s, the fewest the requests needed); ' +
+      'the oracle marks the best reachable corner. No cache is left out: it makes hundreds of times the calls.'),
     figure('timeline', 'Miss ratio over time', timelineChart(policies, colors, o.warmupMs),
       `Demand-miss ratio per ${e(bucket)} bucket, from the end of the warm-up (hours count from the trace start, inferred as the first measured bucket less the warm-up). ` +
       'Spikes show when a policy falls behind the load, e.g. at bursts or when many keys expire together.'),

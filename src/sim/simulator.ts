@@ -77,6 +77,8 @@ export interface PolicyResult {
   /** Requests served with a key at or past its expiry. Must be 0: checked on every hit. */
   expiredKeysServed: number;
   events: number;
+  /** Time from the trace's first event to its last (ms). */
+  spanMs?: number;
   wallMs: number;
   eventsPerSecond: number;
   timeline: TimelinePoint[];
@@ -195,13 +197,13 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
   let expiredKeysServed = 0;
   let warmupEnd = Infinity;
   let lastT = 0;
-  const baseline = { used: 0, wasted: 0, inserted: 0, residentMs: 0 };
+  const baseline = { residentMs: 0 };
+  let firstT = Infinity;
   const startMeasuring = (): void => {
     measuring = true;
     for (const n of nodes) {
-      baseline.used += n.cache.stats.prefetchedUsed;
-      baseline.wasted += n.cache.stats.prefetchedWasted;
-      baseline.inserted += n.cache.stats.prefetchedInserted;
+      // Prefetches count when issued in the measured window: one made in the warm-up is neither used nor wasted here.
+      n.cache.startWindow(clock.now());
       baseline.residentMs += n.cache.residentMsUntil();
     }
   };
@@ -215,7 +217,10 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
         unsettled = false;
         await clock.advanceTo(clock.now());
       }
-      if (warmupEnd === Infinity) warmupEnd = t + warmupMs;
+      if (warmupEnd === Infinity) {
+        warmupEnd = t + warmupMs;
+        firstT = t;
+      }
       if (!measuring && t >= warmupEnd) {
         if (clock.nextTimerAt() <= warmupEnd) await clock.advanceTo(warmupEnd, true);
         else clock.jumpTo(warmupEnd);
@@ -273,14 +278,14 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
   for (let guard = 0; pendingMisses > 0 && guard < 3600; guard++) await clock.advance(1000);
   const wallMs = performance.now() - wallStart;
 
-  let used = -baseline.used;
-  let wasted = -baseline.wasted;
-  let inserted = -baseline.inserted;
+  let used = 0;
+  let wasted = 0;
+  let inserted = 0;
   let peak = 0;
   for (const n of nodes) {
-    used += n.cache.stats.prefetchedUsed;
-    wasted += n.cache.stats.prefetchedWasted;
-    inserted += n.cache.stats.prefetchedInserted;
+    used += n.cache.stats.windowPrefetchedUsed;
+    wasted += n.cache.stats.windowPrefetchedWasted;
+    inserted += n.cache.stats.windowPrefetchedInserted;
     peak += n.cache.stats.peakEntries;
   }
   metadata.close();
@@ -320,6 +325,7 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
     peakCacheEntries: peak,
     expiredKeysServed,
     events,
+    spanMs: events > 0 ? end - firstT : 0,
     wallMs,
     eventsPerSecond: wallMs > 0 ? events / (wallMs / 1000) : 0,
     timeline: tally.timeline(),

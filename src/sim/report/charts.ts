@@ -24,7 +24,8 @@ export function policyColors(names: string[]): Map<string, string> {
   return colors;
 }
 
-const REASON_COLORS: Record<KeyReason, string> = { demand: '#d9534f', prefetch: '#2b7bba', refresh: '#f0a30a' };
+/** Causes of KMS calls: hues no policy uses, so a cause is never read as a policy. */
+export const REASON_COLORS: Record<KeyReason, string> = { demand: '#8c564b', prefetch: '#bcbd22', refresh: '#e377c2' };
 const HOUR_MS = 3_600_000;
 
 /**
@@ -99,32 +100,70 @@ function renderSvg(option: EChartsOption, width: number, height: number): string
 
 export type Policies = [name: string, result: PolicyResult][];
 
-/** Demand-miss ratio against KMS calls, one labelled point per policy: the trade-off. */
-export function tradeoffChart(policies: Policies, colors: Map<string, string>): string {
-  // One decade suffices for x: no cache makes ~20× the calls of any cache, which would crush the rest into a corner.
-  const xPlan = planAxis(policies.map(([, r]) => r.kmsCalls), 1);
-  const yPlan = planAxis(policies.map(([, r]) => r.demandMissRatio));
+/** A point of pkp's trade-off curve: its budget and what it did. */
+export interface CurvePoint {
+  maxKmsOverhead: number;
+  result: PolicyResult;
+}
+
+/**
+ * Demand misses (log) against KMS calls ÷ the oracle's: one labelled point per policy and pkp's
+ * sweep as a curve. No cache is left out (hundreds of times the calls would crush the rest); the
+ * axes start near the data and the labels sit inside the plot, with room kept on the right.
+ */
+export function tradeoffChart(policies: Policies, colors: Map<string, string>, curve: CurvePoint[] = []): string {
+  const shown = policies.filter(([name]) => name !== 'none');
+  const byOracle = [...shown.map(([, r]) => r), ...curve.map((p) => p.result)].every((r) => r.kmsCallsVsOracle !== null);
+  const x = (r: PolicyResult): number => (byOracle ? r.kmsCallsVsOracle! : r.kmsCalls);
+  const all = [...shown.map(([, r]) => r), ...curve.map((p) => p.result)];
+  const xs = all.map(x);
+  const lo = Math.min(...xs);
+  const hi = Math.max(...xs);
+  const pad = Math.max((hi - lo) * 0.06, byOracle ? 0.005 : 1);
+  const misses = all.map((r) => r.demandMisses);
+  const positive = misses.filter((m) => m > 0);
+  // Zero misses (the oracle) go on a labelled floor a decade below the fewest positive.
+  const floor = positive.length > 0 ? pow10(Math.floor(Math.log10(Math.min(...positive))) - 1) : 0.1;
+  const top = positive.length > 0 ? pow10(Math.ceil(Math.log10(Math.max(...positive) * 1.01))) : 10;
+  const y = (m: number): number => (m > 0 ? m : floor);
+  const label = (name: string, r: PolicyResult) => `${name}  ${formatShortCount(r.demandMisses)}`;
+  const pkpColor = colors.get('pkp') ?? '#3aa357';
+  const series: NonNullable<EChartsOption['series']> = shown.map(([name, r]) => ({
+    type: 'scatter' as const,
+    name,
+    symbolSize: 12,
+    itemStyle: { color: colors.get(name) },
+    label: { show: true, position: 'right' as const, color: '#222', formatter: label(name, r) },
+    data: [[x(r), y(r.demandMisses)]],
+  }));
+  if (curve.length > 0) {
+    series.push({
+      type: 'line' as const,
+      name: 'pkp (sweep)',
+      symbolSize: 8,
+      itemStyle: { color: pkpColor },
+      lineStyle: { width: 2, color: pkpColor },
+      label: { show: true, position: 'top' as const, color: '#222', formatter: (p: { dataIndex: number }) => `${curve[p.dataIndex]!.maxKmsOverhead}: ${formatShortCount(curve[p.dataIndex]!.result.demandMisses)}` },
+      data: curve.map((p) => [x(p.result), y(p.result.demandMisses)]),
+    });
+  }
   return renderSvg(
     {
-      grid: { left: 80, right: 40, top: 30, bottom: 60 },
-      xAxis: axisFor(xPlan, 'KMS calls', formatShortCount),
-      yAxis: { ...axisFor(yPlan, 'demand-miss ratio', (v) => formatPercent(v, 2)), nameGap: 58 },
-      series: policies.map(([name, r]) => ({
-        type: 'scatter' as const,
-        name,
-        symbolSize: 12,
-        itemStyle: { color: colors.get(name) },
-        label: {
-          show: true,
-          position: 'right' as const,
-          color: '#222',
-          formatter: `${name}  ${formatPercent(r.demandMissRatio, 2)}`,
-        },
-        data: [[place(xPlan, r.kmsCalls), place(yPlan, r.demandMissRatio)]],
-      })),
+      legend: { top: 0 },
+      grid: { left: 80, right: 150, top: 50, bottom: 60 },
+      xAxis: {
+        type: 'value', min: Math.max(0, lo - pad), max: hi + pad, name: byOracle ? "KMS calls ÷ oracle's" : 'KMS calls',
+        nameLocation: 'middle', nameGap: 34, axisLabel: { formatter: (v: number) => formatSig(v) }, splitLine: { show: true },
+      },
+      yAxis: {
+        type: 'log', logBase: 10, min: floor, max: top, name: 'demand misses (log; 0 drawn at the bottom)', nameLocation: 'middle', nameGap: 58,
+        axisLabel: { formatter: (v: number) => (v <= floor * (1 + 1e-9) ? '0' : formatShortCount(v)) }, splitLine: { show: true },
+      },
+      labelLayout: { hideOverlap: false, moveOverlap: 'shiftY' },
+      series,
     },
-    760,
-    420,
+    900,
+    460,
   );
 }
 
