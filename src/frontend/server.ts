@@ -5,6 +5,8 @@ import { SqsError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
 import { isSqsAction, type FrontendNode } from './node.ts';
+import { decodeQueryInput, encodeQueryError, encodeQueryResult, parseForm, QUERY_VERSIONS, XML_CONTENT_TYPE } from './query-codec.ts';
+import { QUERY_MODEL } from './query-model.ts';
 import { verifySigV4 } from './sigv4.ts';
 import { internalFailure, invalidParameter, toWire } from './wire-errors.ts';
 
@@ -26,7 +28,7 @@ const TARGET_PREFIX = 'AmazonSQS.';
 const DEFAULT_BODY_LIMIT = 1.5 * 1024 * 1024;
 
 /**
- * The SQS endpoint (AWS JSON 1.0 protocol). Every request is authenticated with SigV4 before
+ * The SQS endpoint: AWS JSON 1.0 and the Query protocol on the same paths. Every request is authenticated with SigV4 before
  * anything else is looked at, then handed to the next front-end node in turn.
  */
 export function createSqsServer(options: SqsServerOptions): FastifyInstance {
@@ -41,11 +43,12 @@ export function createSqsServer(options: SqsServerOptions): FastifyInstance {
 
   const handle = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     const started = process.hrtime.bigint(); // latency is an observation of real time, not logic
-    const action = actionOf(request.headers['x-amz-target']);
-    const label = action !== undefined && isSqsAction(action) ? action : 'Unknown';
+    const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+    const wire = readWire(request, body);
+    const label = wire.action !== undefined && isSqsAction(wire.action) ? wire.action : 'Unknown';
+    const requestId = randomUUID();
     let status = 200;
     try {
-      const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
       const url = request.raw.url ?? '/';
       const q = url.indexOf('?');
       const { principal } = verifySigV4(
@@ -53,14 +56,17 @@ export function createSqsServer(options: SqsServerOptions): FastifyInstance {
         (accessKeyId) => credentials.get(accessKeyId),
         clock.now(),
       );
-      const input = parseRequest(request, action, body);
+      const baseUrl = baseUrlOf(request.headers.host);
+      const input = wire.protocol === 'json' ? parseJsonRequest(request, wire.action, body) : queryInput(wire, baseUrl, q < 0 ? url : url.slice(0, q));
       const node = nodes[turn++ % nodes.length]!;
-      const result = await node.handle(action!, input, { principal, baseUrl: baseUrlOf(request.headers.host) });
-      return reply.code(200).header('content-type', JSON_CONTENT_TYPE).header('x-amzn-requestid', randomUUID()).send(JSON.stringify(result));
+      const result = await node.handle(wire.action!, input, { principal, baseUrl });
+      reply.code(200).header('x-amzn-requestid', requestId);
+      if (wire.protocol === 'query') return reply.header('content-type', XML_CONTENT_TYPE).send(encodeQueryResult(wire.action!, result, requestId));
+      return reply.header('content-type', JSON_CONTENT_TYPE).send(JSON.stringify(result));
     } catch (error) {
       const sqsError = error instanceof SqsError ? error : unexpected(logger, error, label);
       status = sqsError.status;
-      return sendError(reply, sqsError);
+      return sendError(reply, wire.protocol, sqsError, requestId);
     } finally {
       metrics?.requests.inc({ action: label, status: String(status) });
       metrics?.requestSeconds.observe({ action: label }, Number(process.hrtime.bigint() - started) / 1e9);
@@ -70,15 +76,20 @@ export function createSqsServer(options: SqsServerOptions): FastifyInstance {
   // The SDK posts to '/' or, with useQueueUrlAsEndpoint, to the queue URL's path: any path will do.
   app.post('/', handle);
   app.post('/*', handle);
+  // Query clients may also send an action as a GET with its parameters in the query string.
+  app.get('/', handle);
+  app.get('/*', handle);
 
   app.setNotFoundHandler((request, reply) => {
     metrics?.requests.inc({ action: 'Unknown', status: '400' });
-    return sendError(reply, new SqsError('InvalidAction', `${request.method.slice(0, 16)} is not supported: SQS actions are POST requests.`));
+    return sendError(reply, protocolOf(request), new SqsError('InvalidAction', `${request.method.slice(0, 16)} is not supported: SQS actions are POST or GET requests.`), randomUUID());
   });
 
   // Errors raised by fastify itself before the handler ran (body too large, bad framing).
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    const action = actionOf(request.headers['x-amz-target']);
+    const protocol = protocolOf(request);
+    // The body was not read: a Query request's action is known only when it came in the URL.
+    const action = protocol === 'json' ? actionOf(request.headers['x-amz-target']) : readWire(request, Buffer.alloc(0)).action;
     const label = action !== undefined && isSqsAction(action) ? action : 'Unknown';
     let sqsError: SqsError;
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
@@ -91,14 +102,63 @@ export function createSqsServer(options: SqsServerOptions): FastifyInstance {
       sqsError = unexpected(logger, error, label);
     }
     metrics?.requests.inc({ action: label, status: String(sqsError.status) });
-    return sendError(reply, sqsError);
+    return sendError(reply, protocol, sqsError, randomUUID());
   });
 
   return app;
 }
 
+type Protocol = 'json' | 'query';
+
+interface WireRequest {
+  protocol: Protocol;
+  /** The action named: X-Amz-Target for JSON, the Action parameter for Query. */
+  action: string | undefined;
+  /** Query only: the query string's and the form body's parameters. */
+  params?: Map<string, string>;
+}
+
+/**
+ * JSON 1.0 when the client says so (its content type or an X-Amz-Target); otherwise the Query
+ * protocol, whose clients send forms (or GETs) without a target.
+ */
+function protocolOf(request: FastifyRequest): Protocol {
+  const contentType = request.headers['content-type'];
+  const type = typeof contentType === 'string' ? contentType.split(';', 1)[0]!.trim().toLowerCase() : '';
+  if (type === JSON_CONTENT_TYPE || request.headers['x-amz-target'] !== undefined) return 'json';
+  return 'query';
+}
+
+/** What can be read of a request before it is authenticated: its protocol and action name. */
+function readWire(request: FastifyRequest, body: Buffer): WireRequest {
+  const protocol = protocolOf(request);
+  if (protocol === 'json') return { protocol, action: actionOf(request.headers['x-amz-target']) };
+  const url = request.raw.url ?? '/';
+  const q = url.indexOf('?');
+  const params = parseForm(q < 0 ? '' : url.slice(q + 1));
+  if (body.length > 0) parseForm(body.toString('utf8'), params);
+  return { protocol, action: params.get('Action'), params };
+}
+
+/** Action and version checks, then the parameters in the JSON form the actions take. */
+function queryInput(wire: WireRequest, baseUrl: string, path: string): unknown {
+  const action = wire.action;
+  if (action === undefined || action === '') throw new SqsError('MissingAction', 'The request must contain the parameter Action.');
+  if (!isSqsAction(action)) throw new SqsError('InvalidAction', `The action ${action.slice(0, 64)} is not valid for this endpoint.`);
+  const version = wire.params!.get('Version');
+  if (version !== undefined && !QUERY_VERSIONS.has(version)) {
+    throw new SqsError('NoSuchVersion', `The requested version (${version.slice(0, 32)}) of service AmazonSQS does not exist.`);
+  }
+  const input = decodeQueryInput(action, wire.params!);
+  // Older clients post to the queue's URL and leave QueueUrl out: the path names the queue.
+  if (input.QueueUrl === undefined && /^\/[^/]+\/[^/]+\/?$/.test(path) && 'QueueUrl' in (QUERY_MODEL[action]?.input ?? {})) {
+    input.QueueUrl = `${baseUrl}${path}`;
+  }
+  return input;
+}
+
 /** Content type, target and JSON checks; runs only for authenticated requests. */
-function parseRequest(request: FastifyRequest, action: string | undefined, body: Buffer): unknown {
+function parseJsonRequest(request: FastifyRequest, action: string | undefined, body: Buffer): unknown {
   const contentType = request.headers['content-type'];
   if (typeof contentType !== 'string' || contentType.split(';', 1)[0]!.trim().toLowerCase() !== JSON_CONTENT_TYPE) {
     throw new SqsError('InvalidAction', `Only the AWS JSON 1.0 protocol is supported: Content-Type must be ${JSON_CONTENT_TYPE}.`);
@@ -132,14 +192,11 @@ function baseUrlOf(host: string | undefined): string {
   return `http://${host !== undefined && /^[A-Za-z0-9.:[\]-]{1,255}$/.test(host) ? host : 'localhost'}`;
 }
 
-function sendError(reply: FastifyReply, error: SqsError): FastifyReply {
+function sendError(reply: FastifyReply, protocol: Protocol, error: SqsError, requestId: string): FastifyReply {
   const wire = toWire(error);
-  return reply
-    .code(wire.status)
-    .headers(wire.headers)
-    .header('content-type', JSON_CONTENT_TYPE)
-    .header('x-amzn-requestid', randomUUID())
-    .send(JSON.stringify(wire.body));
+  reply.code(wire.status).header('x-amzn-requestid', requestId);
+  if (protocol === 'query') return reply.header('content-type', XML_CONTENT_TYPE).send(encodeQueryError(error, requestId));
+  return reply.headers(wire.headers).header('content-type', JSON_CONTENT_TYPE).send(JSON.stringify(wire.body));
 }
 
 /** Not an SQS error: logged (name and code only, never a body) and answered as InternalFailure. */
