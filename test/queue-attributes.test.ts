@@ -18,7 +18,7 @@ function sqsError(code: string, message?: RegExp): (e: unknown) => boolean {
 }
 
 function queue(attributes: Record<string, string> = {}): QueueRecord {
-  return { queueId: 'q-1', name: 'orders', createdAt: 1_700_000_000_123, updatedAt: 1_700_000_100_999, attributes };
+  return { queueId: 'q-1', accountId: '000000000000', name: 'orders', createdAt: 1_700_000_000_123, updatedAt: 1_700_000_100_999, attributes };
 }
 
 describe('queue names', () => {

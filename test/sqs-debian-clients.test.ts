@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { VirtualClock } from '../src/core/clock.ts';
-import { startService, type RunningService } from '../src/service.ts';
+import { accountOf, startService, type RunningService } from '../src/service.ts';
 
 /**
  * Debian 12's own SQS clients, which speak the Query protocol: python3-boto3 (botocore 1.29) and
@@ -18,6 +18,8 @@ const run = promisify(execFile);
 const PYTHON = '/usr/bin/python3';
 const AWS = '/usr/bin/aws';
 const CREDENTIALS = { accessKeyId: 'AKIDPKPDEBIAN', secretAccessKey: 'debian-secret-access-key-0123456789' };
+/** The credential's own account: none is configured, so it is derived from the access key id. */
+const ACCOUNT = accountOf(CREDENTIALS);
 
 let service: RunningService;
 let dataDir: string;
@@ -117,7 +119,7 @@ describe('Debian clients (Query protocol)', () => {
       return stdout.trim() === '' ? {} : JSON.parse(stdout) as Record<string, unknown>;
     };
     const created = await aws('create-queue', '--queue-name', 'orders');
-    assert.equal(created.QueueUrl, `${service.endpoint}/000000000000/orders`);
+    assert.equal(created.QueueUrl, `${service.endpoint}/${ACCOUNT}/orders`);
     const sent = await aws('send-message', '--queue-url', String(created.QueueUrl), '--message-body', 'hello');
     assert.equal(sent.MD5OfMessageBody, '5d41402abc4b2a76b9719d911017c592');
     const got = await aws('receive-message', '--queue-url', String(created.QueueUrl), '--attribute-names', 'All');

@@ -12,11 +12,13 @@ import {
 import type { AccessEvent, PkpEvent } from '../src/bus/types.ts';
 import { VirtualClock } from '../src/core/clock.ts';
 import { md5OfMessageAttributes } from '../src/frontend/md5.ts';
-import { startService, type RunningService } from '../src/service.ts';
+import { accountOf, startService, type RunningService } from '../src/service.ts';
 
 /** End to end: the official SDK against the running service, time driven by a virtual clock. */
 
 const CREDENTIALS = { accessKeyId: 'AKIDPKPE2ETEST', secretAccessKey: 'e2e-secret-access-key-0123456789' };
+/** The credential's own account: none is configured, so it is derived from the access key id. */
+const ACCOUNT = accountOf(CREDENTIALS);
 
 let clock: VirtualClock;
 let dataDir: string;
@@ -89,7 +91,7 @@ after(async () => {
 describe('queues', () => {
   it('creates a queue and returns its URL; the same attributes again return the same URL', async () => {
     const url = await createQueue('e2e-create', { VisibilityTimeout: '60' });
-    assert.equal(url, `${service.endpoint}/000000000000/e2e-create`);
+    assert.equal(url, `${service.endpoint}/${ACCOUNT}/e2e-create`);
     assert.equal(await createQueue('e2e-create', { VisibilityTimeout: '60' }), url);
     assert.equal(await createQueue('e2e-create'), url);
   });
@@ -110,7 +112,7 @@ describe('queues', () => {
 
   it('gets a queue URL, and QueueDoesNotExist for an unknown name', async () => {
     const out = await sqs.send(new GetQueueUrlCommand({ QueueName: 'e2e-create' }));
-    assert.equal(out.QueueUrl, `${service.endpoint}/000000000000/e2e-create`);
+    assert.equal(out.QueueUrl, `${service.endpoint}/${ACCOUNT}/e2e-create`);
     const error = await failure(sqs.send(new GetQueueUrlCommand({ QueueName: 'e2e-nope' })));
     assert.equal(error.name, 'QueueDoesNotExist');
     assert.equal(error.Code, 'AWS.SimpleQueueService.NonExistentQueue');
@@ -134,7 +136,7 @@ describe('queues', () => {
     const got = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['All'] }));
     assert.equal(got.Attributes?.VisibilityTimeout, '45');
     assert.equal(got.Attributes?.KmsDataKeyReusePeriodSeconds, '120');
-    assert.equal(got.Attributes?.QueueArn, 'arn:aws:sqs:us-east-1:000000000000:e2e-attrs');
+    assert.equal(got.Attributes?.QueueArn, `arn:aws:sqs:us-east-1:${ACCOUNT}:e2e-attrs`);
     assert.equal(got.Attributes?.ApproximateNumberOfMessages, '0');
     assert.equal(got.Attributes?.SqsManagedSseEnabled, 'true');
     const some = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['DelaySeconds'] }));

@@ -6,12 +6,14 @@ import { after, before, describe, it } from 'node:test';
 import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { VirtualClock } from '../src/core/clock.ts';
 import { md5OfBody, md5OfMessageAttributes } from '../src/frontend/md5.ts';
-import { startService, type RunningService } from '../src/service.ts';
+import { accountOf, startService, type RunningService } from '../src/service.ts';
 import { all, at, mapOf, QueryClient, textAt, type QueryResponse } from './helpers/query-client.ts';
 
 /** The Query protocol end to end: hand-signed form requests against the running service. */
 
 const CREDENTIALS = { accessKeyId: 'AKIDPKPQUERYTEST', secretAccessKey: 'query-secret-access-key-0123456789' };
+/** The credential's own account: none is configured, so it is derived from the access key id. */
+const ACCOUNT = accountOf(CREDENTIALS);
 const NS = 'http://queue.amazonaws.com/doc/2012-11-05/';
 
 let clock: VirtualClock;
@@ -66,7 +68,7 @@ async function receive(url: string, params: Record<string, string | number> = {}
 describe('queues over Query', () => {
   it('creates a queue with Attribute.N, gets its URL, lists it', async () => {
     const url = await createQueue('q-create', { 'Attribute.1.Name': 'VisibilityTimeout', 'Attribute.1.Value': '45', 'Attribute.2.Name': 'DelaySeconds', 'Attribute.2.Value': '0' });
-    assert.equal(url, `${service.endpoint}/000000000000/q-create`);
+    assert.equal(url, `${service.endpoint}/${ACCOUNT}/q-create`);
 
     const got = await query.call('GetQueueUrl', { QueueName: 'q-create' });
     ok(got, 'GetQueueUrl');
@@ -91,7 +93,7 @@ describe('queues over Query', () => {
     const r = await query.call('GetQueueAttributes', { QueueUrl: url, 'AttributeName.1': 'VisibilityTimeout', 'AttributeName.2': 'DelaySeconds', 'AttributeName.3': 'QueueArn' });
     ok(r, 'GetQueueAttributes');
     assert.deepEqual(mapOf(all(at(r.xml, 'GetQueueAttributesResult'), 'Attribute')), {
-      VisibilityTimeout: '45', DelaySeconds: '7', QueueArn: 'arn:aws:sqs:us-east-1:000000000000:q-attrs',
+      VisibilityTimeout: '45', DelaySeconds: '7', QueueArn: `arn:aws:sqs:us-east-1:${ACCOUNT}:q-attrs`,
     });
 
     const bad = await query.call('SetQueueAttributes', { QueueUrl: url, 'Attribute.1.Name': 'DelaySeconds', 'Attribute.1.Value': '901' });
@@ -107,18 +109,18 @@ describe('queues over Query', () => {
     failed(await query.call('FlyToTheMoon'), 400, 'InvalidAction');
     failed(await query.call('GetQueueUrl', {}), 400, 'MissingParameter');
     failed(await query.call('GetQueueUrl', { QueueName: 'q-create' }, { secretAccessKey: 'not-the-secret-0123456789' }), 403, 'SignatureDoesNotMatch');
-    failed(await query.call('ReceiveMessage', { QueueUrl: `${service.endpoint}/000000000000/q-create`, MaxNumberOfMessages: 'ten' }), 400, 'InvalidParameterValue');
+    failed(await query.call('ReceiveMessage', { QueueUrl: `${service.endpoint}/${ACCOUNT}/q-create`, MaxNumberOfMessages: 'ten' }), 400, 'InvalidParameterValue');
   });
 
   it('takes GET requests with the parameters in the query string', async () => {
     const r = await query.call('GetQueueUrl', { QueueName: 'q-create' }, { method: 'GET' });
     ok(r, 'GetQueueUrl');
-    assert.equal(textAt(r.xml, 'GetQueueUrlResult', 'QueueUrl'), `${service.endpoint}/000000000000/q-create`);
+    assert.equal(textAt(r.xml, 'GetQueueUrlResult', 'QueueUrl'), `${service.endpoint}/${ACCOUNT}/q-create`);
   });
 
   it('takes a request posted to the queue URL without a QueueUrl parameter', async () => {
     const url = await createQueue('q-path');
-    const sent = await query.call('SendMessage', { MessageBody: 'by path' }, { path: '/000000000000/q-path' });
+    const sent = await query.call('SendMessage', { MessageBody: 'by path' }, { path: `/${ACCOUNT}/q-path` });
     ok(sent, 'SendMessage');
     const r = await receive(url);
     assert.equal(textAt(r.xml, 'ReceiveMessageResult', 'Message', 'Body'), 'by path');

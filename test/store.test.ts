@@ -330,7 +330,7 @@ test('durability: a resolved put is seen by a second connection and after reopen
 
   const reader = new Database(path, { readonly: true });
   assert.equal(reader.pragma('journal_mode', { simple: true }), 'wal');
-  assert.equal(reader.pragma('user_version', { simple: true }), 1);
+  assert.equal(reader.pragma('user_version', { simple: true }), 2);
   const row = reader.prepare('SELECT body FROM messages WHERE message_id = ?').get(sent.messageId) as { body: Buffer };
   assert.deepEqual(row.body, sent.bodyCiphertext);
   reader.close();
@@ -424,4 +424,47 @@ test('the database files hold the ciphertext given and never the plaintext behin
     assert.equal(bytes.includes(attrsPlain), false, `${stage}: attribute plaintext found on disk`);
     assert.equal(bytes.includes(key), false, `${stage}: key found on disk`);
   }
+});
+
+test('accounts: the same name in two accounts is two queues; listing stays within the account', () => {
+  const store = SqliteMessageStore.open({ path: ':memory:' });
+  const a = store.createQueue('orders', {}, 0, '111111111111');
+  const b = store.createQueue('orders', { DelaySeconds: '5' }, 0, '222222222222');
+  assert.equal(a.outcome, 'created');
+  assert.equal(b.outcome, 'created');
+  assert.notEqual(a.queue.queueId, b.queue.queueId);
+  assert.equal(store.getQueueByName('orders', '111111111111')?.queueId, a.queue.queueId);
+  assert.equal(store.getQueueByName('orders', '222222222222')?.attributes.DelaySeconds, '5');
+  assert.equal(store.getQueueByName('orders', '333333333333'), undefined);
+  assert.equal(store.getQueueByName('orders'), undefined, 'the legacy account has none');
+  store.createQueue('orders-dlq', {}, 0, '111111111111');
+  assert.deepEqual(store.listQueues('ord', '111111111111').map((q) => [q.accountId, q.name]), [['111111111111', 'orders'], ['111111111111', 'orders-dlq']]);
+  assert.deepEqual(store.listQueues('', '222222222222').map((q) => q.name), ['orders']);
+  assert.throws(() => store.createQueue('x', {}, 0, '12'), isCode('InvalidArgument'));
+  void store.close();
+});
+
+test('a database made before accounts (schema 1) opens: its queues and messages are the legacy account\'s', async () => {
+  const path = join(tempDir(), 'messages.db');
+  const store = SqliteMessageStore.open({ path });
+  const queueId = store.createQueue('orders', { VisibilityTimeout: '40' }, 10).queue.queueId;
+  await store.putMessages([message(queueId, 10, { messageId: 'm-1' })]);
+  await store.close();
+  // Back to exactly what schema 1 held: bare names, version 1.
+  const raw = new Database(path);
+  raw.prepare("UPDATE queues SET name = substr(name, instr(name, '/') + 1)").run();
+  raw.pragma('user_version = 1');
+  assert.equal((raw.prepare('SELECT name FROM queues').get() as { name: string }).name, 'orders');
+  raw.close();
+
+  const reopened = SqliteMessageStore.open({ path });
+  const queue = reopened.getQueueByName('orders', '000000000000');
+  assert.equal(queue?.queueId, queueId);
+  assert.equal(queue?.attributes.VisibilityTimeout, '40');
+  const got = await reopened.receiveMessages(queueId, 10, 1000, 20);
+  assert.deepEqual(got.map((m) => m.messageId), ['m-1']);
+  await reopened.close();
+  const check = new Database(path);
+  assert.equal(check.pragma('user_version', { simple: true }), 2);
+  check.close();
 });

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createLogger } from '../core/log.ts';
-import { parseCredential, startService } from '../service.ts';
+import { accountOf, parseCredential, startService } from '../service.ts';
 import { openTrace } from '../sim/traces/open.ts';
 import { runDemo } from './demo.ts';
 import { collect, intOption, numberOption } from './options.ts';
@@ -31,7 +31,7 @@ export function registerUp(program: Command): void {
     .option('--admin-port <port>', 'Prometheus metrics port (default: port + 1)', intOption(0, 65535))
     .option('--frontends <n>', 'front-end nodes', intOption(1, 64), 3)
     .option('--data-dir <dir>', 'where messages, master keys and credentials live', 'pkp-data')
-    .option('--credentials <id:secret>', 'accepted credentials (repeatable); default: one generated principal', collect)
+    .option('--credentials <id:secret[:account]>', 'accepted credentials (repeatable), each in its own account unless one is given; default: one generated principal', collect)
     .option('--demo', 'also drive a built-in workload through the SQS endpoint and show a live summary')
     .option('--duration <seconds>', 'with --demo: stop after this long (default: until Ctrl-C)', numberOption(1))
     .option('--kms-latency <spec>', "modelled KMS latency, e.g. '20' or 'lognormal:20:0.5' (ms)")
@@ -61,7 +61,7 @@ export function registerUp(program: Command): void {
       const print = (line: string): void => void process.stdout.write(`${line}\n`);
       print(`SQS endpoint: ${service.endpoint}`);
       if (service.adminEndpoint) print(`Metrics: ${service.adminEndpoint}/metrics`);
-      for (const c of service.credentials) print(`Credentials: AWS_ACCESS_KEY_ID=${c.accessKeyId} AWS_SECRET_ACCESS_KEY=${c.secretAccessKey}`);
+      for (const c of service.credentials) print(`Credentials: AWS_ACCESS_KEY_ID=${c.accessKeyId} AWS_SECRET_ACCESS_KEY=${c.secretAccessKey} (account ${accountOf(c)})`);
       print(`Front-end nodes: ${service.frontends.map((f) => f.nodeId).join(', ')}; data: ${resolve(options.dataDir)}`);
       const live = service.livePrefetcher;
       if (live) {

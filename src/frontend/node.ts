@@ -9,13 +9,15 @@ import { md5OfBody, md5OfMessageAttributes, type MessageAttribute } from './md5.
 import { attributeSelector, encodeAttributes, parseMessageAttributes } from './message-attributes.ts';
 import { checkMessageSize, validateBody } from './message-content.ts';
 import {
-  asParams, batchEntries, optionalInt, optionalString, requiredInt, requiredString, type BatchEntry, type Params,
+  asParams, batchEntries, optionalInt, optionalString, optionalStringList, requiredInt, requiredString, type BatchEntry, type Params,
 } from './params.ts';
 import {
-  ACCOUNT_ID, DEFAULT_REGION, attributeUpdate, conflictingAttribute, intAttribute, isValidQueueName, parseAttributeNames,
-  parseQueueAttributes, queueAttributeView, validateQueueName,
+  DEFAULT_REGION, attributeUpdate, conflictingAttribute, intAttribute, isValidQueueName, parseAttributeNames,
+  parseQueueAttributes, queueArn, queueAttributeView, validateQueueName,
 } from './queue-attributes.ts';
-import { queueNameFromUrl, queueUrl } from './queue-url.ts';
+import { evaluatePolicy } from './queue-policy.ts';
+import { queueRefFromUrl, queueUrl } from './queue-url.ts';
+import { defaultAccountId, isAccountId, principalArnOf } from './accounts.ts';
 import { messageOutput, requestedSystemAttributes, type OpenedMessage } from './receive-output.ts';
 import type { ReceiveWaiters } from './waiters.ts';
 import { internalFailure, invalidParameter, missingParameter, queryCodeOf, queueDoesNotExist, serviceUnavailable } from './wire-errors.ts';
@@ -61,12 +63,34 @@ export interface RequestContext {
   principal: string;
   /** `http://<host>`: queue URLs are built on it. */
   baseUrl: string;
+  /** The principal's account. Default: the account a credential has when none is configured. */
+  accountId?: string;
 }
+
+/** One request as the actions see it: who, in which account, and the IAM action it needs. */
+interface Call extends RequestContext {
+  accountId: string;
+  principalArn: string;
+  /** The IAM action name policies grant: batches need their base action. */
+  iamAction: string;
+}
+
+const IAM_ACTION: Readonly<Record<string, string>> = {
+  SendMessageBatch: 'SendMessage',
+  DeleteMessageBatch: 'DeleteMessage',
+  ChangeMessageVisibilityBatch: 'ChangeMessageVisibility',
+};
+
+/** The actions AddPermission may grant (SQS's list). */
+const GRANTABLE = new Set([
+  '*', 'SendMessage', 'ReceiveMessage', 'DeleteMessage', 'ChangeMessageVisibility', 'GetQueueAttributes', 'GetQueueUrl',
+  'ListDeadLetterSourceQueues', 'PurgeQueue',
+]);
 
 export const SQS_ACTIONS = [
   'CreateQueue', 'GetQueueUrl', 'ListQueues', 'DeleteQueue', 'GetQueueAttributes', 'SetQueueAttributes',
   'SendMessage', 'SendMessageBatch', 'ReceiveMessage', 'DeleteMessage', 'DeleteMessageBatch',
-  'ChangeMessageVisibility', 'ChangeMessageVisibilityBatch', 'PurgeQueue',
+  'ChangeMessageVisibility', 'ChangeMessageVisibilityBatch', 'PurgeQueue', 'AddPermission', 'RemovePermission',
 ] as const;
 export type SqsAction = (typeof SQS_ACTIONS)[number];
 
@@ -138,14 +162,18 @@ export class FrontendNode {
 
   async handle(action: string, input: unknown, ctx: RequestContext): Promise<Result> {
     if (!isSqsAction(action)) throw new SqsError('InvalidAction', `The action ${action.slice(0, 64)} is not valid for this endpoint.`);
+    const accountId = ctx.accountId ?? defaultAccountId(ctx.principal);
+    const call: Call = {
+      ...ctx, accountId, principalArn: principalArnOf(accountId, ctx.principal), iamAction: IAM_ACTION[action] ?? action,
+    };
     try {
-      return await this.dispatch(action, asParams(input), ctx);
+      return await this.dispatch(action, asParams(input), call);
     } catch (error) {
       throw this.toSqsError(error, action);
     }
   }
 
-  private dispatch(action: SqsAction, p: Params, ctx: RequestContext): Promise<Result> {
+  private dispatch(action: SqsAction, p: Params, ctx: Call): Promise<Result> {
     switch (action) {
       case 'CreateQueue': return this.createQueue(p, ctx);
       case 'GetQueueUrl': return this.getQueueUrl(p, ctx);
@@ -161,15 +189,17 @@ export class FrontendNode {
       case 'ChangeMessageVisibility': return this.changeMessageVisibility(p, ctx);
       case 'ChangeMessageVisibilityBatch': return this.changeMessageVisibilityBatch(p, ctx);
       case 'PurgeQueue': return this.purgeQueue(p, ctx);
+      case 'AddPermission': return this.addPermission(p, ctx);
+      case 'RemovePermission': return this.removePermission(p, ctx);
     }
   }
 
   // ---- queues ----
 
-  private async createQueue(p: Params, ctx: RequestContext): Promise<Result> {
+  private async createQueue(p: Params, ctx: Call): Promise<Result> {
     const name = validateQueueName(p.QueueName);
     const attributes = parseQueueAttributes(p.Attributes);
-    const result = this.store.createQueue(name, attributes, this.clock.now());
+    const result = this.store.createQueue(name, attributes, this.clock.now(), ctx.accountId);
     if (result.outcome === 'exists') {
       const differing = conflictingAttribute(result.queue, attributes);
       if (differing !== undefined) {
@@ -177,34 +207,33 @@ export class FrontendNode {
       }
     }
     this.report(result.queue.queueId, ctx, 'other');
-    return { QueueUrl: queueUrl(ctx.baseUrl, name) };
+    return { QueueUrl: queueUrl(ctx.baseUrl, ctx.accountId, name) };
   }
 
-  private async getQueueUrl(p: Params, ctx: RequestContext): Promise<Result> {
+  private async getQueueUrl(p: Params, ctx: Call): Promise<Result> {
     const name = requiredString(p, 'QueueName');
     const owner = optionalString(p, 'QueueOwnerAWSAccountId', 64);
-    if ((owner !== undefined && owner !== ACCOUNT_ID) || !isValidQueueName(name)) throw queueDoesNotExist();
-    const queue = this.store.getQueueByName(name);
-    if (!queue) throw queueDoesNotExist();
+    if (!isValidQueueName(name)) throw queueDoesNotExist();
+    const queue = this.authorized(this.store.getQueueByName(name, owner ?? ctx.accountId), ctx);
     this.report(queue.queueId, ctx, 'other');
-    return { QueueUrl: queueUrl(ctx.baseUrl, name) };
+    return { QueueUrl: queueUrl(ctx.baseUrl, queue.accountId, name) };
   }
 
-  private async listQueues(p: Params, ctx: RequestContext): Promise<Result> {
+  private async listQueues(p: Params, ctx: Call): Promise<Result> {
     const prefix = optionalString(p, 'QueueNamePrefix', 80);
     const maxResults = optionalInt(p, 'MaxResults', 1, 1000);
     const after = decodeNextToken(optionalString(p, 'NextToken', 1024));
-    const names = this.store.listQueues(prefix || undefined).map((q) => q.name)
+    const names = this.store.listQueues(prefix || undefined, ctx.accountId).map((q) => q.name)
       .filter((n) => (prefix ? n.startsWith(prefix) : true) && (after === undefined || n > after))
       .sort();
     const page = names.slice(0, maxResults ?? 1000);
-    const result: Result = { QueueUrls: page.map((n) => queueUrl(ctx.baseUrl, n)) };
+    const result: Result = { QueueUrls: page.map((n) => queueUrl(ctx.baseUrl, ctx.accountId, n)) };
     if (maxResults !== undefined && names.length > page.length) result.NextToken = encodeNextToken(page[page.length - 1]!);
     return result;
   }
 
-  private async deleteQueue(p: Params, ctx: RequestContext): Promise<Result> {
-    const queue = this.queueOf(p);
+  private async deleteQueue(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
     this.report(queue.queueId, ctx, 'other');
     this.store.deleteQueue(queue.queueId);
     this.lastSweep.delete(queue.queueId);
@@ -213,16 +242,16 @@ export class FrontendNode {
     return {};
   }
 
-  private async getQueueAttributes(p: Params, ctx: RequestContext): Promise<Result> {
-    const queue = this.queueOf(p);
+  private async getQueueAttributes(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
     const wanted = parseAttributeNames(p.AttributeNames);
     this.report(queue.queueId, ctx, 'other');
     const now = this.clock.now();
     return { Attributes: queueAttributeView(queue, wanted, () => this.store.counts(queue.queueId, now), this.region) };
   }
 
-  private async setQueueAttributes(p: Params, ctx: RequestContext): Promise<Result> {
-    const queue = this.queueOf(p);
+  private async setQueueAttributes(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
     if (p.Attributes === undefined || p.Attributes === null) throw missingParameter('Attributes');
     const requested = parseQueueAttributes(p.Attributes);
     this.report(queue.queueId, ctx, 'other');
@@ -232,8 +261,8 @@ export class FrontendNode {
     return {};
   }
 
-  private async purgeQueue(p: Params, ctx: RequestContext): Promise<Result> {
-    const queue = this.queueOf(p);
+  private async purgeQueue(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
     this.report(queue.queueId, ctx, 'other');
     await this.store.purgeQueue(queue.queueId);
     return {};
@@ -241,15 +270,15 @@ export class FrontendNode {
 
   // ---- sending ----
 
-  private async sendMessage(p: Params, ctx: RequestContext): Promise<Result> {
-    const queue = this.queueOf(p);
+  private async sendMessage(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
     const message = this.prepare(queue, p);
     await this.seal(queue, ctx, [message], message.bodyBytes);
     return sentOutput(message);
   }
 
-  private async sendMessageBatch(p: Params, ctx: RequestContext): Promise<Result> {
-    const queue = this.queueOf(p);
+  private async sendMessageBatch(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
     const entries = batchEntries(p, 'SendMessageBatchRequestEntry');
     const ready: { id: string; message: Prepared }[] = [];
     const failed: FailedEntry[] = [];
@@ -338,8 +367,8 @@ export class FrontendNode {
 
   // ---- receiving ----
 
-  private async receiveMessage(p: Params, ctx: RequestContext): Promise<Result> {
-    let queue = this.queueOf(p);
+  private async receiveMessage(p: Params, ctx: Call): Promise<Result> {
+    let queue = this.queueOf(p, ctx);
     const max = optionalInt(p, 'MaxNumberOfMessages', 1, 10) ?? 1;
     const visibilityTimeout = optionalInt(p, 'VisibilityTimeout', 0, MAX_VISIBILITY_TIMEOUT) ?? intAttribute(queue, 'VisibilityTimeout');
     const waitSeconds = optionalInt(p, 'WaitTimeSeconds', 0, 20) ?? intAttribute(queue, 'ReceiveMessageWaitTimeSeconds');
@@ -407,16 +436,16 @@ export class FrontendNode {
 
   // ---- after receiving ----
 
-  private async deleteMessage(p: Params, ctx: RequestContext): Promise<Result> {
-    const queue = this.queueOf(p);
+  private async deleteMessage(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
     const handle = requiredString(p, 'ReceiptHandle');
     this.report(queue.queueId, ctx, 'delete');
     await this.deleteOne(queue.queueId, handle);
     return {};
   }
 
-  private async deleteMessageBatch(p: Params, ctx: RequestContext): Promise<Result> {
-    const queue = this.queueOf(p);
+  private async deleteMessageBatch(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
     const entries = batchEntries(p, 'DeleteMessageBatchRequestEntry');
     this.report(queue.queueId, ctx, 'delete');
     return this.perEntry(entries, (e) => this.deleteOne(queue.queueId, requiredString(e.params, 'ReceiptHandle')));
@@ -427,8 +456,8 @@ export class FrontendNode {
     if (outcome === 'invalid') throw receiptHandleInvalid(handle);
   }
 
-  private async changeMessageVisibility(p: Params, ctx: RequestContext): Promise<Result> {
-    const queue = this.queueOf(p);
+  private async changeMessageVisibility(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
     const handle = requiredString(p, 'ReceiptHandle');
     const seconds = requiredInt(p, 'VisibilityTimeout', 0, MAX_VISIBILITY_TIMEOUT);
     this.report(queue.queueId, ctx, 'other');
@@ -436,8 +465,8 @@ export class FrontendNode {
     return {};
   }
 
-  private async changeMessageVisibilityBatch(p: Params, ctx: RequestContext): Promise<Result> {
-    const queue = this.queueOf(p);
+  private async changeMessageVisibilityBatch(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
     const entries = batchEntries(p, 'ChangeMessageVisibilityBatchRequestEntry');
     this.report(queue.queueId, ctx, 'other');
     return this.perEntry(entries, (e) => this.changeOne(
@@ -474,10 +503,66 @@ export class FrontendNode {
 
   // ---- shared ----
 
-  private queueOf(p: Params): QueueRecord {
-    const queue = this.store.getQueueByName(queueNameFromUrl(p.QueueUrl));
+  /** The queue the request names, if the caller may use it for this action. */
+  private queueOf(p: Params, ctx: Call): QueueRecord {
+    const ref = queueRefFromUrl(p.QueueUrl);
+    return this.authorized(this.store.getQueueByName(ref.name, ref.accountId ?? ctx.accountId), ctx);
+  }
+
+  /**
+   * The owner's account may do anything its queue's Policy does not explicitly deny; another
+   * account only what the Policy allows it. To another account a queue it may not use does not
+   * exist; the owner is told AccessDenied.
+   */
+  private authorized(queue: QueueRecord | undefined, ctx: Call): QueueRecord {
     if (!queue) throw queueDoesNotExist();
-    return queue;
+    const decision = evaluatePolicy(queue.attributes.Policy, {
+      action: ctx.iamAction,
+      accountId: ctx.accountId,
+      principalArn: ctx.principalArn,
+      resourceArn: queueArn(this.region, queue.accountId, queue.name),
+    });
+    const owner = queue.accountId === ctx.accountId;
+    if (decision === 'allow' || (owner && decision === 'none')) return queue;
+    if (owner) throw new SqsError('AccessDenied', `Access to the resource ${queueArn(this.region, queue.accountId, queue.name)} is denied.`, 403);
+    throw queueDoesNotExist();
+  }
+
+  // ---- permissions ----
+
+  private async addPermission(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
+    const label = permissionLabel(p);
+    const accounts = optionalStringList(p, 'AWSAccountIds') ?? [];
+    const actions = optionalStringList(p, 'Actions') ?? [];
+    if (accounts.length === 0) throw missingParameter('AWSAccountIds');
+    if (actions.length === 0) throw missingParameter('Actions');
+    for (const a of accounts) if (!isAccountId(a)) throw invalidParameter(`Value ${a.slice(0, 64)} for parameter AWSAccountIds is invalid. Reason: not a 12-digit account id.`);
+    for (const a of actions) if (!GRANTABLE.has(a)) throw invalidParameter(`Value ${a.slice(0, 64)} for parameter ActionName is invalid. Reason: Only the queue owner is allowed to invoke this action.`);
+    const doc = policyDocument(queue.attributes.Policy, queueArn(this.region, queue.accountId, queue.name));
+    if (doc.Statement.some((s) => s.Sid === label)) throw invalidParameter(`Value ${label} for parameter Label is invalid. Reason: Already exists.`);
+    doc.Statement.push({
+      Sid: label,
+      Effect: 'Allow',
+      Principal: { AWS: accounts.map((a) => `arn:aws:iam::${a}:root`) },
+      Action: actions.map((a) => `SQS:${a}`),
+      Resource: queueArn(this.region, queue.accountId, queue.name),
+    });
+    this.report(queue.queueId, ctx, 'other');
+    if (!this.store.setQueueAttributes(queue.queueId, { Policy: JSON.stringify(doc) }, this.clock.now())) throw queueDoesNotExist();
+    return {};
+  }
+
+  private async removePermission(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
+    const label = permissionLabel(p);
+    const doc = policyDocument(queue.attributes.Policy, queueArn(this.region, queue.accountId, queue.name));
+    const kept = doc.Statement.filter((s) => s.Sid !== label);
+    if (kept.length === doc.Statement.length) throw invalidParameter(`Value ${label} for parameter Label is invalid. Reason: can't find label.`);
+    this.report(queue.queueId, ctx, 'other');
+    const policy = kept.length === 0 ? '' : JSON.stringify({ ...doc, Statement: kept });
+    if (!this.store.setQueueAttributes(queue.queueId, { Policy: policy }, this.clock.now())) throw queueDoesNotExist();
+    return {};
   }
 
   /**
@@ -551,6 +636,24 @@ export class FrontendNode {
     this.logger.error({ action, node: this.nodeId, error: describeError(error) }, 'request failed');
     return internalFailure();
   }
+}
+
+function permissionLabel(p: Params): string {
+  const label = requiredString(p, 'Label');
+  if (!/^[A-Za-z0-9_-]{1,80}$/.test(label)) {
+    throw invalidParameter('Value for parameter Label is invalid. Reason: Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length.');
+  }
+  return label;
+}
+
+/** The queue's policy as an editable document (a new one when it has none). */
+function policyDocument(text: string | undefined, arn: string): { Version: string; Id?: string; Statement: Record<string, unknown>[] } & Record<string, unknown> {
+  if (text) {
+    const doc = JSON.parse(text) as Record<string, unknown>;
+    const statements = Array.isArray(doc.Statement) ? doc.Statement : doc.Statement === undefined ? [] : [doc.Statement];
+    return { ...doc, Version: typeof doc.Version === 'string' ? doc.Version : '2012-10-17', Statement: statements as Record<string, unknown>[] };
+  }
+  return { Version: '2012-10-17', Id: `${arn}/SQSDefaultPolicy`, Statement: [] };
 }
 
 function sentOutput(m: Prepared): Result {

@@ -2,6 +2,7 @@ import { SqsError } from '../core/errors.ts';
 import { DEFAULT_KEY_ALIAS } from '../kms/types.ts';
 import type { QueueKeySettings } from '../metadata/types.ts';
 import type { QueueCounts, QueueRecord } from '../store/types.ts';
+import { policyProblem } from './queue-policy.ts';
 import { invalidParameter, missingParameter } from './wire-errors.ts';
 
 /**
@@ -9,7 +10,6 @@ import { invalidParameter, missingParameter } from './wire-errors.ts';
  * The store keeps only the attributes a client set (normalized); defaults are applied on read.
  */
 
-export const ACCOUNT_ID = '000000000000';
 export const DEFAULT_REGION = 'us-east-1';
 
 interface IntRange {
@@ -110,7 +110,14 @@ function normalizeValue(name: string, raw: string): string {
       // '' turns KMS SSE off. Otherwise a key id, key ARN, alias name or alias ARN.
       if (raw !== '' && !/^[A-Za-z0-9:/_.+=@-]{1,2048}$/.test(raw)) throw invalidValue(name, 'must be a KMS key id, key ARN or alias.');
       return raw;
-    default: // Policy, RedrivePolicy: stored as given; '' removes them. Not enforced here.
+    case 'Policy': {
+      // Enforced by the front-end (queue-policy.ts): only documents it can evaluate are kept.
+      if (Buffer.byteLength(raw) > 20_480) throw invalidValue(name, 'must be at most 20 KiB.');
+      const problem = raw === '' ? undefined : policyProblem(raw);
+      if (problem !== undefined) throw invalidValue(name, problem);
+      return raw;
+    }
+    default: // RedrivePolicy: stored as given; '' removes it.
       if (raw !== '' && !isJsonObject(raw)) throw invalidValue(name, 'must be a JSON object.');
       if (Buffer.byteLength(raw) > 20_480) throw invalidValue(name, 'must be at most 20 KiB.');
       return raw;
@@ -182,8 +189,8 @@ export function parseAttributeNames(input: unknown): 'all' | Set<string> {
   return names;
 }
 
-export function queueArn(region: string, name: string): string {
-  return `arn:aws:sqs:${region}:${ACCOUNT_ID}:${name}`;
+export function queueArn(region: string, accountId: string, name: string): string {
+  return `arn:aws:sqs:${region}:${accountId}:${name}`;
 }
 
 /**
@@ -201,7 +208,7 @@ export function queueAttributeView(
   for (const [name, value] of Object.entries(effectiveAttributes(queue.attributes))) {
     if (want(name)) out[name] = value;
   }
-  if (want('QueueArn')) out.QueueArn = queueArn(region, queue.name);
+  if (want('QueueArn')) out.QueueArn = queueArn(region, queue.accountId, queue.name);
   if (want('ApproximateNumberOfMessages') || want('ApproximateNumberOfMessagesNotVisible') || want('ApproximateNumberOfMessagesDelayed')) {
     const c = counts();
     if (want('ApproximateNumberOfMessages')) out.ApproximateNumberOfMessages = String(c.visible);

@@ -7,17 +7,18 @@ import type { Metrics } from '../core/metrics.ts';
 import { isSqsAction, type FrontendNode } from './node.ts';
 import { decodeQueryInput, encodeQueryError, encodeQueryResult, parseForm, QUERY_VERSIONS, XML_CONTENT_TYPE } from './query-codec.ts';
 import { QUERY_MODEL } from './query-model.ts';
+import { DEFAULT_REGION } from './queue-attributes.ts';
 import { verifySigV4 } from './sigv4.ts';
 import { internalFailure, invalidParameter, toWire } from './wire-errors.ts';
 
 export interface SqsServerOptions {
   nodes: FrontendNode[];
-  /** accessKeyId → secretAccessKey */
-  credentials: Map<string, string>;
+  /** accessKeyId → its secret and its account */
+  credentials: Map<string, { secretAccessKey: string; accountId: string }>;
   clock: Clock;
   logger: Logger;
   metrics?: Metrics;
-  /** Reserved: nodes build their own ARNs; kept so callers can pass the service region. */
+  /** The service's region: requests signed for another are refused. Default us-east-1. */
   region?: string;
   /** Request body limit in bytes. Default 1.5 MiB: a full 256 KiB batch with JSON and base64 overhead fits. */
   bodyLimit?: number;
@@ -33,6 +34,7 @@ const DEFAULT_BODY_LIMIT = 1.5 * 1024 * 1024;
  */
 export function createSqsServer(options: SqsServerOptions): FastifyInstance {
   const { nodes, credentials, clock, logger, metrics } = options;
+  const region = options.region ?? DEFAULT_REGION;
   if (nodes.length === 0) throw new RangeError('createSqsServer needs at least one front-end node');
   const app = Fastify({ logger: false, bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT });
   let turn = 0;
@@ -53,13 +55,16 @@ export function createSqsServer(options: SqsServerOptions): FastifyInstance {
       const q = url.indexOf('?');
       const { principal } = verifySigV4(
         { method: request.method, path: q < 0 ? url : url.slice(0, q), query: q < 0 ? '' : url.slice(q + 1), headers: request.headers, body },
-        (accessKeyId) => credentials.get(accessKeyId),
+        (accessKeyId) => credentials.get(accessKeyId)?.secretAccessKey,
         clock.now(),
+        // A captured request must not be replayable as another action or another protocol.
+        { region, mustSign: ['content-type', 'x-amz-target'] },
       );
+      const accountId = credentials.get(principal)!.accountId;
       const baseUrl = baseUrlOf(request.headers.host);
       const input = wire.protocol === 'json' ? parseJsonRequest(request, wire.action, body) : queryInput(wire, baseUrl, q < 0 ? url : url.slice(0, q));
       const node = nodes[turn++ % nodes.length]!;
-      const result = await node.handle(wire.action!, input, { principal, baseUrl });
+      const result = await node.handle(wire.action!, input, { principal, baseUrl, accountId });
       reply.code(200).header('x-amzn-requestid', requestId);
       if (wire.protocol === 'query') return reply.header('content-type', XML_CONTENT_TYPE).send(encodeQueryResult(wire.action!, result, requestId));
       return reply.header('content-type', JSON_CONTENT_TYPE).send(JSON.stringify(result));

@@ -23,6 +23,7 @@ import {
   type QueueRecord,
   type ReceivedMessage,
   type StoredMessage,
+  LEGACY_ACCOUNT_ID,
 } from './types.ts';
 
 export interface SqliteStoreOptions {
@@ -70,6 +71,11 @@ const MIGRATIONS: string[] = [
   CREATE INDEX messages_by_visibility ON messages (queue_id, visible_at, seq);
   -- Serves dropExpired.
   CREATE INDEX messages_by_sent ON messages (queue_id, sent_at);
+  `,
+  // Accounts: a queue's name column holds its path in the account namespace, '<account>/<name>'
+  // (still unique). Queues made before accounts existed belong to the legacy account.
+  `
+  UPDATE queues SET name = '${LEGACY_ACCOUNT_ID}/' || name WHERE instr(name, '/') = 0;
   `,
 ];
 const SCHEMA_VERSION = MIGRATIONS.length;
@@ -192,10 +198,17 @@ function closedError(): PkpError {
   return new PkpError('StoreClosed', 'the message store is closed');
 }
 
+/** The name column's value for a queue: its path in the account namespace. */
+function pathOf(accountId: string, name: string): string {
+  return `${accountId}/${name}`;
+}
+
 function toQueue(row: QueueRow): QueueRecord {
+  const slash = row.name.indexOf('/');
   return {
     queueId: row.queue_id,
-    name: row.name,
+    accountId: row.name.slice(0, slash),
+    name: row.name.slice(slash + 1),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     attributes: JSON.parse(row.attributes) as Record<string, string>,
@@ -255,6 +268,10 @@ function putError(err: unknown): PkpError {
   }
   error.cause = err;
   return error;
+}
+
+function requireAccount(accountId: string): void {
+  if (!/^\d{12}$/.test(accountId)) throw new PkpError('InvalidArgument', 'an account id is 12 digits');
 }
 
 function requireFinite(name: string, value: number): void {
@@ -360,25 +377,29 @@ export class SqliteMessageStore implements MessageStore {
 
   // ---- queues ----
 
-  createQueue(name: string, attributes: Record<string, string>, now: number): CreateQueueResult {
+  createQueue(name: string, attributes: Record<string, string>, now: number, accountId = LEGACY_ACCOUNT_ID): CreateQueueResult {
     this.begin('createQueue');
+    requireAccount(accountId);
     const queue: QueueRecord = {
       queueId: randomBytes(16).toString('hex'),
+      accountId,
       name,
       createdAt: now,
       updatedAt: now,
       attributes: { ...attributes },
     };
-    const inserted = this.s.insertQueue.run(queue.queueId, name, now, now, JSON.stringify(queue.attributes));
+    const path = pathOf(accountId, name);
+    const inserted = this.s.insertQueue.run(queue.queueId, path, now, now, JSON.stringify(queue.attributes));
     if (inserted.changes > 0) return { outcome: 'created', queue: this.remember(queue) };
-    return { outcome: 'exists', queue: this.remember(toQueue(this.s.queueByName.get(name)!)) };
+    return { outcome: 'exists', queue: this.remember(toQueue(this.s.queueByName.get(path)!)) };
   }
 
-  getQueueByName(name: string): QueueRecord | undefined {
+  getQueueByName(name: string, accountId = LEGACY_ACCOUNT_ID): QueueRecord | undefined {
     this.begin('getQueueByName');
-    const known = this.queueIdsByName.get(name);
+    const path = pathOf(accountId, name);
+    const known = this.queueIdsByName.get(path);
     if (known !== undefined) return this.queuesById.get(known);
-    const row = this.s.queueByName.get(name);
+    const row = this.s.queueByName.get(path);
     return row && this.remember(toQueue(row));
   }
 
@@ -390,9 +411,9 @@ export class SqliteMessageStore implements MessageStore {
     return row && this.remember(toQueue(row));
   }
 
-  listQueues(prefix = ''): QueueRecord[] {
+  listQueues(prefix = '', accountId = LEGACY_ACCOUNT_ID): QueueRecord[] {
     this.begin('listQueues');
-    return this.s.listQueues.all({ prefix }).map(toQueue);
+    return this.s.listQueues.all({ prefix: pathOf(accountId, prefix) }).map(toQueue);
   }
 
   setQueueAttributes(queueId: string, attributes: Record<string, string>, now: number): QueueRecord | undefined {
@@ -404,7 +425,7 @@ export class SqliteMessageStore implements MessageStore {
   deleteQueue(queueId: string): boolean {
     this.begin('deleteQueue', queueId);
     const known = this.queuesById.get(queueId);
-    if (known) this.queueIdsByName.delete(known.name);
+    if (known) this.queueIdsByName.delete(pathOf(known.accountId, known.name));
     this.queuesById.delete(queueId);
     return this.deleteQueueTx.immediate(queueId);
   }
@@ -413,7 +434,7 @@ export class SqliteMessageStore implements MessageStore {
     Object.freeze(queue.attributes);
     Object.freeze(queue);
     this.queuesById.set(queue.queueId, queue);
-    this.queueIdsByName.set(queue.name, queue.queueId);
+    this.queueIdsByName.set(pathOf(queue.accountId, queue.name), queue.queueId);
     return queue;
   }
 

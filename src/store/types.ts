@@ -3,10 +3,16 @@
  * front-end node, each with the encrypted DEK that names the key needed to read it.
  */
 
+/** The account of queues made before accounts existed, and of callers that name none. */
+export const LEGACY_ACCOUNT_ID = '000000000000';
+
 /** A queue as the registry keeps it. `attributes` are SQS attribute names → string values. */
 export interface QueueRecord {
   /** Stable internal id (never reused after a delete). Used as encryption-context and AAD input. */
   queueId: string;
+  /** The 12-digit account whose namespace holds the queue. */
+  accountId: string;
+  /** The name within that account. */
   name: string;
   createdAt: number;
   updatedAt: number;
@@ -88,11 +94,15 @@ export type CreateQueueResult =
   | { outcome: 'exists'; queue: QueueRecord };
 
 export interface QueueStore {
-  /** Creates the queue, or returns the existing one with that name (the caller compares attributes). */
-  createQueue(name: string, attributes: Record<string, string>, now: number): CreateQueueResult;
-  getQueueByName(name: string): QueueRecord | undefined;
+  /**
+   * Creates the queue in the account (default LEGACY_ACCOUNT_ID), or returns the account's existing
+   * one with that name (the caller compares attributes).
+   */
+  createQueue(name: string, attributes: Record<string, string>, now: number, accountId?: string): CreateQueueResult;
+  getQueueByName(name: string, accountId?: string): QueueRecord | undefined;
   getQueueById(queueId: string): QueueRecord | undefined;
-  listQueues(prefix?: string): QueueRecord[];
+  /** The account's queues whose names start with the prefix, by name. */
+  listQueues(prefix?: string, accountId?: string): QueueRecord[];
   /** Replaces the given attributes (others kept). Returns the updated record, or undefined if gone. */
   setQueueAttributes(queueId: string, attributes: Record<string, string>, now: number): QueueRecord | undefined;
   /** Deletes the queue and all its messages. Returns false when it did not exist. */
