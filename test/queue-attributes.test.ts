@@ -80,7 +80,13 @@ describe('parseQueueAttributes', () => {
       KmsMasterKeyId: 'alias/orders', Policy: policy, RedrivePolicy: redrive,
     });
     assert.throws(() => parseQueueAttributes({ Policy: '{not json' }), sqsError('InvalidAttributeValue'));
-    assert.throws(() => parseQueueAttributes({ RedrivePolicy: '[1,2]' }), sqsError('InvalidAttributeValue'));
+    assert.throws(() => parseQueueAttributes({ RedrivePolicy: '[1,2]' }), sqsError('InvalidParameterValue'));
+    assert.throws(() => parseQueueAttributes({ RedrivePolicy: JSON.stringify({ deadLetterTargetArn: 'arn:aws:sqs:us-east-1:000000000000:dlq', maxReceiveCount: 0 }) }), sqsError('InvalidParameterValue'));
+    assert.throws(() => parseQueueAttributes({ RedrivePolicy: JSON.stringify({ deadLetterTargetArn: 'dlq', maxReceiveCount: 3 }) }), sqsError('InvalidParameterValue'));
+    assert.equal(parseQueueAttributes({ RedrivePolicy: JSON.stringify({ deadLetterTargetArn: 'arn:aws:sqs:us-east-1:000000000000:dlq', maxReceiveCount: '7' }) }).RedrivePolicy,
+      JSON.stringify({ deadLetterTargetArn: 'arn:aws:sqs:us-east-1:000000000000:dlq', maxReceiveCount: 7 }), 'a count given as text is stored as a number');
+    assert.throws(() => parseQueueAttributes({ RedriveAllowPolicy: JSON.stringify({ redrivePermission: 'byQueue' }) }), sqsError('InvalidParameterValue'));
+    assert.throws(() => parseQueueAttributes({ RedriveAllowPolicy: JSON.stringify({ redrivePermission: 'some' }) }), sqsError('InvalidParameterValue'));
     assert.throws(() => parseQueueAttributes({ SqsManagedSseEnabled: 'yes' }), sqsError('InvalidAttributeValue'));
     assert.throws(() => parseQueueAttributes({ KmsMasterKeyId: 'key with spaces' }), sqsError('InvalidAttributeValue'));
     assert.throws(() => parseQueueAttributes({ KmsMasterKeyId: 'alias/k', SqsManagedSseEnabled: 'true' }), sqsError('InvalidAttributeValue'));

@@ -468,3 +468,84 @@ test('a database made before accounts (schema 1) opens: its queues and messages 
   assert.equal(check.pragma('user_version', { simple: true }), 2);
   check.close();
 });
+
+test('redrive: a message at its limit is leased, not received, and moveMessages swaps it into the DLQ once', async () => {
+  const store = SqliteMessageStore.open({ path: ':memory:' });
+  const source = store.createQueue('src', {}, 0).queue.queueId;
+  const dlq = store.createQueue('dlq', {}, 0).queue.queueId;
+  const sent = message(source, 0);
+  await store.putMessages([sent]);
+  const limit = { maxReceiveCount: 1, leaseMs: 30_000 };
+  const first = await store.receiveMessages(source, 10, 1000, 10, limit);
+  assert.equal(first.length, 1);
+  assert.equal(first[0]!.redrive, undefined, 'the first receive delivers it');
+  const second = await store.receiveMessages(source, 10, 1000, 2000, limit);
+  assert.equal(second[0]!.redrive, true, 'at the limit it is leased');
+  assert.equal(second[0]!.receiveCount, 1, 'a lease is no receive');
+  assert.deepEqual(await store.receiveMessages(source, 10, 1000, 3000, limit), [], 'leased: invisible');
+
+  // The lease ran out without a move (a crash): leased again under a new handle; the old one is dead.
+  const again = await store.receiveMessages(source, 10, 1000, 2000 + 30_000, limit);
+  assert.equal(again[0]!.redrive, true);
+  const resealed = { ...sent, queueId: dlq, bodyCiphertext: randomBytes(40), sentAt: sent.sentAt, visibleAt: 40_000 };
+  assert.equal(await store.moveMessages(source, [{ receiptHandle: second[0]!.receiptHandle, message: resealed }]), 0, 'a lost lease moves nothing');
+  assert.equal(await store.moveMessages(source, [{ receiptHandle: again[0]!.receiptHandle, message: resealed }]), 1);
+  assert.equal(await store.moveMessages(source, [{ receiptHandle: again[0]!.receiptHandle, message: resealed }]), 0, 'a second move finds nothing');
+  assert.equal(store.nextVisibleAt(source), undefined, 'gone from the source');
+  const inDlq = await store.receiveMessages(dlq, 10, 1000, 50_000);
+  assert.deepEqual(inDlq.map((m) => [m.messageId, m.receiveCount]), [[sent.messageId, 1]]);
+  assert.deepEqual(inDlq[0]!.bodyCiphertext, resealed.bodyCiphertext);
+  await assert.rejects(store.moveMessages(source, [{ receiptHandle: again[0]!.receiptHandle, message: { ...resealed, messageId: 'other' } }]), isCode('InvalidArgument'));
+  await store.close();
+});
+
+test('kill -9 during dead-letter moves: every message is in exactly one of the two queues afterwards', async () => {
+  const dir = tempDir();
+  const path = join(dir, 'messages.db');
+  const script = join(dir, 'mover.mjs');
+  writeFileSync(script, `
+import { SqliteMessageStore } from ${JSON.stringify(storeModule)};
+import { randomBytes, randomUUID } from 'node:crypto';
+const store = SqliteMessageStore.open({ path: process.argv[2] });
+const source = store.createQueue('src', {}, 0).queue.queueId;
+const dlq = store.createQueue('dlq', {}, 0).queue.queueId;
+const row = (messageId, queueId) => ({
+  messageId, queueId, bodyCiphertext: randomBytes(64), attributesCiphertext: null, encryptedDek: randomBytes(60),
+  dekId: 'd', kmsKeyId: 'k', md5OfBody: 'm', md5OfMessageAttributes: null, senderPrincipal: 'p', sentAt: 0, visibleAt: 0, bodyBytes: 64,
+});
+const ids = Array.from({ length: 2000 }, () => randomUUID());
+await store.putMessages(ids.map((id) => row(id, source)));
+await store.receiveMessages(source, 2000, 0, 0); // each received once: the next receive moves it
+process.stdout.write('ids ' + source + ' ' + dlq + ' ' + ids.join(' ') + '\\n');
+for (let now = 1; ; now++) {
+  const leased = await store.receiveMessages(source, 10, 0, now, { maxReceiveCount: 1, leaseMs: 1 });
+  const moves = leased.filter((m) => m.redrive).map((m) => ({ receiptHandle: m.receiptHandle, message: row(m.messageId, dlq) }));
+  if (moves.length) await store.moveMessages(source, moves);
+  process.stdout.write('moved\\n');
+}
+`);
+  const child = spawn(process.execPath, ['--import', 'tsx', script, path], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+  let output = '';
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_code, signal) => resolve(signal)));
+  await new Promise<void>((resolve) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if ((output.match(/^moved$/gm) ?? []).length >= 60) {
+        child.kill('SIGKILL');
+        resolve();
+      }
+    });
+    child.on('close', () => resolve());
+  });
+  assert.equal(await exited, 'SIGKILL');
+  const [source, dlq, ...ids] = output.split('\n').find((l) => l.startsWith('ids '))!.slice(4).split(' ');
+  assert.equal(ids.length, 2000);
+
+  const store = SqliteMessageStore.open({ path });
+  const inSource = (await store.receiveMessages(source!, 1_000_000, 1000, 1e12)).map((m) => m.messageId);
+  const inDlq = (await store.receiveMessages(dlq!, 1_000_000, 1000, 1e12)).map((m) => m.messageId);
+  assert.ok(inDlq.length > 0 && inSource.length > 0, `killed mid-way: ${inDlq.length} moved, ${inSource.length} left`);
+  assert.equal(inSource.length + inDlq.length, ids.length, 'no message lost, none doubled');
+  assert.deepEqual([...inSource, ...inDlq].sort(), [...ids].sort());
+  await store.close();
+});

@@ -16,6 +16,7 @@ import {
   parseQueueAttributes, queueArn, queueAttributeView, validateQueueName,
 } from './queue-attributes.ts';
 import { evaluatePolicy } from './queue-policy.ts';
+import { allowsSource, parseQueueArn, redrivePolicyOf } from './redrive.ts';
 import { queueRefFromUrl, queueUrl } from './queue-url.ts';
 import { defaultAccountId, isAccountId, principalArnOf } from './accounts.ts';
 import { messageOutput, requestedSystemAttributes, type OpenedMessage } from './receive-output.ts';
@@ -91,6 +92,7 @@ export const SQS_ACTIONS = [
   'CreateQueue', 'GetQueueUrl', 'ListQueues', 'DeleteQueue', 'GetQueueAttributes', 'SetQueueAttributes',
   'SendMessage', 'SendMessageBatch', 'ReceiveMessage', 'DeleteMessage', 'DeleteMessageBatch',
   'ChangeMessageVisibility', 'ChangeMessageVisibilityBatch', 'PurgeQueue', 'AddPermission', 'RemovePermission',
+  'ListDeadLetterSourceQueues',
 ] as const;
 export type SqsAction = (typeof SQS_ACTIONS)[number];
 
@@ -103,6 +105,8 @@ const MAX_BATCH_BYTES = 262_144;
 /** Expired messages are dropped lazily, at most this often per queue (clock time). */
 const RETENTION_SWEEP_MS = 60_000;
 const MAX_VISIBILITY_TIMEOUT = 43_200;
+/** How long a message bound for the dead-letter queue stays leased: time enough to reseal it. */
+const MOVE_LEASE_MS = 30_000;
 
 /** A message validated and ready to seal. */
 interface Prepared {
@@ -191,6 +195,7 @@ export class FrontendNode {
       case 'PurgeQueue': return this.purgeQueue(p, ctx);
       case 'AddPermission': return this.addPermission(p, ctx);
       case 'RemovePermission': return this.removePermission(p, ctx);
+      case 'ListDeadLetterSourceQueues': return this.listDeadLetterSourceQueues(p, ctx);
     }
   }
 
@@ -199,6 +204,7 @@ export class FrontendNode {
   private async createQueue(p: Params, ctx: Call): Promise<Result> {
     const name = validateQueueName(p.QueueName);
     const attributes = parseQueueAttributes(p.Attributes);
+    this.checkRedriveTarget(attributes, ctx.accountId, name);
     const result = this.store.createQueue(name, attributes, this.clock.now(), ctx.accountId);
     if (result.outcome === 'exists') {
       const differing = conflictingAttribute(result.queue, attributes);
@@ -254,6 +260,7 @@ export class FrontendNode {
     const queue = this.queueOf(p, ctx);
     if (p.Attributes === undefined || p.Attributes === null) throw missingParameter('Attributes');
     const requested = parseQueueAttributes(p.Attributes);
+    this.checkRedriveTarget(requested, queue.accountId, queue.name);
     this.report(queue.queueId, ctx, 'other');
     if (Object.keys(requested).length === 0) return {};
     const updated = this.store.setQueueAttributes(queue.queueId, attributeUpdate(queue.attributes, requested), this.clock.now());
@@ -384,7 +391,14 @@ export class FrontendNode {
       const seen = this.waiters.version(queue.queueId);
       await this.sweepExpired(queue);
       const now = this.clock.now();
-      received = await this.store.receiveMessages(queue.queueId, max, visibilityTimeout * 1000, now);
+      const dlq = this.deadLetterQueueOf(queue);
+      received = await this.store.receiveMessages(queue.queueId, max, visibilityTimeout * 1000, now, dlq && { maxReceiveCount: dlq.maxReceiveCount, leaseMs: MOVE_LEASE_MS });
+      const dead = received.filter((m) => m.redrive);
+      if (dead.length > 0) {
+        received = received.filter((m) => !m.redrive);
+        await this.moveToDeadLetterQueue(queue, dlq!.queue, dead);
+        if (received.length === 0) continue; // others may be waiting behind the moved ones
+      }
       if (received.length > 0 || now >= deadline || this.waiters.closed) break;
       // Wake for new messages (notify), for delayed or in-flight ones coming due, or at the deadline.
       const nextVisible = this.store.nextVisibleAt(queue.queueId);
@@ -412,6 +426,85 @@ export class FrontendNode {
     const opened = await this.open(queue.queueId, received);
     const now = this.clock.now();
     return { Messages: opened.map((m) => messageOutput(m, system, wantAttribute, now)) };
+  }
+
+  /** The queue's dead-letter queue and limit, while both it and its target exist. */
+  private deadLetterQueueOf(queue: QueueRecord): { queue: QueueRecord; maxReceiveCount: number } | undefined {
+    const policy = redrivePolicyOf(queue.attributes);
+    const target = policy && parseQueueArn(policy.deadLetterTargetArn);
+    if (!policy || !target || target.accountId !== queue.accountId) return undefined;
+    const dlq = this.store.getQueueByName(target.name, target.accountId);
+    return dlq && dlq.queueId !== queue.queueId ? { queue: dlq, maxReceiveCount: policy.maxReceiveCount } : undefined;
+  }
+
+  /**
+   * Moves leased messages to the dead-letter queue: opened under the source queue's key, sealed
+   * under the destination's (same sender principal, same message id), and swapped in one store
+   * transaction. Plaintext is zeroed once sealed. A failure leaves them leased: they come back after
+   * the lease and are moved on a later receive.
+   */
+  private async moveToDeadLetterQueue(source: QueueRecord, dlq: QueueRecord, leased: ReceivedMessage[]): Promise<void> {
+    const bySender = new Map<string, ReceivedMessage[]>();
+    for (const m of leased) bySender.set(m.senderPrincipal, [...(bySender.get(m.senderPrincipal) ?? []), m]);
+    for (const [sender, messages] of bySender) {
+      const opened: { body: Buffer; attributes: Buffer | null }[] = [];
+      try {
+        for (const m of messages) opened.push(await this.keyring.openMessage(m));
+        const sealed = await this.keyring.sealMessages(dlq.queueId, sender, messages.map((m, i) => ({
+          messageId: m.messageId, body: opened[i]!.body, attributes: opened[i]!.attributes,
+        })));
+        const now = this.clock.now();
+        await this.store.moveMessages(source.queueId, messages.map((m, i) => {
+          const s = sealed[i]!;
+          return {
+            receiptHandle: m.receiptHandle,
+            message: {
+              messageId: m.messageId, queueId: dlq.queueId, bodyCiphertext: s.bodyCiphertext, attributesCiphertext: s.attributesCiphertext,
+              encryptedDek: s.encryptedDek, dekId: s.dekId, kmsKeyId: s.kmsKeyId, md5OfBody: m.md5OfBody,
+              md5OfMessageAttributes: m.md5OfMessageAttributes, senderPrincipal: sender, sentAt: m.sentAt, visibleAt: now, bodyBytes: m.bodyBytes,
+            },
+          };
+        }));
+        this.waiters.notify(dlq.queueId);
+      } catch (error) {
+        this.logger.warn({ queueId: source.queueId, dlq: dlq.queueId, error: describeError(error) }, 'dead-letter move failed; retried after the lease');
+      } finally {
+        for (const o of opened) {
+          o.body.fill(0);
+          o.attributes?.fill(0);
+        }
+      }
+    }
+  }
+
+  /** A RedrivePolicy must name an existing queue of the same account that allows this source. */
+  private checkRedriveTarget(attributes: Readonly<Record<string, string>>, accountId: string, name: string): void {
+    if (!attributes.RedrivePolicy) return;
+    const policy = redrivePolicyOf(attributes)!;
+    const target = parseQueueArn(policy.deadLetterTargetArn);
+    const dlq = target && target.accountId === accountId && target.region === this.region ? this.store.getQueueByName(target.name, accountId) : undefined;
+    const reason = !dlq ? 'Dead letter target does not exist.'
+      : dlq.name === name ? 'A queue cannot be its own dead-letter queue.'
+        : !allowsSource(dlq.attributes, queueArn(this.region, accountId, name)) ? "The dead-letter queue's RedriveAllowPolicy does not allow this queue."
+          : undefined;
+    if (reason !== undefined) throw invalidParameter(`Value ${attributes.RedrivePolicy} for parameter RedrivePolicy is invalid. Reason: ${reason}`);
+  }
+
+  private async listDeadLetterSourceQueues(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
+    const maxResults = optionalInt(p, 'MaxResults', 1, 1000);
+    const after = decodeNextToken(optionalString(p, 'NextToken', 1024));
+    const arn = queueArn(this.region, queue.accountId, queue.name);
+    const names = this.store.listQueues(undefined, queue.accountId)
+      .filter((q) => redrivePolicyOf(q.attributes)?.deadLetterTargetArn === arn)
+      .map((q) => q.name)
+      .filter((n) => after === undefined || n > after)
+      .sort();
+    this.report(queue.queueId, ctx, 'other');
+    const page = names.slice(0, maxResults ?? 1000);
+    const result: Result = { queueUrls: page.map((n) => queueUrl(ctx.baseUrl, queue.accountId, n)) };
+    if (maxResults !== undefined && names.length > page.length) result.NextToken = encodeNextToken(page[page.length - 1]!);
+    return result;
   }
 
   /** Decrypts what was received. If any fails, all are made visible again before the error goes out. */

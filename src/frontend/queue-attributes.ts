@@ -3,6 +3,7 @@ import { DEFAULT_KEY_ALIAS } from '../kms/types.ts';
 import type { QueueKeySettings } from '../metadata/types.ts';
 import type { QueueCounts, QueueRecord } from '../store/types.ts';
 import { policyProblem } from './queue-policy.ts';
+import { normalizeRedriveAllowPolicy, normalizeRedrivePolicy } from './redrive.ts';
 import { invalidParameter, missingParameter } from './wire-errors.ts';
 
 /**
@@ -35,7 +36,7 @@ const INT_ATTRIBUTES: Readonly<Record<string, IntRange>> & Readonly<Record<IntAt
   KmsDataKeyReusePeriodSeconds: { min: 60, max: 86_400, def: 300 },
 };
 
-const JSON_ATTRIBUTES = ['Policy', 'RedrivePolicy'] as const;
+const JSON_ATTRIBUTES = ['Policy', 'RedrivePolicy', 'RedriveAllowPolicy'] as const;
 const SETTABLE = new Set<string>([...Object.keys(INT_ATTRIBUTES), 'KmsMasterKeyId', 'SqsManagedSseEnabled', ...JSON_ATTRIBUTES]);
 const READ_ONLY = [
   'QueueArn',
@@ -117,19 +118,12 @@ function normalizeValue(name: string, raw: string): string {
       if (problem !== undefined) throw invalidValue(name, problem);
       return raw;
     }
-    default: // RedrivePolicy: stored as given; '' removes it.
-      if (raw !== '' && !isJsonObject(raw)) throw invalidValue(name, 'must be a JSON object.');
-      if (Buffer.byteLength(raw) > 20_480) throw invalidValue(name, 'must be at most 20 KiB.');
-      return raw;
-  }
-}
-
-function isJsonObject(text: string): boolean {
-  try {
-    const value: unknown = JSON.parse(text);
-    return typeof value === 'object' && value !== null && !Array.isArray(value);
-  } catch {
-    return false;
+    case 'RedrivePolicy': // '' removes it; whether the target exists is checked by the front-end
+      return raw === '' ? raw : normalizeRedrivePolicy(raw);
+    case 'RedriveAllowPolicy':
+      return raw === '' ? raw : normalizeRedriveAllowPolicy(raw);
+    default:
+      throw new SqsError('InvalidAttributeName', `Unknown Attribute ${name.slice(0, 256)}.`);
   }
 }
 

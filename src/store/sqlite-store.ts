@@ -23,6 +23,8 @@ import {
   type QueueRecord,
   type ReceivedMessage,
   type StoredMessage,
+  type MessageMove,
+  type RedriveLimit,
   LEGACY_ACCOUNT_ID,
 } from './types.ts';
 
@@ -162,6 +164,8 @@ function prepareStatements(db: Database.Database) {
        WHERE seq = ?`,
     ),
     deleteMessage: db.prepare<[string, string]>('DELETE FROM messages WHERE queue_id = ? AND message_id = ?'),
+    deleteLeased: db.prepare<[string, string, string]>('DELETE FROM messages WHERE queue_id = ? AND message_id = ? AND receipt_nonce = ?'),
+    markLeased: db.prepare<[number, string, number]>('UPDATE messages SET visible_at = ?, receipt_nonce = ? WHERE seq = ?'),
     changeVisibility: db.prepare<[number, string, string, string, number]>(
       `UPDATE messages SET visible_at = ?
        WHERE queue_id = ? AND message_id = ? AND receipt_nonce = ? AND visible_at > ?`,
@@ -301,7 +305,8 @@ export class SqliteMessageStore implements MessageStore {
   // Transactions are built once; nested calls (a put inside the batch) become savepoints.
   private readonly writeBatch: Database.Transaction<(batch: PendingPut[], failures: Map<PendingPut, PkpError>) => void>;
   private readonly insertCall: Database.Transaction<(messages: NewMessage[]) => void>;
-  private readonly receiveTx: Database.Transaction<(queueId: string, max: number, visibleAt: number, now: number) => ReceivedMessage[]>;
+  private readonly receiveTx: Database.Transaction<(queueId: string, max: number, visibleAt: number, now: number, redrive: RedriveLimit | undefined) => ReceivedMessage[]>;
+  private readonly moveTx: Database.Transaction<(sourceQueueId: string, moves: MessageMove[]) => number>;
   private readonly setAttributesTx: Database.Transaction<(queueId: string, attributes: Record<string, string>, now: number) => QueueRecord | undefined>;
   private readonly deleteQueueTx: Database.Transaction<(queueId: string) => boolean>;
 
@@ -325,10 +330,17 @@ export class SqliteMessageStore implements MessageStore {
       }
     });
 
-    this.receiveTx = db.transaction((queueId: string, max: number, visibleAt: number, now: number) => {
+    this.receiveTx = db.transaction((queueId: string, max: number, visibleAt: number, now: number, redrive: RedriveLimit | undefined) => {
       const rows = this.s.selectVisible.all(queueId, now, max);
       return rows.map((row): ReceivedMessage => {
         const nonce = randomBytes(16).toString('hex');
+        if (redrive && row.receive_count >= redrive.maxReceiveCount) {
+          // Not received: leased for its move to the dead-letter queue, in this same transaction.
+          this.s.markLeased.run(now + redrive.leaseMs, nonce, row.seq);
+          const leased = toStored(row);
+          leased.visibleAt = now + redrive.leaseMs;
+          return { ...leased, receiptHandle: encodeReceiptHandle({ queueId, messageId: row.message_id, nonce }), redrive: true };
+        }
         this.s.markReceived.run(visibleAt, now, nonce, row.seq);
         const message = toStored(row);
         message.visibleAt = visibleAt;
@@ -347,6 +359,20 @@ export class SqliteMessageStore implements MessageStore {
       queue.updatedAt = now;
       this.s.updateQueueAttributes.run(JSON.stringify(queue.attributes), now, queueId);
       return queue;
+    });
+
+    this.moveTx = db.transaction((sourceQueueId: string, moves: MessageMove[]) => {
+      let moved = 0;
+      for (const move of moves) {
+        const handle = decodeReceiptHandle(move.receiptHandle);
+        if (!handle || handle.queueId !== sourceQueueId || handle.messageId !== move.message.messageId) {
+          throw new PkpError('InvalidArgument', 'a move names a handle of another message or queue');
+        }
+        if (this.s.deleteLeased.run(sourceQueueId, handle.messageId, handle.nonce).changes === 0) continue;
+        this.s.insertMessage.run(toParams(move.message));
+        moved++;
+      }
+      return moved;
     });
 
     this.deleteQueueTx = db.transaction((queueId: string) => {
@@ -452,12 +478,27 @@ export class SqliteMessageStore implements MessageStore {
     });
   }
 
-  async receiveMessages(queueId: string, max: number, visibilityTimeoutMs: number, now: number): Promise<ReceivedMessage[]> {
+  async receiveMessages(queueId: string, max: number, visibilityTimeoutMs: number, now: number, redrive?: RedriveLimit): Promise<ReceivedMessage[]> {
     this.begin('receiveMessages', queueId);
     requireFinite('now', now);
     requireFinite('visibilityTimeoutMs', visibilityTimeoutMs);
+    if (redrive) {
+      requireIntIn('maxReceiveCount', redrive.maxReceiveCount, 1, 1000);
+      requireFinite('leaseMs', redrive.leaseMs);
+    }
     if (!(max >= 1)) return [];
-    return this.receiveTx.immediate(queueId, Math.floor(max), now + visibilityTimeoutMs, now);
+    return this.receiveTx.immediate(queueId, Math.floor(max), now + visibilityTimeoutMs, now, redrive);
+  }
+
+  async moveMessages(sourceQueueId: string, moves: MessageMove[]): Promise<number> {
+    this.begin('moveMessages', sourceQueueId);
+    if (moves.length === 0) return 0;
+    if (moves.some((m) => this.pendingQueues.has(m.message.queueId))) this.flush(); // puts to the destination commit first
+    try {
+      return this.moveTx.immediate(sourceQueueId, moves);
+    } catch (err) {
+      throw err instanceof PkpError ? err : putError(err);
+    }
   }
 
   async deleteMessage(queueId: string, receiptHandle: string): Promise<'deleted' | 'gone' | 'invalid'> {

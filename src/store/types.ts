@@ -51,6 +51,25 @@ export interface StoredMessage extends NewMessage {
 export interface ReceivedMessage extends StoredMessage {
   /** Opaque; names this message and this particular receive. */
   receiptHandle: string;
+  /**
+   * Set only when the receive was given a redrive limit: the message had reached it, so it was not
+   * received but leased (invisible for the lease) to be moved to the dead-letter queue with
+   * moveMessages under this receipt handle. If the move never happens it reappears after the lease.
+   */
+  redrive?: true;
+}
+
+export interface RedriveLimit {
+  /** Messages received this many times already are leased for a move instead of received. */
+  maxReceiveCount: number;
+  leaseMs: number;
+}
+
+export interface MessageMove {
+  /** The handle the message was leased under (ReceivedMessage.receiptHandle). */
+  receiptHandle: string;
+  /** The message as the destination queue stores it (same message id, resealed for that queue). */
+  message: NewMessage;
 }
 
 export interface QueueCounts {
@@ -120,7 +139,13 @@ export interface MessageStore extends QueueStore {
    * send order), makes each invisible until now + visibilityTimeoutMs, increments its receive count
    * and gives it a new receipt handle. Puts to the queue called before it are committed first.
    */
-  receiveMessages(queueId: string, max: number, visibilityTimeoutMs: number, now: number): Promise<ReceivedMessage[]>;
+  receiveMessages(queueId: string, max: number, visibilityTimeoutMs: number, now: number, redrive?: RedriveLimit): Promise<ReceivedMessage[]>;
+  /**
+   * Moves leased messages out of `sourceQueueId`: each is deleted there and stored as given in one
+   * transaction, so exactly one copy exists whatever happens. A message whose lease was lost (it was
+   * deleted, or leased again under another handle) is skipped. Resolves with the number moved.
+   */
+  moveMessages(sourceQueueId: string, moves: MessageMove[]): Promise<number>;
   /**
    * 'deleted' or 'gone' (already deleted: SQS answers success) or 'invalid' (not a handle of this queue).
    */
