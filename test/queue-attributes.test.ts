@@ -18,7 +18,7 @@ function sqsError(code: string, message?: RegExp): (e: unknown) => boolean {
 }
 
 function queue(attributes: Record<string, string> = {}): QueueRecord {
-  return { queueId: 'q-1', accountId: '000000000000', name: 'orders', createdAt: 1_700_000_000_123, updatedAt: 1_700_000_100_999, attributes };
+  return { queueId: 'q-1', accountId: '000000000000', tags: {}, lastPurgedAt: null, name: 'orders', createdAt: 1_700_000_000_123, updatedAt: 1_700_000_100_999, attributes };
 }
 
 describe('queue names', () => {
@@ -46,7 +46,7 @@ describe('queue names', () => {
 describe('parseQueueAttributes', () => {
   const ranges: [string, number, number][] = [
     ['DelaySeconds', 0, 900],
-    ['MaximumMessageSize', 1024, 262_144],
+    ['MaximumMessageSize', 1024, 1_048_576],
     ['MessageRetentionPeriod', 60, 1_209_600],
     ['ReceiveMessageWaitTimeSeconds', 0, 20],
     ['VisibilityTimeout', 0, 43_200],
@@ -108,7 +108,7 @@ describe('defaults and the attribute view', () => {
   it('applies the SQS defaults', () => {
     assert.deepEqual(effectiveAttributes({}), {
       DelaySeconds: '0',
-      MaximumMessageSize: '262144',
+      MaximumMessageSize: '1048576',
       MessageRetentionPeriod: '345600',
       ReceiveMessageWaitTimeSeconds: '0',
       VisibilityTimeout: '30',

@@ -253,7 +253,7 @@ describe('messages', () => {
       QueueUrl: url, Entries: Array.from({ length: 11 }, (_, i) => ({ Id: `e${i}`, MessageBody: 'a' })),
     })), 'TooManyEntriesInBatchRequest');
     await rejectsWith(sqs.send(new SendMessageBatchCommand({
-      QueueUrl: url, Entries: Array.from({ length: 3 }, (_, i) => ({ Id: `e${i}`, MessageBody: 'x'.repeat(100_000) })),
+      QueueUrl: url, Entries: Array.from({ length: 3 }, (_, i) => ({ Id: `e${i}`, MessageBody: 'x'.repeat(400_000) })),
     })), 'BatchRequestTooLong');
     assert.deepEqual(await counts(url), { visible: 0, inFlight: 0, delayed: 0 });
   });
@@ -301,6 +301,7 @@ describe('messages', () => {
   });
 
   it('purges a queue', async () => {
+    await clock.advance(60_000); // one purge per queue per minute: the one above was this queue's
     await sqs.send(new SendMessageBatchCommand({ QueueUrl: url, Entries: [{ Id: 'a', MessageBody: 'a' }, { Id: 'b', MessageBody: 'b', DelaySeconds: 60 }] }));
     assert.deepEqual(await counts(url), { visible: 1, inFlight: 0, delayed: 1 });
     await sqs.send(new PurgeQueueCommand({ QueueUrl: url }));
@@ -387,8 +388,10 @@ describe('bad requests change nothing', () => {
       QueueUrl: url, MessageBody: 'x'.repeat(1000), MessageAttributes: { pad: { DataType: 'String', StringValue: 'y'.repeat(20) } },
     })), 'InvalidParameterValue');
     const big = await createQueue('e2e-big');
-    await rejectsWith(sqs.send(new SendMessageCommand({ QueueUrl: big, MessageBody: 'x'.repeat(262_145) })), 'InvalidParameterValue');
-    await sqs.send(new SendMessageCommand({ QueueUrl: big, MessageBody: 'x'.repeat(262_144) }));
+    await rejectsWith(sqs.send(new SendMessageCommand({ QueueUrl: big, MessageBody: 'x'.repeat(1_048_577) })), 'InvalidParameterValue');
+    await sqs.send(new SendMessageCommand({ QueueUrl: big, MessageBody: 'x'.repeat(1_048_576) })); // 1 MiB: the default limit
+    const got = await sqs.send(new ReceiveMessageCommand({ QueueUrl: big, VisibilityTimeout: 0 }));
+    assert.equal(got.Messages?.[0]?.Body?.length, 1_048_576);
     assert.equal((await counts(big)).visible, 1);
     assert.equal((await counts(url)).visible, 0);
   });

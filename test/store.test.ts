@@ -330,7 +330,7 @@ test('durability: a resolved put is seen by a second connection and after reopen
 
   const reader = new Database(path, { readonly: true });
   assert.equal(reader.pragma('journal_mode', { simple: true }), 'wal');
-  assert.equal(reader.pragma('user_version', { simple: true }), 2);
+  assert.equal(reader.pragma('user_version', { simple: true }), 3);
   const row = reader.prepare('SELECT body FROM messages WHERE message_id = ?').get(sent.messageId) as { body: Buffer };
   assert.deepEqual(row.body, sent.bodyCiphertext);
   reader.close();
@@ -453,6 +453,7 @@ test('a database made before accounts (schema 1) opens: its queues and messages 
   // Back to exactly what schema 1 held: bare names, version 1.
   const raw = new Database(path);
   raw.prepare("UPDATE queues SET name = substr(name, instr(name, '/') + 1)").run();
+  raw.exec('ALTER TABLE queues DROP COLUMN tags; ALTER TABLE queues DROP COLUMN purged_at; DROP TABLE deleted_queues;');
   raw.pragma('user_version = 1');
   assert.equal((raw.prepare('SELECT name FROM queues').get() as { name: string }).name, 'orders');
   raw.close();
@@ -465,7 +466,7 @@ test('a database made before accounts (schema 1) opens: its queues and messages 
   assert.deepEqual(got.map((m) => m.messageId), ['m-1']);
   await reopened.close();
   const check = new Database(path);
-  assert.equal(check.pragma('user_version', { simple: true }), 2);
+  assert.equal(check.pragma('user_version', { simple: true }), 3);
   check.close();
 });
 

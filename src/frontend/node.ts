@@ -6,7 +6,7 @@ import { describeError, silentLogger, type Logger } from '../core/log.ts';
 import type { MessageKeyring } from '../keycache/keyring-types.ts';
 import type { MessageStore, NewMessage, QueueRecord, ReceivedMessage } from '../store/types.ts';
 import { md5OfBody, md5OfMessageAttributes, type MessageAttribute } from './md5.ts';
-import { attributeSelector, encodeAttributes, parseMessageAttributes } from './message-attributes.ts';
+import { TRACE_HEADER_KEY, attributeSelector, encodeAttributes, parseMessageAttributes, parseTraceHeader } from './message-attributes.ts';
 import { checkMessageSize, validateBody } from './message-content.ts';
 import {
   asParams, batchEntries, optionalInt, optionalString, optionalStringList, requiredInt, requiredString, type BatchEntry, type Params,
@@ -92,7 +92,7 @@ export const SQS_ACTIONS = [
   'CreateQueue', 'GetQueueUrl', 'ListQueues', 'DeleteQueue', 'GetQueueAttributes', 'SetQueueAttributes',
   'SendMessage', 'SendMessageBatch', 'ReceiveMessage', 'DeleteMessage', 'DeleteMessageBatch',
   'ChangeMessageVisibility', 'ChangeMessageVisibilityBatch', 'PurgeQueue', 'AddPermission', 'RemovePermission',
-  'ListDeadLetterSourceQueues',
+  'ListDeadLetterSourceQueues', 'TagQueue', 'UntagQueue', 'ListQueueTags',
 ] as const;
 export type SqsAction = (typeof SQS_ACTIONS)[number];
 
@@ -101,10 +101,14 @@ export function isSqsAction(action: string): action is SqsAction {
 }
 
 /** The most a batch may carry, body and attributes of all entries together. */
-const MAX_BATCH_BYTES = 262_144;
+const MAX_BATCH_BYTES = 1_048_576;
 /** Expired messages are dropped lazily, at most this often per queue (clock time). */
 const RETENTION_SWEEP_MS = 60_000;
 const MAX_VISIBILITY_TIMEOUT = 43_200;
+/** SQS: one purge per queue per 60 s; a deleted queue's name is free again after 60 s. */
+const PURGE_INTERVAL_MS = 60_000;
+const QUEUE_REUSE_MS = 60_000;
+const MAX_TAGS = 50;
 /** How long a message bound for the dead-letter queue stays leased: time enough to reseal it. */
 const MOVE_LEASE_MS = 30_000;
 
@@ -119,6 +123,7 @@ interface Prepared {
   delaySeconds: number;
   md5OfBody: string;
   md5OfMessageAttributes: string | null;
+  md5OfMessageSystemAttributes: string | null;
 }
 
 type Result = Record<string, unknown>;
@@ -196,6 +201,9 @@ export class FrontendNode {
       case 'AddPermission': return this.addPermission(p, ctx);
       case 'RemovePermission': return this.removePermission(p, ctx);
       case 'ListDeadLetterSourceQueues': return this.listDeadLetterSourceQueues(p, ctx);
+      case 'TagQueue': return this.tagQueue(p, ctx);
+      case 'UntagQueue': return this.untagQueue(p, ctx);
+      case 'ListQueueTags': return this.listQueueTags(p, ctx);
     }
   }
 
@@ -204,8 +212,15 @@ export class FrontendNode {
   private async createQueue(p: Params, ctx: Call): Promise<Result> {
     const name = validateQueueName(p.QueueName);
     const attributes = parseQueueAttributes(p.Attributes);
+    const tags = parseTags(p.tags);
     this.checkRedriveTarget(attributes, ctx.accountId, name);
-    const result = this.store.createQueue(name, attributes, this.clock.now(), ctx.accountId);
+    const now = this.clock.now();
+    const deletedAt = this.store.queueDeletedAt(name, ctx.accountId);
+    if (deletedAt !== undefined && now - deletedAt < QUEUE_REUSE_MS && !this.store.getQueueByName(name, ctx.accountId)) {
+      throw new SqsError('QueueDeletedRecently', 'You must wait 60 seconds after deleting a queue before you can create another with the same name.');
+    }
+    // Tags are applied only when the queue is created: an existing queue keeps its own, as in SQS.
+    const result = this.store.createQueue(name, attributes, now, ctx.accountId, tags);
     if (result.outcome === 'exists') {
       const differing = conflictingAttribute(result.queue, attributes);
       if (differing !== undefined) {
@@ -241,7 +256,7 @@ export class FrontendNode {
   private async deleteQueue(p: Params, ctx: Call): Promise<Result> {
     const queue = this.queueOf(p, ctx);
     this.report(queue.queueId, ctx, 'other');
-    this.store.deleteQueue(queue.queueId);
+    this.store.deleteQueue(queue.queueId, this.clock.now());
     this.lastSweep.delete(queue.queueId);
     this.lastQueueStats.delete(queue.queueId);
     this.waiters.forget(queue.queueId);
@@ -271,8 +286,42 @@ export class FrontendNode {
   private async purgeQueue(p: Params, ctx: Call): Promise<Result> {
     const queue = this.queueOf(p, ctx);
     this.report(queue.queueId, ctx, 'other');
-    await this.store.purgeQueue(queue.queueId);
+    const now = this.clock.now();
+    if (queue.lastPurgedAt !== null && now - queue.lastPurgedAt < PURGE_INTERVAL_MS) {
+      throw new SqsError('PurgeQueueInProgress', `Only one PurgeQueue operation on ${queue.name} is allowed every 60 seconds.`, 403);
+    }
+    await this.store.purgeQueue(queue.queueId, now);
     return {};
+  }
+
+  // ---- tags ----
+
+  private async tagQueue(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
+    if (p.Tags === undefined || p.Tags === null) throw missingParameter('Tags');
+    const added = parseTags(p.Tags);
+    const tags = { ...queue.tags, ...added };
+    if (Object.keys(tags).length > MAX_TAGS) throw invalidParameter(`Too many tags: a queue can have at most ${MAX_TAGS}.`);
+    this.report(queue.queueId, ctx, 'other');
+    if (!this.store.setQueueTags(queue.queueId, tags)) throw queueDoesNotExist();
+    return {};
+  }
+
+  private async untagQueue(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
+    const keys = optionalStringList(p, 'TagKeys');
+    if (!keys || keys.length === 0) throw missingParameter('TagKeys');
+    const tags = { ...queue.tags };
+    for (const k of keys) delete tags[k];
+    this.report(queue.queueId, ctx, 'other');
+    if (!this.store.setQueueTags(queue.queueId, tags)) throw queueDoesNotExist();
+    return {};
+  }
+
+  private async listQueueTags(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
+    this.report(queue.queueId, ctx, 'other');
+    return Object.keys(queue.tags).length > 0 ? { Tags: { ...queue.tags } } : {};
   }
 
   // ---- sending ----
@@ -317,13 +366,17 @@ export class FrontendNode {
     const size = bodyBytes + parsed.bytes;
     checkMessageSize(size, intAttribute(queue, 'MaximumMessageSize'));
     const delaySeconds = optionalInt(p, 'DelaySeconds', 0, 900) ?? intAttribute(queue, 'DelaySeconds');
-    // MessageSystemAttributes (AWSTraceHeader), MessageGroupId and MessageDeduplicationId are ignored.
+    // MessageGroupId and MessageDeduplicationId are ignored (standard queues only).
+    const trace = parseTraceHeader(p.MessageSystemAttributes);
     const hasAttributes = Object.keys(parsed.attributes).length > 0;
+    const stored: Record<string, MessageAttribute> = { ...parsed.attributes };
+    if (trace !== undefined) stored[TRACE_HEADER_KEY] = { DataType: 'String', StringValue: trace };
     return {
       messageId: uuidv7(this.clock.now()),
       body,
       bodyBytes,
-      attributes: parsed.attributes,
+      attributes: stored,
+      md5OfMessageSystemAttributes: trace === undefined ? null : md5OfMessageAttributes({ AWSTraceHeader: { DataType: 'String', StringValue: trace } }),
       size,
       delaySeconds,
       md5OfBody: md5OfBody(body),
@@ -731,6 +784,22 @@ export class FrontendNode {
   }
 }
 
+/** A tag map: at most 50, keys 1..128 and values 0..256 characters, no `aws:` keys. */
+function parseTags(input: unknown): Record<string, string> {
+  if (input === undefined || input === null) return {};
+  if (typeof input !== 'object' || Array.isArray(input)) throw invalidParameter('Tags must be a map of keys to values.');
+  const out = Object.create(null) as Record<string, string>;
+  const entries = Object.entries(input as Record<string, unknown>);
+  if (entries.length > MAX_TAGS) throw invalidParameter(`Too many tags: a queue can have at most ${MAX_TAGS}.`);
+  for (const [key, value] of entries) {
+    if (key.length < 1 || key.length > 128) throw invalidParameter('Tag keys must be 1 to 128 characters long.');
+    if (/^aws:/i.test(key)) throw invalidParameter("Tag keys must not start with 'aws:'.");
+    if (typeof value !== 'string' || value.length > 256) throw invalidParameter('Tag values must be strings of at most 256 characters.');
+    out[key] = value;
+  }
+  return out;
+}
+
 function permissionLabel(p: Params): string {
   const label = requiredString(p, 'Label');
   if (!/^[A-Za-z0-9_-]{1,80}$/.test(label)) {
@@ -752,6 +821,7 @@ function policyDocument(text: string | undefined, arn: string): { Version: strin
 function sentOutput(m: Prepared): Result {
   const out: Result = { MessageId: m.messageId, MD5OfMessageBody: m.md5OfBody };
   if (m.md5OfMessageAttributes !== null) out.MD5OfMessageAttributes = m.md5OfMessageAttributes;
+  if (m.md5OfMessageSystemAttributes !== null) out.MD5OfMessageSystemAttributes = m.md5OfMessageSystemAttributes;
   return out;
 }
 

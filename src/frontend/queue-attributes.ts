@@ -29,7 +29,8 @@ export type IntAttributeName =
 
 const INT_ATTRIBUTES: Readonly<Record<string, IntRange>> & Readonly<Record<IntAttributeName, IntRange>> = {
   DelaySeconds: { min: 0, max: 900, def: 0 },
-  MaximumMessageSize: { min: 1024, max: 262_144, def: 262_144 },
+  // 1 MiB, SQS's limit (and default) since 2025.
+  MaximumMessageSize: { min: 1024, max: 1_048_576, def: 1_048_576 },
   MessageRetentionPeriod: { min: 60, max: 1_209_600, def: 345_600 },
   ReceiveMessageWaitTimeSeconds: { min: 0, max: 20, def: 0 },
   VisibilityTimeout: { min: 0, max: 43_200, def: 30 },

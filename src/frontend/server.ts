@@ -20,13 +20,13 @@ export interface SqsServerOptions {
   metrics?: Metrics;
   /** The service's region: requests signed for another are refused. Default us-east-1. */
   region?: string;
-  /** Request body limit in bytes. Default 1.5 MiB: a full 256 KiB batch with JSON and base64 overhead fits. */
+  /** Request body limit in bytes. Default 4 MiB: a full 1 MiB batch fits, even form-encoded (up to 3 bytes a byte). */
   bodyLimit?: number;
 }
 
 const JSON_CONTENT_TYPE = 'application/x-amz-json-1.0';
 const TARGET_PREFIX = 'AmazonSQS.';
-const DEFAULT_BODY_LIMIT = 1.5 * 1024 * 1024;
+const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
 
 /**
  * The SQS endpoint: AWS JSON 1.0 and the Query protocol on the same paths. Every request is authenticated with SigV4 before
@@ -99,7 +99,7 @@ export function createSqsServer(options: SqsServerOptions): FastifyInstance {
     let sqsError: SqsError;
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       sqsError = action === 'SendMessageBatch'
-        ? new SqsError('BatchRequestTooLong', 'Batch requests cannot be longer than 262144 bytes.')
+        ? new SqsError('BatchRequestTooLong', 'Batch requests cannot be longer than 1048576 bytes.')
         : invalidParameter('One or more parameters are invalid. Reason: the request is too large.');
     } else if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
       sqsError = invalidParameter('The request could not be read.');

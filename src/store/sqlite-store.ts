@@ -79,6 +79,15 @@ const MIGRATIONS: string[] = [
   `
   UPDATE queues SET name = '${LEGACY_ACCOUNT_ID}/' || name WHERE instr(name, '/') = 0;
   `,
+  // Tags; the last purge (one purge per 60 s); recently deleted names (no reuse within 60 s).
+  `
+  ALTER TABLE queues ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';
+  ALTER TABLE queues ADD COLUMN purged_at INTEGER;
+  CREATE TABLE deleted_queues (
+    name       TEXT PRIMARY KEY,
+    deleted_at INTEGER NOT NULL
+  );
+  `,
 ];
 const SCHEMA_VERSION = MIGRATIONS.length;
 
@@ -88,6 +97,8 @@ interface QueueRow {
   created_at: number;
   updated_at: number;
   attributes: string;
+  tags: string;
+  purged_at: number | null;
 }
 
 interface MessageRow {
@@ -134,10 +145,16 @@ interface PendingPut {
 
 function prepareStatements(db: Database.Database) {
   return {
-    insertQueue: db.prepare<[string, string, number, number, string]>(
-      `INSERT INTO queues (queue_id, name, created_at, updated_at, attributes) VALUES (?, ?, ?, ?, ?)
+    insertQueue: db.prepare<[string, string, number, number, string, string]>(
+      `INSERT INTO queues (queue_id, name, created_at, updated_at, attributes, tags) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (name) DO NOTHING`,
     ),
+    updateQueueTags: db.prepare<[string, string]>('UPDATE queues SET tags = ? WHERE queue_id = ?'),
+    markPurged: db.prepare<[number, string]>('UPDATE queues SET purged_at = ? WHERE queue_id = ?'),
+    recordDeleted: db.prepare<[string, number]>(
+      'INSERT INTO deleted_queues (name, deleted_at) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET deleted_at = excluded.deleted_at',
+    ),
+    deletedAt: db.prepare<[string], { deleted_at: number }>('SELECT deleted_at FROM deleted_queues WHERE name = ?'),
     queueByName: db.prepare<[string], QueueRow>('SELECT * FROM queues WHERE name = ?'),
     queueById: db.prepare<[string], QueueRow>('SELECT * FROM queues WHERE queue_id = ?'),
     // substr rather than LIKE: queue names may contain '_', which LIKE treats as a wildcard.
@@ -216,6 +233,8 @@ function toQueue(row: QueueRow): QueueRecord {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     attributes: JSON.parse(row.attributes) as Record<string, string>,
+    tags: JSON.parse(row.tags) as Record<string, string>,
+    lastPurgedAt: row.purged_at,
   };
 }
 
@@ -403,7 +422,7 @@ export class SqliteMessageStore implements MessageStore {
 
   // ---- queues ----
 
-  createQueue(name: string, attributes: Record<string, string>, now: number, accountId = LEGACY_ACCOUNT_ID): CreateQueueResult {
+  createQueue(name: string, attributes: Record<string, string>, now: number, accountId = LEGACY_ACCOUNT_ID, tags: Record<string, string> = {}): CreateQueueResult {
     this.begin('createQueue');
     requireAccount(accountId);
     const queue: QueueRecord = {
@@ -413,9 +432,11 @@ export class SqliteMessageStore implements MessageStore {
       createdAt: now,
       updatedAt: now,
       attributes: { ...attributes },
+      tags: { ...tags },
+      lastPurgedAt: null,
     };
     const path = pathOf(accountId, name);
-    const inserted = this.s.insertQueue.run(queue.queueId, path, now, now, JSON.stringify(queue.attributes));
+    const inserted = this.s.insertQueue.run(queue.queueId, path, now, now, JSON.stringify(queue.attributes), JSON.stringify(queue.tags));
     if (inserted.changes > 0) return { outcome: 'created', queue: this.remember(queue) };
     return { outcome: 'exists', queue: this.remember(toQueue(this.s.queueByName.get(path)!)) };
   }
@@ -448,16 +469,31 @@ export class SqliteMessageStore implements MessageStore {
     return updated && this.remember(updated);
   }
 
-  deleteQueue(queueId: string): boolean {
+  deleteQueue(queueId: string, now?: number): boolean {
     this.begin('deleteQueue', queueId);
-    const known = this.queuesById.get(queueId);
+    const known = this.getQueueById(queueId);
     if (known) this.queueIdsByName.delete(pathOf(known.accountId, known.name));
     this.queuesById.delete(queueId);
-    return this.deleteQueueTx.immediate(queueId);
+    const deleted = this.deleteQueueTx.immediate(queueId);
+    if (deleted && known && now !== undefined) this.s.recordDeleted.run(pathOf(known.accountId, known.name), now);
+    return deleted;
+  }
+
+  queueDeletedAt(name: string, accountId = LEGACY_ACCOUNT_ID): number | undefined {
+    this.begin('queueDeletedAt');
+    return this.s.deletedAt.get(pathOf(accountId, name))?.deleted_at;
+  }
+
+  setQueueTags(queueId: string, tags: Record<string, string>): QueueRecord | undefined {
+    this.begin('setQueueTags');
+    const current = this.getQueueById(queueId);
+    if (!current || this.s.updateQueueTags.run(JSON.stringify(tags), queueId).changes === 0) return undefined;
+    return this.remember({ ...current, attributes: { ...current.attributes }, tags: { ...tags } });
   }
 
   private remember(queue: QueueRecord): QueueRecord {
     Object.freeze(queue.attributes);
+    Object.freeze(queue.tags);
     Object.freeze(queue);
     this.queuesById.set(queue.queueId, queue);
     this.queueIdsByName.set(pathOf(queue.accountId, queue.name), queue.queueId);
@@ -519,9 +555,15 @@ export class SqliteMessageStore implements MessageStore {
     return changed > 0 ? 'changed' : 'not-in-flight';
   }
 
-  async purgeQueue(queueId: string): Promise<number> {
+  async purgeQueue(queueId: string, now?: number): Promise<number> {
     this.begin('purgeQueue', queueId);
-    return this.s.purge.run(queueId).changes;
+    const purged = this.s.purge.run(queueId).changes;
+    if (now !== undefined) {
+      this.s.markPurged.run(now, queueId);
+      const current = this.queuesById.get(queueId);
+      if (current) this.remember({ ...current, attributes: { ...current.attributes }, tags: { ...current.tags }, lastPurgedAt: now });
+    }
+    return purged;
   }
 
   counts(queueId: string, now: number): QueueCounts {

@@ -17,6 +17,10 @@ export interface QueueRecord {
   createdAt: number;
   updatedAt: number;
   attributes: Record<string, string>;
+  /** Cost-allocation tags: key → value. */
+  tags: Record<string, string>;
+  /** When the queue was last purged (purgeQueue with a time), or null. */
+  lastPurgedAt: number | null;
 }
 
 /** A message ready to store. All byte fields are ciphertext or encrypted keys. */
@@ -117,15 +121,19 @@ export interface QueueStore {
    * Creates the queue in the account (default LEGACY_ACCOUNT_ID), or returns the account's existing
    * one with that name (the caller compares attributes).
    */
-  createQueue(name: string, attributes: Record<string, string>, now: number, accountId?: string): CreateQueueResult;
+  createQueue(name: string, attributes: Record<string, string>, now: number, accountId?: string, tags?: Record<string, string>): CreateQueueResult;
   getQueueByName(name: string, accountId?: string): QueueRecord | undefined;
   getQueueById(queueId: string): QueueRecord | undefined;
   /** The account's queues whose names start with the prefix, by name. */
   listQueues(prefix?: string, accountId?: string): QueueRecord[];
   /** Replaces the given attributes (others kept). Returns the updated record, or undefined if gone. */
   setQueueAttributes(queueId: string, attributes: Record<string, string>, now: number): QueueRecord | undefined;
-  /** Deletes the queue and all its messages. Returns false when it did not exist. */
-  deleteQueue(queueId: string): boolean;
+  /** Deletes the queue and all its messages; with `now`, remembers when. Returns false when it did not exist. */
+  deleteQueue(queueId: string, now?: number): boolean;
+  /** When a queue of this name in the account was last deleted (with a time), if ever. */
+  queueDeletedAt(name: string, accountId?: string): number | undefined;
+  /** Replaces the queue's tags. Returns the updated record, or undefined if gone. */
+  setQueueTags(queueId: string, tags: Record<string, string>): QueueRecord | undefined;
 }
 
 export interface MessageStore extends QueueStore {
@@ -155,7 +163,8 @@ export interface MessageStore extends QueueStore {
    * 'not-in-flight' when the message is not currently invisible under this handle.
    */
   changeVisibility(queueId: string, receiptHandle: string, visibleAt: number, now: number): Promise<'changed' | 'not-in-flight' | 'invalid'>;
-  purgeQueue(queueId: string): Promise<number>;
+  /** Deletes the queue's messages; with `now`, records it as the queue's lastPurgedAt. */
+  purgeQueue(queueId: string, now?: number): Promise<number>;
   counts(queueId: string, now: number): QueueCounts;
   /** Deletes messages with sentAt older than the queue's retention; returns how many. */
   dropExpired(queueId: string, retentionMs: number, now: number): Promise<number>;
