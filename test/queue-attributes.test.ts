@@ -36,9 +36,16 @@ describe('queue names', () => {
     assert.throws(() => validateQueueName(42), sqsError('InvalidParameterValue'));
   });
 
-  it('refuses FIFO queues by name or attribute', () => {
-    assert.throws(() => validateQueueName('jobs.fifo'), sqsError('InvalidParameterValue', /FIFO queues are not supported/));
-    assert.throws(() => parseQueueAttributes({ FifoQueue: 'true' }), sqsError('InvalidParameterValue', /FIFO queues are not supported/));
+  it('FIFO: a .fifo name and FifoQueue=true go together; FIFO attributes only on FIFO queues', () => {
+    assert.equal(validateQueueName('jobs.fifo'), 'jobs.fifo');
+    assert.throws(() => validateQueueName('jobs.fif'), sqsError('InvalidParameterValue'));
+    assert.throws(() => validateQueueName(`${'a'.repeat(76)}.fifo`), sqsError('InvalidParameterValue'));
+    assert.throws(() => parseQueueAttributes({ FifoQueue: 'true' }), sqsError('InvalidParameterValue'));
+    assert.deepEqual(parseQueueAttributes({ FifoQueue: 'true', ContentBasedDeduplication: 'true' }, { fifo: true, creating: true }), { ContentBasedDeduplication: 'true' });
+    assert.throws(() => parseQueueAttributes({ FifoQueue: 'false' }, { fifo: true, creating: true }), sqsError('InvalidParameterValue'));
+    assert.throws(() => parseQueueAttributes({ FifoQueue: 'true' }, { fifo: true, creating: false }), sqsError('InvalidAttributeValue'));
+    assert.throws(() => parseQueueAttributes({ DeduplicationScope: 'group' }, { fifo: true, creating: true }), sqsError('InvalidAttributeValue'));
+    assert.throws(() => parseQueueAttributes({ DeduplicationScope: 'queue' }), sqsError('InvalidAttributeName'));
     assert.deepEqual(parseQueueAttributes({ FifoQueue: 'false' }), {});
   });
 });

@@ -96,11 +96,31 @@ except sqs.exceptions.QueueDoesNotExist as e:
 urls = sqs.list_queues(QueueNamePrefix='boto3-')['QueueUrls']
 assert urls == [url], urls
 sqs.delete_queue(QueueUrl=url)
+# FIFO
+furl = sqs.create_queue(QueueName='boto3-flow.fifo', Attributes={'FifoQueue': 'true', 'ContentBasedDeduplication': 'true'})['QueueUrl']
+s1 = sqs.send_message(QueueUrl=furl, MessageBody='f1', MessageGroupId='g')
+s2 = sqs.send_message(QueueUrl=furl, MessageBody='f1', MessageGroupId='g')
+assert s1['MessageId'] == s2['MessageId'] and s1['SequenceNumber'] == s2['SequenceNumber'], (s1, s2)
+sqs.send_message(QueueUrl=furl, MessageBody='f2', MessageGroupId='g')
+r = sqs.receive_message(QueueUrl=furl, MaxNumberOfMessages=10, AttributeNames=['All'])
+assert [m['Body'] for m in r['Messages']] == ['f1', 'f2'], r
+assert r['Messages'][0]['Attributes']['MessageGroupId'] == 'g'
+# dead-letter queue and tags
+dlq = sqs.create_queue(QueueName='boto3-dlq', tags={'team': 'a'})['QueueUrl']
+dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=['QueueArn'])['Attributes']['QueueArn']
+src = sqs.create_queue(QueueName='boto3-src', Attributes={'RedrivePolicy': json.dumps({'deadLetterTargetArn': dlq_arn, 'maxReceiveCount': 1})})['QueueUrl']
+sqs.send_message(QueueUrl=src, MessageBody='poison')
+assert len(sqs.receive_message(QueueUrl=src, VisibilityTimeout=0).get('Messages', [])) == 1
+assert sqs.receive_message(QueueUrl=src).get('Messages', []) == []
+assert [m['Body'] for m in sqs.receive_message(QueueUrl=dlq)['Messages']] == ['poison']
+assert sqs.list_dead_letter_source_queues(QueueUrl=dlq)['queueUrls'] == [src]
+sqs.tag_queue(QueueUrl=dlq, Tags={'env': 'test'})
+assert sqs.list_queue_tags(QueueUrl=dlq)['Tags'] == {'team': 'a', 'env': 'test'}
 print(json.dumps({'ok': True, 'received': len(got)}))
 `;
 
 describe('Debian clients (Query protocol)', () => {
-  it('python3-boto3 runs create/send/receive/delete', async (t) => {
+  it('python3-boto3 runs create/send/receive/delete, FIFO, DLQ and tags', async (t) => {
     if (!(await hasBoto3())) {
       t.skip('python3-boto3 is not installed (apt-get install -y python3-boto3)');
       return;

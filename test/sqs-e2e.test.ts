@@ -103,7 +103,7 @@ describe('queues', () => {
     assert.equal(error.$metadata?.httpStatusCode, 400);
   });
 
-  it('refuses FIFO queues and bad names', async () => {
+  it('refuses mismatched FIFO names and attributes, and bad names', async () => {
     await rejectsWith(sqs.send(new CreateQueueCommand({ QueueName: 'jobs.fifo' })), 'InvalidParameterValue');
     await rejectsWith(sqs.send(new CreateQueueCommand({ QueueName: 'jobs', Attributes: { FifoQueue: 'true' } })), 'InvalidParameterValue');
     await rejectsWith(sqs.send(new CreateQueueCommand({ QueueName: 'bad name' })), 'InvalidParameterValue');

@@ -330,7 +330,7 @@ test('durability: a resolved put is seen by a second connection and after reopen
 
   const reader = new Database(path, { readonly: true });
   assert.equal(reader.pragma('journal_mode', { simple: true }), 'wal');
-  assert.equal(reader.pragma('user_version', { simple: true }), 3);
+  assert.equal(reader.pragma('user_version', { simple: true }), 4);
   const row = reader.prepare('SELECT body FROM messages WHERE message_id = ?').get(sent.messageId) as { body: Buffer };
   assert.deepEqual(row.body, sent.bodyCiphertext);
   reader.close();
@@ -453,7 +453,9 @@ test('a database made before accounts (schema 1) opens: its queues and messages 
   // Back to exactly what schema 1 held: bare names, version 1.
   const raw = new Database(path);
   raw.prepare("UPDATE queues SET name = substr(name, instr(name, '/') + 1)").run();
-  raw.exec('ALTER TABLE queues DROP COLUMN tags; ALTER TABLE queues DROP COLUMN purged_at; DROP TABLE deleted_queues;');
+  raw.exec(`DROP INDEX messages_by_group; DROP TABLE fifo_dedup; ALTER TABLE messages DROP COLUMN group_id;
+    ALTER TABLE messages DROP COLUMN dedup_id; ALTER TABLE messages DROP COLUMN sequence_number; ALTER TABLE queues DROP COLUMN fifo_sequence;
+    ALTER TABLE queues DROP COLUMN tags; ALTER TABLE queues DROP COLUMN purged_at; DROP TABLE deleted_queues;`);
   raw.pragma('user_version = 1');
   assert.equal((raw.prepare('SELECT name FROM queues').get() as { name: string }).name, 'orders');
   raw.close();
@@ -466,7 +468,7 @@ test('a database made before accounts (schema 1) opens: its queues and messages 
   assert.deepEqual(got.map((m) => m.messageId), ['m-1']);
   await reopened.close();
   const check = new Database(path);
-  assert.equal(check.pragma('user_version', { simple: true }), 3);
+  assert.equal(check.pragma('user_version', { simple: true }), 4);
   check.close();
 });
 
@@ -477,16 +479,16 @@ test('redrive: a message at its limit is leased, not received, and moveMessages 
   const sent = message(source, 0);
   await store.putMessages([sent]);
   const limit = { maxReceiveCount: 1, leaseMs: 30_000 };
-  const first = await store.receiveMessages(source, 10, 1000, 10, limit);
+  const first = await store.receiveMessages(source, 10, 1000, 10, { redrive: limit });
   assert.equal(first.length, 1);
   assert.equal(first[0]!.redrive, undefined, 'the first receive delivers it');
-  const second = await store.receiveMessages(source, 10, 1000, 2000, limit);
+  const second = await store.receiveMessages(source, 10, 1000, 2000, { redrive: limit });
   assert.equal(second[0]!.redrive, true, 'at the limit it is leased');
   assert.equal(second[0]!.receiveCount, 1, 'a lease is no receive');
-  assert.deepEqual(await store.receiveMessages(source, 10, 1000, 3000, limit), [], 'leased: invisible');
+  assert.deepEqual(await store.receiveMessages(source, 10, 1000, 3000, { redrive: limit }), [], 'leased: invisible');
 
   // The lease ran out without a move (a crash): leased again under a new handle; the old one is dead.
-  const again = await store.receiveMessages(source, 10, 1000, 2000 + 30_000, limit);
+  const again = await store.receiveMessages(source, 10, 1000, 2000 + 30_000, { redrive: limit });
   assert.equal(again[0]!.redrive, true);
   const resealed = { ...sent, queueId: dlq, bodyCiphertext: randomBytes(40), sentAt: sent.sentAt, visibleAt: 40_000 };
   assert.equal(await store.moveMessages(source, [{ receiptHandle: second[0]!.receiptHandle, message: resealed }]), 0, 'a lost lease moves nothing');
@@ -519,7 +521,7 @@ await store.putMessages(ids.map((id) => row(id, source)));
 await store.receiveMessages(source, 2000, 0, 0); // each received once: the next receive moves it
 process.stdout.write('ids ' + source + ' ' + dlq + ' ' + ids.join(' ') + '\\n');
 for (let now = 1; ; now++) {
-  const leased = await store.receiveMessages(source, 10, 0, now, { maxReceiveCount: 1, leaseMs: 1 });
+  const leased = await store.receiveMessages(source, 10, 0, now, { redrive: { maxReceiveCount: 1, leaseMs: 1 } });
   const moves = leased.filter((m) => m.redrive).map((m) => ({ receiptHandle: m.receiptHandle, message: row(m.messageId, dlq) }));
   if (moves.length) await store.moveMessages(source, moves);
   process.stdout.write('moved\\n');
@@ -548,5 +550,27 @@ for (let now = 1; ; now++) {
   assert.ok(inDlq.length > 0 && inSource.length > 0, `killed mid-way: ${inDlq.length} moved, ${inSource.length} left`);
   assert.equal(inSource.length + inDlq.length, ids.length, 'no message lost, none doubled');
   assert.deepEqual([...inSource, ...inDlq].sort(), [...ids].sort());
+  await store.close();
+});
+
+test('FIFO: sequence numbers in order, deduplication within the window and scope, groups blocked while in flight', async () => {
+  const store = SqliteMessageStore.open({ path: ':memory:' });
+  const queueId = store.createQueue('q.fifo', { FifoQueue: 'true' }, 0).queue.queueId;
+  const fifo = (groupId: string, dedupId: string) => message(queueId, 0, { groupId, dedupId });
+  const window = { scope: 'queue' as const, windowMs: 300_000 };
+  const put = await store.putFifoMessages(queueId, [fifo('a', '1'), fifo('a', '2'), fifo('b', '3'), fifo('b', '1')], window, 10);
+  assert.deepEqual(put.map((r) => r.duplicate), [false, false, false, true]);
+  assert.equal(put[3]!.messageId, put[0]!.messageId);
+  assert.ok(put[0]!.sequenceNumber < put[1]!.sequenceNumber && put[1]!.sequenceNumber < put[2]!.sequenceNumber);
+  const grouped = await store.putFifoMessages(queueId, [fifo('c', '1')], { scope: 'messageGroup', windowMs: 300_000 }, 20);
+  assert.equal(grouped[0]!.duplicate, false, 'in group scope another group may reuse the id');
+  assert.equal((await store.putFifoMessages(queueId, [fifo('a', '1')], window, 300_010)).at(0)!.duplicate, false, 'the window has passed');
+
+  const first = await store.receiveMessages(queueId, 1, 1000, 400_000, { fifo: true });
+  assert.deepEqual(first.map((m) => [m.groupId, m.dedupId]), [['a', '1']]);
+  const next = await store.receiveMessages(queueId, 10, 1000, 400_000, { fifo: true });
+  assert.deepEqual(next.map((m) => m.groupId), ['b', 'c'], 'group a waits for its message in flight');
+  assert.ok(next.every((m) => /^\d{20}$/.test(m.sequenceNumber ?? '')));
+  await assert.rejects(store.putFifoMessages(queueId, [message(queueId, 0)], window, 0), isCode('InvalidArgument'));
   await store.close();
 });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { EventBus, QueueOp } from '../bus/types.ts';
 import type { Clock } from '../core/clock.ts';
 import { uuidv7 } from '../core/uuid7.ts';
@@ -12,7 +13,7 @@ import {
   asParams, batchEntries, optionalInt, optionalString, optionalStringList, requiredInt, requiredString, type BatchEntry, type Params,
 } from './params.ts';
 import {
-  DEFAULT_REGION, attributeUpdate, conflictingAttribute, intAttribute, isValidQueueName, parseAttributeNames,
+  DEFAULT_REGION, attributeUpdate, conflictingAttribute, effectiveAttributes, intAttribute, isFifoName, isFifoQueue, isValidQueueName, parseAttributeNames,
   parseQueueAttributes, queueArn, queueAttributeView, validateQueueName,
 } from './queue-attributes.ts';
 import { evaluatePolicy } from './queue-policy.ts';
@@ -108,6 +109,8 @@ const MAX_VISIBILITY_TIMEOUT = 43_200;
 /** SQS: one purge per queue per 60 s; a deleted queue's name is free again after 60 s. */
 const PURGE_INTERVAL_MS = 60_000;
 const QUEUE_REUSE_MS = 60_000;
+/** FIFO deduplication window. */
+const DEDUP_WINDOW_MS = 5 * 60_000;
 const MAX_TAGS = 50;
 /** How long a message bound for the dead-letter queue stays leased: time enough to reseal it. */
 const MOVE_LEASE_MS = 30_000;
@@ -124,6 +127,10 @@ interface Prepared {
   md5OfBody: string;
   md5OfMessageAttributes: string | null;
   md5OfMessageSystemAttributes: string | null;
+  groupId?: string;
+  dedupId?: string;
+  /** FIFO: given by the store once the message is stored. */
+  sequenceNumber?: string;
 }
 
 type Result = Record<string, unknown>;
@@ -211,7 +218,16 @@ export class FrontendNode {
 
   private async createQueue(p: Params, ctx: Call): Promise<Result> {
     const name = validateQueueName(p.QueueName);
-    const attributes = parseQueueAttributes(p.Attributes);
+    const fifo = isFifoName(name);
+    const attributes = parseQueueAttributes(p.Attributes, { fifo, creating: true });
+    if (fifo) {
+      const declared = (p.Attributes as Record<string, unknown> | undefined)?.FifoQueue;
+      if (typeof declared !== 'string' || declared.toLowerCase() !== 'true') {
+        throw invalidParameter('The attribute FifoQueue must be set to true for a queue name ending in .fifo.');
+      }
+      attributes.FifoQueue = 'true';
+      checkFifoAttributes(attributes);
+    }
     const tags = parseTags(p.tags);
     this.checkRedriveTarget(attributes, ctx.accountId, name);
     const now = this.clock.now();
@@ -274,7 +290,8 @@ export class FrontendNode {
   private async setQueueAttributes(p: Params, ctx: Call): Promise<Result> {
     const queue = this.queueOf(p, ctx);
     if (p.Attributes === undefined || p.Attributes === null) throw missingParameter('Attributes');
-    const requested = parseQueueAttributes(p.Attributes);
+    const requested = parseQueueAttributes(p.Attributes, { fifo: isFifoQueue(queue), creating: false });
+    if (isFifoQueue(queue)) checkFifoAttributes({ ...queue.attributes, ...requested });
     this.checkRedriveTarget(requested, queue.accountId, queue.name);
     this.report(queue.queueId, ctx, 'other');
     if (Object.keys(requested).length === 0) return {};
@@ -365,8 +382,25 @@ export class FrontendNode {
     const parsed = parseMessageAttributes(p.MessageAttributes);
     const size = bodyBytes + parsed.bytes;
     checkMessageSize(size, intAttribute(queue, 'MaximumMessageSize'));
+    const fifo = isFifoQueue(queue);
+    if (fifo && p.DelaySeconds !== undefined && p.DelaySeconds !== null) {
+      throw invalidParameter(`Value ${String(p.DelaySeconds).slice(0, 16)} for parameter DelaySeconds is invalid. Reason: The request include parameter that is not valid for this queue type.`);
+    }
     const delaySeconds = optionalInt(p, 'DelaySeconds', 0, 900) ?? intAttribute(queue, 'DelaySeconds');
-    // MessageGroupId and MessageDeduplicationId are ignored (standard queues only).
+    const groupId = fifoId(p, 'MessageGroupId');
+    let dedupId = fifoId(p, 'MessageDeduplicationId');
+    if (fifo) {
+      if (groupId === undefined) throw missingParameter('MessageGroupId');
+      if (dedupId === undefined) {
+        if (effectiveAttributes(queue.attributes).ContentBasedDeduplication !== 'true') {
+          throw invalidParameter('The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly');
+        }
+        dedupId = createHash('sha256').update(body, 'utf8').digest('hex');
+      }
+    } else if (dedupId !== undefined) {
+      // MessageGroupId is accepted on standard queues (fair queues); a deduplication id is not.
+      throw invalidParameter('The request includes a parameter that is not valid for this queue type: MessageDeduplicationId.');
+    }
     const trace = parseTraceHeader(p.MessageSystemAttributes);
     const hasAttributes = Object.keys(parsed.attributes).length > 0;
     const stored: Record<string, MessageAttribute> = { ...parsed.attributes };
@@ -377,6 +411,8 @@ export class FrontendNode {
       bodyBytes,
       attributes: stored,
       md5OfMessageSystemAttributes: trace === undefined ? null : md5OfMessageAttributes({ AWSTraceHeader: { DataType: 'String', StringValue: trace } }),
+      ...(groupId !== undefined ? { groupId } : {}),
+      ...(dedupId !== undefined ? { dedupId } : {}),
       size,
       delaySeconds,
       md5OfBody: md5OfBody(body),
@@ -388,7 +424,7 @@ export class FrontendNode {
    * One DEK for the batch, one atomic write, then wake the queue's long polls. The send is reported
    * to the bus once the key has been looked up, with what the node's cache did.
    */
-  private async seal(queue: QueueRecord, ctx: RequestContext, messages: Prepared[], bytes: number): Promise<void> {
+  private async seal(queue: QueueRecord, ctx: Call, messages: Prepared[], bytes: number): Promise<void> {
     const principal = ctx.principal;
     const before = this.keyCounts();
     const sealing = this.keyring.sealMessages(queue.queueId, principal, messages.map((m) => ({
@@ -417,9 +453,21 @@ export class FrontendNode {
         sentAt: now,
         visibleAt: now + m.delaySeconds * 1000,
         bodyBytes: m.bodyBytes,
+        ...(m.groupId !== undefined ? { groupId: m.groupId } : {}),
+        ...(m.dedupId !== undefined ? { dedupId: m.dedupId } : {}),
       };
     });
-    await this.store.putMessages(stored);
+    if (isFifoQueue(queue)) {
+      const scope = effectiveAttributes(queue.attributes).DeduplicationScope === 'messageGroup' ? 'messageGroup' : 'queue';
+      const results = await this.store.putFifoMessages(queue.queueId, stored, { scope, windowMs: DEDUP_WINDOW_MS }, now);
+      // A duplicate answers with the message sent first, as SQS does.
+      results.forEach((r, i) => {
+        messages[i]!.messageId = r.messageId;
+        messages[i]!.sequenceNumber = r.sequenceNumber;
+      });
+    } else {
+      await this.store.putMessages(stored);
+    }
     this.waiters.notify(queue.queueId);
     // After the write, so the backlog reported counts these messages.
     this.reportQueueStats(queue.queueId, this.clock.now());
@@ -445,7 +493,10 @@ export class FrontendNode {
       await this.sweepExpired(queue);
       const now = this.clock.now();
       const dlq = this.deadLetterQueueOf(queue);
-      received = await this.store.receiveMessages(queue.queueId, max, visibilityTimeout * 1000, now, dlq && { maxReceiveCount: dlq.maxReceiveCount, leaseMs: MOVE_LEASE_MS });
+      received = await this.store.receiveMessages(queue.queueId, max, visibilityTimeout * 1000, now, {
+        redrive: dlq && { maxReceiveCount: dlq.maxReceiveCount, leaseMs: MOVE_LEASE_MS },
+        fifo: isFifoQueue(queue),
+      });
       const dead = received.filter((m) => m.redrive);
       if (dead.length > 0) {
         received = received.filter((m) => !m.redrive);
@@ -515,6 +566,9 @@ export class FrontendNode {
               messageId: m.messageId, queueId: dlq.queueId, bodyCiphertext: s.bodyCiphertext, attributesCiphertext: s.attributesCiphertext,
               encryptedDek: s.encryptedDek, dekId: s.dekId, kmsKeyId: s.kmsKeyId, md5OfBody: m.md5OfBody,
               md5OfMessageAttributes: m.md5OfMessageAttributes, senderPrincipal: sender, sentAt: m.sentAt, visibleAt: now, bodyBytes: m.bodyBytes,
+              ...(m.groupId !== undefined ? { groupId: m.groupId } : {}),
+              ...(m.dedupId !== undefined ? { dedupId: m.dedupId } : {}),
+              ...(m.sequenceNumber !== undefined ? { sequenceNumber: m.sequenceNumber } : {}),
             },
           };
         }));
@@ -538,6 +592,7 @@ export class FrontendNode {
     const dlq = target && target.accountId === accountId && target.region === this.region ? this.store.getQueueByName(target.name, accountId) : undefined;
     const reason = !dlq ? 'Dead letter target does not exist.'
       : dlq.name === name ? 'A queue cannot be its own dead-letter queue.'
+        : isFifoQueue(dlq) !== isFifoName(name) ? 'The dead-letter queue of a FIFO queue must be a FIFO queue, and of a standard queue a standard queue.'
         : !allowsSource(dlq.attributes, queueArn(this.region, accountId, name)) ? "The dead-letter queue's RedriveAllowPolicy does not allow this queue."
           : undefined;
     if (reason !== undefined) throw invalidParameter(`Value ${attributes.RedrivePolicy} for parameter RedrivePolicy is invalid. Reason: ${reason}`);
@@ -784,6 +839,16 @@ export class FrontendNode {
   }
 }
 
+/** MessageGroupId / MessageDeduplicationId: 1..128 of letters, digits and punctuation. */
+function fifoId(p: Params, name: string): string | undefined {
+  const value = optionalString(p, name, 128);
+  if (value === undefined) return undefined;
+  if (!/^[\x21-\x7e]{1,128}$/.test(value)) {
+    throw invalidParameter(`Value ${value.slice(0, 128)} for parameter ${name} is invalid. Reason: it must be 1 to 128 alphanumeric or punctuation characters.`);
+  }
+  return value;
+}
+
 /** A tag map: at most 50, keys 1..128 and values 0..256 characters, no `aws:` keys. */
 function parseTags(input: unknown): Record<string, string> {
   if (input === undefined || input === null) return {};
@@ -798,6 +863,14 @@ function parseTags(input: unknown): Record<string, string> {
     out[key] = value;
   }
   return out;
+}
+
+/** High-throughput FIFO: per-group throughput needs deduplication within the group. */
+function checkFifoAttributes(attributes: Readonly<Record<string, string>>): void {
+  const effective = effectiveAttributes(attributes);
+  if (effective.FifoThroughputLimit === 'perMessageGroupId' && effective.DeduplicationScope !== 'messageGroup') {
+    throw new SqsError('InvalidAttributeValue', 'Invalid value for the parameter FifoThroughputLimit. Reason: perMessageGroupId requires DeduplicationScope messageGroup.');
+  }
 }
 
 function permissionLabel(p: Params): string {
@@ -822,6 +895,7 @@ function sentOutput(m: Prepared): Result {
   const out: Result = { MessageId: m.messageId, MD5OfMessageBody: m.md5OfBody };
   if (m.md5OfMessageAttributes !== null) out.MD5OfMessageAttributes = m.md5OfMessageAttributes;
   if (m.md5OfMessageSystemAttributes !== null) out.MD5OfMessageSystemAttributes = m.md5OfMessageSystemAttributes;
+  if (m.sequenceNumber !== undefined) out.SequenceNumber = m.sequenceNumber;
   return out;
 }
 

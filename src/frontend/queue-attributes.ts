@@ -47,23 +47,34 @@ const READ_ONLY = [
   'CreatedTimestamp',
   'LastModifiedTimestamp',
 ] as const;
-const READABLE = new Set<string>([...SETTABLE, ...READ_ONLY]);
+/** Attributes only FIFO queues have, with their allowed values (the first is the default). */
+const FIFO_ATTRIBUTES: Readonly<Record<string, readonly string[]>> = {
+  ContentBasedDeduplication: ['false', 'true'],
+  DeduplicationScope: ['queue', 'messageGroup'],
+  FifoThroughputLimit: ['perQueue', 'perMessageGroupId'],
+};
+const READABLE = new Set<string>([...SETTABLE, ...READ_ONLY, 'FifoQueue', ...Object.keys(FIFO_ATTRIBUTES)]);
 
-const FIFO_REFUSED = (): SqsError => invalidParameter('FIFO queues are not supported');
-
-/** 1..80 of [A-Za-z0-9_-]; a `.fifo` name is refused as FIFO, not as a bad name. */
+/** 1..80 of [A-Za-z0-9_-], the `.fifo` suffix included for FIFO queues. */
 export function validateQueueName(value: unknown): string {
   if (value === undefined || value === null) throw missingParameter('QueueName');
   if (typeof value !== 'string') throw invalidParameter('QueueName must be a string.');
-  if (value.endsWith('.fifo')) throw FIFO_REFUSED();
   if (!isValidQueueName(value)) {
-    throw invalidParameter('Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length');
+    throw invalidParameter('Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length; a FIFO queue name ends in .fifo.');
   }
   return value;
 }
 
 export function isValidQueueName(name: string): boolean {
-  return /^[A-Za-z0-9_-]{1,80}$/.test(name);
+  return name.length <= 80 && /^[A-Za-z0-9_-]{1,80}(\.fifo)?$/.test(name);
+}
+
+export function isFifoName(name: string): boolean {
+  return name.endsWith('.fifo');
+}
+
+export function isFifoQueue(queue: QueueRecord): boolean {
+  return queue.attributes.FifoQueue === 'true';
 }
 
 const invalidValue = (name: string, reason: string): SqsError =>
@@ -74,15 +85,25 @@ const invalidValue = (name: string, reason: string): SqsError =>
  * (integers in canonical form, booleans lower-case). Throws on the first bad entry, so a request
  * with any bad attribute changes nothing.
  */
-export function parseQueueAttributes(input: unknown): Record<string, string> {
+export function parseQueueAttributes(input: unknown, queue: { fifo: boolean; creating: boolean } = { fifo: false, creating: true }): Record<string, string> {
   if (input === undefined || input === null) return {};
   if (typeof input !== 'object' || Array.isArray(input)) throw invalidParameter('Attributes must be a map of attribute names to string values.');
   const out: Record<string, string> = {};
   for (const [name, raw] of Object.entries(input as Record<string, unknown>)) {
     if (name === 'FifoQueue') {
-      if (raw === 'true' || raw === true) throw FIFO_REFUSED();
-      if (raw === 'false' || raw === false) continue; // a standard queue, which is what we make anyway
-      throw invalidValue(name, "must be 'true' or 'false'.");
+      const value = typeof raw === 'string' ? raw.toLowerCase() : raw;
+      if (value !== 'true' && value !== 'false') throw invalidValue(name, "must be 'true' or 'false'.");
+      if (!queue.creating) throw invalidValue(name, 'a queue\'s type cannot be changed.');
+      if ((value === 'true') !== queue.fifo) {
+        throw invalidParameter(queue.fifo ? 'The attribute FifoQueue must be true for a queue name ending in .fifo.' : 'The name of a FIFO queue must end with the .fifo suffix.');
+      }
+      continue; // the name decides; the front-end stores FifoQueue for FIFO queues
+    }
+    const allowed = FIFO_ATTRIBUTES[name];
+    if (allowed && queue.fifo) {
+      if (typeof raw !== 'string' || !allowed.includes(raw)) throw invalidValue(name, `must be one of ${allowed.join(', ')}.`);
+      out[name] = raw;
+      continue;
     }
     if (!SETTABLE.has(name)) throw new SqsError('InvalidAttributeName', `Unknown Attribute ${name.slice(0, 256)}.`);
     if (typeof raw !== 'string') throw invalidValue(name, 'must be a string.');
@@ -150,6 +171,10 @@ export function effectiveAttributes(stored: Readonly<Record<string, string>>): R
     if (SETTABLE.has(name) && value !== '') out[name] = value;
   }
   out.SqsManagedSseEnabled ??= out.KmsMasterKeyId ? 'false' : 'true';
+  if (stored.FifoQueue === 'true') {
+    out.FifoQueue = 'true';
+    for (const [name, values] of Object.entries(FIFO_ATTRIBUTES)) out[name] = stored[name] || values[0]!;
+  }
   return out;
 }
 

@@ -5,11 +5,14 @@ import { TRACE_HEADER_KEY, attributesToWire, decodeAttributes, selectAttributes 
 import { optionalStringList, type Params } from './params.ts';
 
 /** The message system attributes this service keeps. */
-const KEPT = ['SenderId', 'SentTimestamp', 'ApproximateReceiveCount', 'ApproximateFirstReceiveTimestamp', 'AWSTraceHeader'] as const;
+const KEPT = [
+  'SenderId', 'SentTimestamp', 'ApproximateReceiveCount', 'ApproximateFirstReceiveTimestamp', 'AWSTraceHeader',
+  'MessageGroupId', 'MessageDeduplicationId', 'SequenceNumber',
+] as const;
 type Kept = (typeof KEPT)[number];
 
 /** Valid names that standard queues here never carry (FIFO, tracing, redrive): accepted, never returned. */
-const NEVER_SET = new Set(['SequenceNumber', 'MessageDeduplicationId', 'MessageGroupId', 'DeadLetterQueueSourceArn']);
+const NEVER_SET = new Set(['DeadLetterQueueSourceArn']);
 
 /**
  * The system attributes a ReceiveMessage asks for, from MessageSystemAttributeNames (unknown names
@@ -57,6 +60,9 @@ export function messageOutput(
       ApproximateReceiveCount: String(m.stored.receiveCount),
       ApproximateFirstReceiveTimestamp: String(m.stored.firstReceivedAt ?? now),
       AWSTraceHeader: trace,
+      MessageGroupId: m.stored.groupId,
+      MessageDeduplicationId: m.stored.dedupId,
+      SequenceNumber: m.stored.sequenceNumber,
     };
     const attributes: Record<string, string> = {};
     for (const name of system) {

@@ -24,7 +24,9 @@ import {
   type ReceivedMessage,
   type StoredMessage,
   type MessageMove,
-  type RedriveLimit,
+  type FifoDedup,
+  type FifoPutResult,
+  type ReceiveOptions,
   LEGACY_ACCOUNT_ID,
 } from './types.ts';
 
@@ -88,6 +90,25 @@ const MIGRATIONS: string[] = [
     deleted_at INTEGER NOT NULL
   );
   `,
+  // FIFO queues: a message's group, deduplication id and sequence number; the per-queue sequence;
+  // the deduplication window.
+  `
+  ALTER TABLE messages ADD COLUMN group_id TEXT;
+  ALTER TABLE messages ADD COLUMN dedup_id TEXT;
+  ALTER TABLE messages ADD COLUMN sequence_number TEXT;
+  ALTER TABLE queues ADD COLUMN fifo_sequence INTEGER NOT NULL DEFAULT 0;
+  -- Serves the group check of a FIFO receive: is an earlier message of the group invisible?
+  CREATE INDEX messages_by_group ON messages (queue_id, group_id, seq) WHERE group_id IS NOT NULL;
+  CREATE TABLE fifo_dedup (
+    queue_id        TEXT NOT NULL,
+    scope           TEXT NOT NULL,
+    dedup_id        TEXT NOT NULL,
+    message_id      TEXT NOT NULL,
+    sequence_number TEXT NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    PRIMARY KEY (queue_id, scope, dedup_id)
+  );
+  `,
 ];
 const SCHEMA_VERSION = MIGRATIONS.length;
 
@@ -119,6 +140,9 @@ interface MessageRow {
   receive_count: number;
   first_received_at: number | null;
   receipt_nonce: string | null;
+  group_id: string | null;
+  dedup_id: string | null;
+  sequence_number: string | null;
 }
 
 interface MessageParams {
@@ -135,6 +159,9 @@ interface MessageParams {
   sentAt: number;
   visibleAt: number;
   bodyBytes: number;
+  groupId: string | null;
+  dedupId: string | null;
+  sequenceNumber: string | null;
 }
 
 interface PendingPut {
@@ -167,10 +194,31 @@ function prepareStatements(db: Database.Database) {
     deleteQueue: db.prepare<[string]>('DELETE FROM queues WHERE queue_id = ?'),
     insertMessage: db.prepare<MessageParams>(
       `INSERT INTO messages (queue_id, message_id, body, attributes, encrypted_dek, dek_id, kms_key_id,
-         md5_body, md5_attrs, sender, sent_at, visible_at, body_bytes)
+         md5_body, md5_attrs, sender, sent_at, visible_at, body_bytes, group_id, dedup_id, sequence_number)
        VALUES (@queueId, @messageId, @body, @attributes, @encryptedDek, @dekId, @kmsKeyId,
-         @md5Body, @md5Attrs, @sender, @sentAt, @visibleAt, @bodyBytes)`,
+         @md5Body, @md5Attrs, @sender, @sentAt, @visibleAt, @bodyBytes, @groupId, @dedupId, @sequenceNumber)`,
     ),
+    // FIFO order: by send order, skipping every message of a group with an earlier one invisible
+    // (in flight, or delayed), so a group is delivered strictly in order, one batch at a time.
+    selectVisibleFifo: db.prepare<{ queueId: string; now: number; max: number }, MessageRow>(
+      `SELECT * FROM messages m WHERE m.queue_id = @queueId AND m.visible_at <= @now
+         AND NOT EXISTS (SELECT 1 FROM messages o WHERE o.queue_id = m.queue_id AND o.group_id = m.group_id
+                         AND o.seq < m.seq AND o.visible_at > @now)
+       ORDER BY m.seq LIMIT @max`,
+    ),
+    nextFifoSequence: db.prepare<[string], { fifo_sequence: number }>(
+      'UPDATE queues SET fifo_sequence = fifo_sequence + 1 WHERE queue_id = ? RETURNING fifo_sequence',
+    ),
+    findDedup: db.prepare<[string, string, string, number], { message_id: string; sequence_number: string }>(
+      'SELECT message_id, sequence_number FROM fifo_dedup WHERE queue_id = ? AND scope = ? AND dedup_id = ? AND expires_at > ?',
+    ),
+    putDedup: db.prepare<[string, string, string, string, string, number]>(
+      `INSERT INTO fifo_dedup (queue_id, scope, dedup_id, message_id, sequence_number, expires_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (queue_id, scope, dedup_id) DO UPDATE SET message_id = excluded.message_id,
+         sequence_number = excluded.sequence_number, expires_at = excluded.expires_at`,
+    ),
+    dropExpiredDedup: db.prepare<[string, number]>('DELETE FROM fifo_dedup WHERE queue_id = ? AND expires_at <= ?'),
+    dropQueueDedup: db.prepare<[string]>('DELETE FROM fifo_dedup WHERE queue_id = ?'),
     // Walks the index in its own order, so the cost is `max` rows however long the backlog is.
     selectVisible: db.prepare<[string, number, number], MessageRow>(
       'SELECT * FROM messages WHERE queue_id = ? AND visible_at <= ? ORDER BY visible_at, seq LIMIT ?',
@@ -255,6 +303,9 @@ function toStored(row: MessageRow): StoredMessage {
     bodyBytes: row.body_bytes,
     receiveCount: row.receive_count,
     firstReceivedAt: row.first_received_at,
+    ...(row.group_id !== null ? { groupId: row.group_id } : {}),
+    ...(row.dedup_id !== null ? { dedupId: row.dedup_id } : {}),
+    ...(row.sequence_number !== null ? { sequenceNumber: row.sequence_number } : {}),
   };
 }
 
@@ -273,6 +324,9 @@ function toParams(m: NewMessage): MessageParams {
     sentAt: m.sentAt,
     visibleAt: m.visibleAt,
     bodyBytes: m.bodyBytes,
+    groupId: m.groupId ?? null,
+    dedupId: m.dedupId ?? null,
+    sequenceNumber: m.sequenceNumber ?? null,
   };
 }
 
@@ -324,7 +378,8 @@ export class SqliteMessageStore implements MessageStore {
   // Transactions are built once; nested calls (a put inside the batch) become savepoints.
   private readonly writeBatch: Database.Transaction<(batch: PendingPut[], failures: Map<PendingPut, PkpError>) => void>;
   private readonly insertCall: Database.Transaction<(messages: NewMessage[]) => void>;
-  private readonly receiveTx: Database.Transaction<(queueId: string, max: number, visibleAt: number, now: number, redrive: RedriveLimit | undefined) => ReceivedMessage[]>;
+  private readonly receiveTx: Database.Transaction<(queueId: string, max: number, visibleAt: number, now: number, options: ReceiveOptions) => ReceivedMessage[]>;
+  private readonly fifoPutTx: Database.Transaction<(queueId: string, messages: NewMessage[], dedup: FifoDedup, now: number) => FifoPutResult[]>;
   private readonly moveTx: Database.Transaction<(sourceQueueId: string, moves: MessageMove[]) => number>;
   private readonly setAttributesTx: Database.Transaction<(queueId: string, attributes: Record<string, string>, now: number) => QueueRecord | undefined>;
   private readonly deleteQueueTx: Database.Transaction<(queueId: string) => boolean>;
@@ -349,8 +404,9 @@ export class SqliteMessageStore implements MessageStore {
       }
     });
 
-    this.receiveTx = db.transaction((queueId: string, max: number, visibleAt: number, now: number, redrive: RedriveLimit | undefined) => {
-      const rows = this.s.selectVisible.all(queueId, now, max);
+    this.receiveTx = db.transaction((queueId: string, max: number, visibleAt: number, now: number, options: ReceiveOptions) => {
+      const redrive = options.redrive;
+      const rows = options.fifo ? this.s.selectVisibleFifo.all({ queueId, now, max }) : this.s.selectVisible.all(queueId, now, max);
       return rows.map((row): ReceivedMessage => {
         const nonce = randomBytes(16).toString('hex');
         if (redrive && row.receive_count >= redrive.maxReceiveCount) {
@@ -380,6 +436,22 @@ export class SqliteMessageStore implements MessageStore {
       return queue;
     });
 
+    this.fifoPutTx = db.transaction((queueId: string, messages: NewMessage[], dedup: FifoDedup, now: number) => {
+      this.s.dropExpiredDedup.run(queueId, now);
+      return messages.map((m): FifoPutResult => {
+        const scope = dedup.scope === 'messageGroup' ? m.groupId ?? '' : '';
+        const dedupId = m.dedupId ?? '';
+        const seen = this.s.findDedup.get(queueId, scope, dedupId, now);
+        if (seen) return { messageId: seen.message_id, sequenceNumber: seen.sequence_number, duplicate: true };
+        const n = this.s.nextFifoSequence.get(queueId);
+        if (!n) throw new PkpError('QueueNotFound', 'the message names a queue that does not exist');
+        const sequenceNumber = String(n.fifo_sequence).padStart(20, '0');
+        this.s.insertMessage.run(toParams({ ...m, sequenceNumber }));
+        this.s.putDedup.run(queueId, scope, dedupId, m.messageId, sequenceNumber, now + dedup.windowMs);
+        return { messageId: m.messageId, sequenceNumber, duplicate: false };
+      });
+    });
+
     this.moveTx = db.transaction((sourceQueueId: string, moves: MessageMove[]) => {
       let moved = 0;
       for (const move of moves) {
@@ -396,6 +468,7 @@ export class SqliteMessageStore implements MessageStore {
 
     this.deleteQueueTx = db.transaction((queueId: string) => {
       this.s.purge.run(queueId);
+      this.s.dropQueueDedup.run(queueId);
       return this.s.deleteQueue.run(queueId).changes > 0;
     });
   }
@@ -514,16 +587,32 @@ export class SqliteMessageStore implements MessageStore {
     });
   }
 
-  async receiveMessages(queueId: string, max: number, visibilityTimeoutMs: number, now: number, redrive?: RedriveLimit): Promise<ReceivedMessage[]> {
+  async receiveMessages(queueId: string, max: number, visibilityTimeoutMs: number, now: number, options: ReceiveOptions = {}): Promise<ReceivedMessage[]> {
     this.begin('receiveMessages', queueId);
     requireFinite('now', now);
     requireFinite('visibilityTimeoutMs', visibilityTimeoutMs);
+    const redrive = options.redrive;
     if (redrive) {
       requireIntIn('maxReceiveCount', redrive.maxReceiveCount, 1, 1000);
       requireFinite('leaseMs', redrive.leaseMs);
     }
     if (!(max >= 1)) return [];
-    return this.receiveTx.immediate(queueId, Math.floor(max), now + visibilityTimeoutMs, now, redrive);
+    return this.receiveTx.immediate(queueId, Math.floor(max), now + visibilityTimeoutMs, now, options);
+  }
+
+  async putFifoMessages(queueId: string, messages: NewMessage[], dedup: FifoDedup, now: number): Promise<FifoPutResult[]> {
+    this.begin('putFifoMessages', queueId);
+    requireFinite('now', now);
+    for (const m of messages) {
+      if (m.queueId !== queueId || typeof m.groupId !== 'string' || typeof m.dedupId !== 'string') {
+        throw new PkpError('InvalidArgument', 'a FIFO message names its queue, a group id and a deduplication id');
+      }
+    }
+    try {
+      return this.fifoPutTx.immediate(queueId, messages, dedup, now);
+    } catch (err) {
+      throw err instanceof PkpError ? err : putError(err);
+    }
   }
 
   async moveMessages(sourceQueueId: string, moves: MessageMove[]): Promise<number> {

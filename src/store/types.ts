@@ -45,6 +45,10 @@ export interface NewMessage {
   visibleAt: number;
   /** Bytes of the plaintext body, for ApproximateSize-style figures. */
   bodyBytes: number;
+  /** FIFO queues: the message group, the deduplication id, and (given by the store) the sequence number. */
+  groupId?: string;
+  dedupId?: string;
+  sequenceNumber?: string;
 }
 
 export interface StoredMessage extends NewMessage {
@@ -67,6 +71,28 @@ export interface RedriveLimit {
   /** Messages received this many times already are leased for a move instead of received. */
   maxReceiveCount: number;
   leaseMs: number;
+}
+
+export interface ReceiveOptions {
+  redrive?: RedriveLimit;
+  /**
+   * FIFO order: by send order, and no message of a group while an earlier one of that group is
+   * invisible (in flight): a group is delivered strictly in order.
+   */
+  fifo?: boolean;
+}
+
+export interface FifoDedup {
+  /** 'queue': ids are unique in the queue; 'messageGroup': within each group. */
+  scope: 'queue' | 'messageGroup';
+  windowMs: number;
+}
+
+export interface FifoPutResult {
+  messageId: string;
+  sequenceNumber: string;
+  /** A message with this deduplication id was sent within the window: nothing was stored. */
+  duplicate: boolean;
 }
 
 export interface MessageMove {
@@ -147,7 +173,13 @@ export interface MessageStore extends QueueStore {
    * send order), makes each invisible until now + visibilityTimeoutMs, increments its receive count
    * and gives it a new receipt handle. Puts to the queue called before it are committed first.
    */
-  receiveMessages(queueId: string, max: number, visibilityTimeoutMs: number, now: number, redrive?: RedriveLimit): Promise<ReceivedMessage[]>;
+  receiveMessages(queueId: string, max: number, visibilityTimeoutMs: number, now: number, options?: ReceiveOptions): Promise<ReceivedMessage[]>;
+  /**
+   * Stores FIFO messages in order, in one transaction (durable when it resolves): each gets the
+   * queue's next sequence number, unless its deduplication id (in its scope) was stored within the
+   * window, in which case the earlier message's id and sequence number are returned and nothing is stored.
+   */
+  putFifoMessages(queueId: string, messages: NewMessage[], dedup: FifoDedup, now: number): Promise<FifoPutResult[]>;
   /**
    * Moves leased messages out of `sourceQueueId`: each is deleted there and stored as given in one
    * transaction, so exactly one copy exists whatever happens. A message whose lease was lost (it was
