@@ -57,8 +57,11 @@ export function createSqsServer(options: SqsServerOptions): FastifyInstance {
         { method: request.method, path: q < 0 ? url : url.slice(0, q), query: q < 0 ? '' : url.slice(q + 1), headers: request.headers, body },
         (accessKeyId) => credentials.get(accessKeyId)?.secretAccessKey,
         clock.now(),
-        // A captured request must not be replayable as another action or another protocol.
-        { region, mustSign: ['content-type', 'x-amz-target'] },
+        // A captured request must not be replayable as another action or another protocol. A JSON
+        // request names its action in headers, so they must be signed. A Query request names it in
+        // the (signed) body, and older SDKs (aws-sdk v2) never sign its Content-Type; adding an
+        // X-Amz-Target to one makes it a JSON request, whose target must then be signed.
+        { region, mustSign: wire.protocol === 'json' ? ['content-type', 'x-amz-target'] : [] },
       );
       const accountId = credentials.get(principal)!.accountId;
       const baseUrl = baseUrlOf(request.headers.host);
