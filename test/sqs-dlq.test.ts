@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  CreateQueueCommand, GetQueueAttributesCommand, ListDeadLetterSourceQueuesCommand, ReceiveMessageCommand, SendMessageCommand,
-  SetQueueAttributesCommand, SQSClient,
+  CancelMessageMoveTaskCommand, CreateQueueCommand, GetQueueAttributesCommand, ListDeadLetterSourceQueuesCommand, ListMessageMoveTasksCommand,
+  ReceiveMessageCommand, SendMessageCommand, SetQueueAttributesCommand, StartMessageMoveTaskCommand, SQSClient,
 } from '@aws-sdk/client-sqs';
 import { VirtualClock } from '../src/core/clock.ts';
 import { md5OfMessageAttributes } from '../src/frontend/md5.ts';
@@ -83,6 +83,7 @@ describe('dead-letter queues', () => {
     assert.equal(m?.Body, 'poison');
     assert.equal(m?.MD5OfMessageAttributes, md5OfMessageAttributes(attributes));
     assert.equal(m?.Attributes?.SenderId, CREDENTIALS.accessKeyId);
+    assert.equal(m?.Attributes?.DeadLetterQueueSourceArn, arnOf('orders'));
 
     const dlq = service.store.getQueueByName('orders-dlq', ACCOUNT)!;
     const dlqDeks = service.store.backlogDeks(dlq.queueId, { now: clock.now(), withinMs: 120_000 });
@@ -114,5 +115,57 @@ describe('dead-letter queues', () => {
     assert.deepEqual(out.queueUrls, [`${service.endpoint}/${ACCOUNT}/jobs`]);
     const none = await sqs.send(new ListDeadLetterSourceQueuesCommand({ QueueUrl: `${service.endpoint}/${ACCOUNT}/jobs` }));
     assert.deepEqual(none.queueUrls ?? [], []);
+  });
+
+  it('a message move task returns dead-lettered messages to their source queue, resealed again', async () => {
+    const dlqUrl = `${service.endpoint}/${ACCOUNT}/orders-dlq`;
+    const url = `${service.endpoint}/${ACCOUNT}/orders`;
+    await clock.advance(30_000); // the receive above has run out: the message is visible again
+    await rejects(sqs.send(new StartMessageMoveTaskCommand({ SourceArn: arnOf('orders') })), 'InvalidParameterValue'); // not a DLQ
+    const { TaskHandle } = await sqs.send(new StartMessageMoveTaskCommand({ SourceArn: arnOf('orders-dlq') }));
+    assert.ok(TaskHandle);
+    await rejects(sqs.send(new StartMessageMoveTaskCommand({ SourceArn: arnOf('orders-dlq') })), 'UnsupportedOperation');
+    await clock.advance(1_000);
+    await clock.advance(1_000);
+    const tasks = await sqs.send(new ListMessageMoveTasksCommand({ SourceArn: arnOf('orders-dlq'), MaxResults: 10 }));
+    assert.equal(tasks.Results?.length, 1);
+    assert.equal(tasks.Results?.[0]?.Status, 'COMPLETED');
+    assert.equal(tasks.Results?.[0]?.ApproximateNumberOfMessagesMoved, 1);
+    assert.equal(tasks.Results?.[0]?.ApproximateNumberOfMessagesToMove, 1);
+    assert.equal(await count(dlqUrl), 0);
+    const back = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MessageSystemAttributeNames: ['All'], VisibilityTimeout: 0 }));
+    assert.equal(back.Messages?.[0]?.Body, 'poison');
+    assert.equal(back.Messages?.[0]?.Attributes?.DeadLetterQueueSourceArn, undefined);
+    const source = service.store.getQueueByName('orders', ACCOUNT)!;
+    const dlq = service.store.getQueueByName('orders-dlq', ACCOUNT)!;
+    assert.ok(service.store.backlogDeks(source.queueId, { now: clock.now() }).length > 0, 'sealed under a key of the source again');
+    assert.deepEqual(service.store.backlogDeks(dlq.queueId, { now: clock.now() }), []);
+    await rejects(sqs.send(new CancelMessageMoveTaskCommand({ TaskHandle })), 'ResourceNotFoundException');
+  });
+
+  it('a move task to a named destination keeps its pace and can be cancelled', async () => {
+    const dlqUrl = await create('slow-dlq');
+    const url = await create('slow', { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: arnOf('slow-dlq'), maxReceiveCount: 1 }) });
+    const target = await create('slow-target');
+    for (let i = 0; i < 5; i++) await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: `m${i}` }));
+    await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, VisibilityTimeout: 0 }));
+    assert.deepEqual((await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10 }))).Messages ?? [], []);
+    assert.equal(await count(dlqUrl), 5);
+
+    const { TaskHandle } = await sqs.send(new StartMessageMoveTaskCommand({ SourceArn: arnOf('slow-dlq'), DestinationArn: arnOf('slow-target'), MaxNumberOfMessagesPerSecond: 1 }));
+    await clock.advance(0);
+    const running = (await sqs.send(new ListMessageMoveTasksCommand({ SourceArn: arnOf('slow-dlq') }))).Results![0]!;
+    assert.equal(running.Status, 'RUNNING');
+    assert.equal(running.TaskHandle, TaskHandle);
+    assert.ok(running.ApproximateNumberOfMessagesMoved! <= 1, 'one message a second');
+    const cancelled = await sqs.send(new CancelMessageMoveTaskCommand({ TaskHandle }));
+    await clock.advance(20_000);
+    const final = (await sqs.send(new ListMessageMoveTasksCommand({ SourceArn: arnOf('slow-dlq') }))).Results![0]!;
+    assert.equal(final.Status, 'CANCELLED');
+    assert.equal(final.TaskHandle, undefined, 'only a running task shows its handle');
+    assert.ok(final.ApproximateNumberOfMessagesMoved! < 5, `moved ${final.ApproximateNumberOfMessagesMoved} before the cancel took`);
+    assert.equal(final.ApproximateNumberOfMessagesMoved, cancelled.ApproximateNumberOfMessagesMoved);
+    assert.equal(await count(target) + await count(dlqUrl), 5, 'every message in exactly one queue');
+    assert.equal(await count(target), final.ApproximateNumberOfMessagesMoved);
   });
 });

@@ -330,7 +330,7 @@ test('durability: a resolved put is seen by a second connection and after reopen
 
   const reader = new Database(path, { readonly: true });
   assert.equal(reader.pragma('journal_mode', { simple: true }), 'wal');
-  assert.equal(reader.pragma('user_version', { simple: true }), 4);
+  assert.equal(reader.pragma('user_version', { simple: true }), 5);
   const row = reader.prepare('SELECT body FROM messages WHERE message_id = ?').get(sent.messageId) as { body: Buffer };
   assert.deepEqual(row.body, sent.bodyCiphertext);
   reader.close();
@@ -444,7 +444,7 @@ test('accounts: the same name in two accounts is two queues; listing stays withi
   void store.close();
 });
 
-test('a database made before accounts (schema 1) opens: its queues and messages are the legacy account\'s', async () => {
+test('a database made by the schema-1 build (before accounts) opens: its queues and messages are the legacy account\'s', async () => {
   const path = join(tempDir(), 'messages.db');
   const store = SqliteMessageStore.open({ path });
   const queueId = store.createQueue('orders', { VisibilityTimeout: '40' }, 10).queue.queueId;
@@ -453,7 +453,8 @@ test('a database made before accounts (schema 1) opens: its queues and messages 
   // Back to exactly what schema 1 held: bare names, version 1.
   const raw = new Database(path);
   raw.prepare("UPDATE queues SET name = substr(name, instr(name, '/') + 1)").run();
-  raw.exec(`DROP INDEX messages_by_group; DROP TABLE fifo_dedup; ALTER TABLE messages DROP COLUMN group_id;
+  raw.exec(`DROP INDEX move_tasks_by_source; DROP TABLE move_tasks; ALTER TABLE messages DROP COLUMN dead_letter_source;
+    DROP INDEX messages_by_group; DROP TABLE fifo_dedup; ALTER TABLE messages DROP COLUMN group_id;
     ALTER TABLE messages DROP COLUMN dedup_id; ALTER TABLE messages DROP COLUMN sequence_number; ALTER TABLE queues DROP COLUMN fifo_sequence;
     ALTER TABLE queues DROP COLUMN tags; ALTER TABLE queues DROP COLUMN purged_at; DROP TABLE deleted_queues;`);
   raw.pragma('user_version = 1');
@@ -468,7 +469,7 @@ test('a database made before accounts (schema 1) opens: its queues and messages 
   assert.deepEqual(got.map((m) => m.messageId), ['m-1']);
   await reopened.close();
   const check = new Database(path);
-  assert.equal(check.pragma('user_version', { simple: true }), 4);
+  assert.equal(check.pragma('user_version', { simple: true }), 5);
   check.close();
 });
 

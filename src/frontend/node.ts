@@ -5,7 +5,7 @@ import { uuidv7 } from '../core/uuid7.ts';
 import { DeadlineError, KmsError, PkpError, SqsError } from '../core/errors.ts';
 import { describeError, silentLogger, type Logger } from '../core/log.ts';
 import type { MessageKeyring } from '../keycache/keyring-types.ts';
-import type { MessageStore, NewMessage, QueueRecord, ReceivedMessage } from '../store/types.ts';
+import type { MessageStore, MoveTaskRecord, NewMessage, QueueRecord, ReceivedMessage } from '../store/types.ts';
 import { md5OfBody, md5OfMessageAttributes, type MessageAttribute } from './md5.ts';
 import { TRACE_HEADER_KEY, attributeSelector, encodeAttributes, parseMessageAttributes, parseTraceHeader } from './message-attributes.ts';
 import { checkMessageSize, validateBody } from './message-content.ts';
@@ -94,6 +94,7 @@ export const SQS_ACTIONS = [
   'SendMessage', 'SendMessageBatch', 'ReceiveMessage', 'DeleteMessage', 'DeleteMessageBatch',
   'ChangeMessageVisibility', 'ChangeMessageVisibilityBatch', 'PurgeQueue', 'AddPermission', 'RemovePermission',
   'ListDeadLetterSourceQueues', 'TagQueue', 'UntagQueue', 'ListQueueTags',
+  'StartMessageMoveTask', 'CancelMessageMoveTask', 'ListMessageMoveTasks',
 ] as const;
 export type SqsAction = (typeof SQS_ACTIONS)[number];
 
@@ -211,6 +212,9 @@ export class FrontendNode {
       case 'TagQueue': return this.tagQueue(p, ctx);
       case 'UntagQueue': return this.untagQueue(p, ctx);
       case 'ListQueueTags': return this.listQueueTags(p, ctx);
+      case 'StartMessageMoveTask': return this.startMessageMoveTask(p, ctx);
+      case 'CancelMessageMoveTask': return this.cancelMessageMoveTask(p, ctx);
+      case 'ListMessageMoveTasks': return this.listMessageMoveTasks(p, ctx);
     }
   }
 
@@ -548,33 +552,47 @@ export class FrontendNode {
    * the lease and are moved on a later receive.
    */
   private async moveToDeadLetterQueue(source: QueueRecord, dlq: QueueRecord, leased: ReceivedMessage[]): Promise<void> {
+    try {
+      await this.reseal(source, dlq, leased, queueArn(this.region, source.accountId, source.name));
+    } catch (error) {
+      this.logger.warn({ queueId: source.queueId, dlq: dlq.queueId, error: describeError(error) }, 'dead-letter move failed; retried after the lease');
+    }
+  }
+
+  /**
+   * Moves leased messages of `source` to `dest`: opened under the source's key, sealed under the
+   * destination's (same sender, same message id), swapped in one store transaction. Plaintext is
+   * zeroed once sealed. `deadLetterSourceArn` marks them as dead-lettered from there (or clears it).
+   * Resolves with how many moved; throws if a key operation fails (the rest stay leased).
+   */
+  private async reseal(source: QueueRecord, dest: QueueRecord, leased: ReceivedMessage[], deadLetterSourceArn?: string): Promise<number> {
+    let moved = 0;
     const bySender = new Map<string, ReceivedMessage[]>();
     for (const m of leased) bySender.set(m.senderPrincipal, [...(bySender.get(m.senderPrincipal) ?? []), m]);
     for (const [sender, messages] of bySender) {
       const opened: { body: Buffer; attributes: Buffer | null }[] = [];
       try {
         for (const m of messages) opened.push(await this.keyring.openMessage(m));
-        const sealed = await this.keyring.sealMessages(dlq.queueId, sender, messages.map((m, i) => ({
+        const sealed = await this.keyring.sealMessages(dest.queueId, sender, messages.map((m, i) => ({
           messageId: m.messageId, body: opened[i]!.body, attributes: opened[i]!.attributes,
         })));
         const now = this.clock.now();
-        await this.store.moveMessages(source.queueId, messages.map((m, i) => {
+        moved += await this.store.moveMessages(source.queueId, messages.map((m, i) => {
           const s = sealed[i]!;
           return {
             receiptHandle: m.receiptHandle,
             message: {
-              messageId: m.messageId, queueId: dlq.queueId, bodyCiphertext: s.bodyCiphertext, attributesCiphertext: s.attributesCiphertext,
+              messageId: m.messageId, queueId: dest.queueId, bodyCiphertext: s.bodyCiphertext, attributesCiphertext: s.attributesCiphertext,
               encryptedDek: s.encryptedDek, dekId: s.dekId, kmsKeyId: s.kmsKeyId, md5OfBody: m.md5OfBody,
               md5OfMessageAttributes: m.md5OfMessageAttributes, senderPrincipal: sender, sentAt: m.sentAt, visibleAt: now, bodyBytes: m.bodyBytes,
               ...(m.groupId !== undefined ? { groupId: m.groupId } : {}),
               ...(m.dedupId !== undefined ? { dedupId: m.dedupId } : {}),
               ...(m.sequenceNumber !== undefined ? { sequenceNumber: m.sequenceNumber } : {}),
+              ...(deadLetterSourceArn !== undefined ? { deadLetterSourceArn } : {}),
             },
           };
         }));
-        this.waiters.notify(dlq.queueId);
-      } catch (error) {
-        this.logger.warn({ queueId: source.queueId, dlq: dlq.queueId, error: describeError(error) }, 'dead-letter move failed; retried after the lease');
+        this.waiters.notify(dest.queueId);
       } finally {
         for (const o of opened) {
           o.body.fill(0);
@@ -582,6 +600,119 @@ export class FrontendNode {
         }
       }
     }
+    return moved;
+  }
+
+  // ---- message move tasks ----
+
+  /** The queue an ARN names, if the caller may use it for this request's action. */
+  private queueOfArn(arn: string, ctx: Call, name: string): QueueRecord {
+    const parts = parseQueueArn(arn);
+    if (!parts || parts.region !== this.region) throw invalidParameter(`Value ${arn.slice(0, 256)} for parameter ${name} is invalid. Reason: not a queue ARN of this region.`);
+    return this.authorized(this.store.getQueueByName(parts.name, parts.accountId), ctx);
+  }
+
+  private async startMessageMoveTask(p: Params, ctx: Call): Promise<Result> {
+    const sourceArn = requiredString(p, 'SourceArn');
+    const source = this.queueOfArn(sourceArn, ctx, 'SourceArn');
+    const isDlq = this.store.listQueues(undefined, source.accountId).some((q) => redrivePolicyOf(q.attributes)?.deadLetterTargetArn === sourceArn);
+    if (!isDlq) throw invalidParameter('Source queue must be configured as a Dead Letter Queue.');
+    const destinationArn = optionalString(p, 'DestinationArn', 1024);
+    if (destinationArn !== undefined) {
+      const dest = this.queueOfArn(destinationArn, { ...ctx, iamAction: 'SendMessage' }, 'DestinationArn');
+      if (dest.queueId === source.queueId) throw invalidParameter('The destination must differ from the source.');
+    }
+    const rate = optionalInt(p, 'MaxNumberOfMessagesPerSecond', 1, 500);
+    if (this.store.listMoveTasks(sourceArn, 1).some((t) => t.status === 'RUNNING' || t.status === 'CANCELLING')) {
+      throw new SqsError('UnsupportedOperation', 'There is already a task running. Only one active task is allowed for a source queue arn at a given time.');
+    }
+    const now = this.clock.now();
+    const task: MoveTaskRecord = {
+      taskHandle: Buffer.from(JSON.stringify({ taskId: uuidv7(now), sourceArn }), 'utf8').toString('base64url'),
+      status: 'RUNNING',
+      sourceArn,
+      ...(destinationArn !== undefined ? { destinationArn } : {}),
+      ...(rate !== undefined ? { maxNumberOfMessagesPerSecond: rate } : {}),
+      approximateNumberOfMessagesMoved: 0,
+      approximateNumberOfMessagesToMove: this.store.counts(source.queueId, now).visible,
+      startedAt: now,
+    };
+    this.store.saveMoveTask(task);
+    this.report(source.queueId, ctx, 'other');
+    this.clock.setTimer(0, () => void this.moveTaskStep(task.taskHandle, source.queueId));
+    return { TaskHandle: task.taskHandle };
+  }
+
+  /** One step of a move task: up to 10 messages, then the next step paced by the task's rate. */
+  private async moveTaskStep(taskHandle: string, sourceQueueId: string): Promise<void> {
+    const task = this.store.getMoveTask(taskHandle);
+    if (!task || task.status !== 'RUNNING') {
+      if (task?.status === 'CANCELLING') this.store.saveMoveTask({ ...task, status: 'CANCELLED' });
+      return;
+    }
+    const finish = (status: MoveTaskRecord['status'], failureReason?: string): void =>
+      this.store.saveMoveTask({ ...task, status, ...(failureReason !== undefined ? { failureReason } : {}) });
+    try {
+      const source = this.store.getQueueById(sourceQueueId);
+      if (!source) return finish('FAILED', 'The source queue was deleted.');
+      // At most a second's worth at the task's rate per step, and 10.
+      const want = Math.min(10, task.maxNumberOfMessagesPerSecond ?? 10, task.approximateNumberOfMessagesToMove - task.approximateNumberOfMessagesMoved);
+      const leased = want > 0 ? await this.store.receiveMessages(sourceQueueId, want, 0, this.clock.now(), { redrive: { maxReceiveCount: 0, leaseMs: MOVE_LEASE_MS } }) : [];
+      if (leased.length === 0) return finish('COMPLETED');
+      const byDest = new Map<string, ReceivedMessage[]>();
+      for (const m of leased) {
+        const dest = task.destinationArn ?? m.deadLetterSourceArn;
+        if (dest === undefined) return finish('FAILED', 'A message has no source queue to return to: give a DestinationArn.');
+        byDest.set(dest, [...(byDest.get(dest) ?? []), m]);
+      }
+      let moved = 0;
+      for (const [arn, messages] of byDest) {
+        const parts = parseQueueArn(arn);
+        const dest = parts && this.store.getQueueByName(parts.name, parts.accountId);
+        if (!dest) return finish('FAILED', `The destination queue ${arn} does not exist.`);
+        moved += await this.reseal(source, dest, messages);
+      }
+      const next: MoveTaskRecord = { ...task, approximateNumberOfMessagesMoved: task.approximateNumberOfMessagesMoved + moved };
+      this.store.saveMoveTask(next);
+      const pause = task.maxNumberOfMessagesPerSecond ? Math.ceil((leased.length * 1000) / task.maxNumberOfMessagesPerSecond) : 0;
+      this.clock.setTimer(pause, () => void this.moveTaskStep(taskHandle, sourceQueueId));
+    } catch (error) {
+      this.logger.warn({ queueId: sourceQueueId, error: describeError(error) }, 'message move task failed');
+      try {
+        finish('FAILED', 'The messages could not be moved.');
+      } catch {
+        // the store is closed: the task is failed when it reopens
+      }
+    }
+  }
+
+  private async cancelMessageMoveTask(p: Params, ctx: Call): Promise<Result> {
+    const handle = requiredString(p, 'TaskHandle');
+    const task = this.store.getMoveTask(handle);
+    if (!task) throw new SqsError('ResourceNotFoundException', 'The task handle does not name a message move task.', 404);
+    this.queueOfArn(task.sourceArn, ctx, 'SourceArn');
+    if (task.status !== 'RUNNING') throw new SqsError('ResourceNotFoundException', `The task is ${task.status}, not RUNNING.`, 404);
+    this.store.saveMoveTask({ ...task, status: 'CANCELLING' });
+    return { ApproximateNumberOfMessagesMoved: task.approximateNumberOfMessagesMoved };
+  }
+
+  private async listMessageMoveTasks(p: Params, ctx: Call): Promise<Result> {
+    const sourceArn = requiredString(p, 'SourceArn');
+    this.queueOfArn(sourceArn, ctx, 'SourceArn');
+    const max = optionalInt(p, 'MaxResults', 1, 10) ?? 1;
+    return {
+      Results: this.store.listMoveTasks(sourceArn, max).map((t) => ({
+        ...(t.status === 'RUNNING' ? { TaskHandle: t.taskHandle } : {}),
+        Status: t.status,
+        SourceArn: t.sourceArn,
+        ...(t.destinationArn !== undefined ? { DestinationArn: t.destinationArn } : {}),
+        ...(t.maxNumberOfMessagesPerSecond !== undefined ? { MaxNumberOfMessagesPerSecond: t.maxNumberOfMessagesPerSecond } : {}),
+        ApproximateNumberOfMessagesMoved: t.approximateNumberOfMessagesMoved,
+        ApproximateNumberOfMessagesToMove: t.approximateNumberOfMessagesToMove,
+        ...(t.failureReason !== undefined ? { FailureReason: t.failureReason } : {}),
+        StartedTimestamp: t.startedAt,
+      })),
+    };
   }
 
   /** A RedrivePolicy must name an existing queue of the same account that allows this source. */

@@ -7,12 +7,12 @@ import { optionalStringList, type Params } from './params.ts';
 /** The message system attributes this service keeps. */
 const KEPT = [
   'SenderId', 'SentTimestamp', 'ApproximateReceiveCount', 'ApproximateFirstReceiveTimestamp', 'AWSTraceHeader',
-  'MessageGroupId', 'MessageDeduplicationId', 'SequenceNumber',
+  'MessageGroupId', 'MessageDeduplicationId', 'SequenceNumber', 'DeadLetterQueueSourceArn',
 ] as const;
 type Kept = (typeof KEPT)[number];
 
 /** Valid names that standard queues here never carry (FIFO, tracing, redrive): accepted, never returned. */
-const NEVER_SET = new Set(['DeadLetterQueueSourceArn']);
+const NEVER_SET = new Set<string>();
 
 /**
  * The system attributes a ReceiveMessage asks for, from MessageSystemAttributeNames (unknown names
@@ -63,6 +63,7 @@ export function messageOutput(
       MessageGroupId: m.stored.groupId,
       MessageDeduplicationId: m.stored.dedupId,
       SequenceNumber: m.stored.sequenceNumber,
+      DeadLetterQueueSourceArn: m.stored.deadLetterSourceArn,
     };
     const attributes: Record<string, string> = {};
     for (const name of system) {

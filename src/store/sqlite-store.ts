@@ -27,6 +27,7 @@ import {
   type FifoDedup,
   type FifoPutResult,
   type ReceiveOptions,
+  type MoveTaskRecord,
   LEGACY_ACCOUNT_ID,
 } from './types.ts';
 
@@ -109,6 +110,17 @@ const MIGRATIONS: string[] = [
     PRIMARY KEY (queue_id, scope, dedup_id)
   );
   `,
+  // Where a dead-lettered message came from (for redrive back to it), and message move tasks.
+  `
+  ALTER TABLE messages ADD COLUMN dead_letter_source TEXT;
+  CREATE TABLE move_tasks (
+    task_handle     TEXT PRIMARY KEY,
+    source_arn      TEXT NOT NULL,
+    record          TEXT NOT NULL,
+    started_at      INTEGER NOT NULL
+  );
+  CREATE INDEX move_tasks_by_source ON move_tasks (source_arn, started_at);
+  `,
 ];
 const SCHEMA_VERSION = MIGRATIONS.length;
 
@@ -143,6 +155,7 @@ interface MessageRow {
   group_id: string | null;
   dedup_id: string | null;
   sequence_number: string | null;
+  dead_letter_source: string | null;
 }
 
 interface MessageParams {
@@ -162,6 +175,7 @@ interface MessageParams {
   groupId: string | null;
   dedupId: string | null;
   sequenceNumber: string | null;
+  deadLetterSource: string | null;
 }
 
 interface PendingPut {
@@ -194,10 +208,19 @@ function prepareStatements(db: Database.Database) {
     deleteQueue: db.prepare<[string]>('DELETE FROM queues WHERE queue_id = ?'),
     insertMessage: db.prepare<MessageParams>(
       `INSERT INTO messages (queue_id, message_id, body, attributes, encrypted_dek, dek_id, kms_key_id,
-         md5_body, md5_attrs, sender, sent_at, visible_at, body_bytes, group_id, dedup_id, sequence_number)
+         md5_body, md5_attrs, sender, sent_at, visible_at, body_bytes, group_id, dedup_id, sequence_number, dead_letter_source)
        VALUES (@queueId, @messageId, @body, @attributes, @encryptedDek, @dekId, @kmsKeyId,
-         @md5Body, @md5Attrs, @sender, @sentAt, @visibleAt, @bodyBytes, @groupId, @dedupId, @sequenceNumber)`,
+         @md5Body, @md5Attrs, @sender, @sentAt, @visibleAt, @bodyBytes, @groupId, @dedupId, @sequenceNumber, @deadLetterSource)`,
     ),
+    saveMoveTask: db.prepare<[string, string, string, number]>(
+      `INSERT INTO move_tasks (task_handle, source_arn, record, started_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (task_handle) DO UPDATE SET record = excluded.record`,
+    ),
+    moveTask: db.prepare<[string], { record: string }>('SELECT record FROM move_tasks WHERE task_handle = ?'),
+    moveTasksOf: db.prepare<[string, number], { record: string }>(
+      'SELECT record FROM move_tasks WHERE source_arn = ? ORDER BY started_at DESC, rowid DESC LIMIT ?',
+    ),
+
     // FIFO order: by send order, skipping every message of a group with an earlier one invisible
     // (in flight, or delayed), so a group is delivered strictly in order, one batch at a time.
     selectVisibleFifo: db.prepare<{ queueId: string; now: number; max: number }, MessageRow>(
@@ -306,6 +329,7 @@ function toStored(row: MessageRow): StoredMessage {
     ...(row.group_id !== null ? { groupId: row.group_id } : {}),
     ...(row.dedup_id !== null ? { dedupId: row.dedup_id } : {}),
     ...(row.sequence_number !== null ? { sequenceNumber: row.sequence_number } : {}),
+    ...(row.dead_letter_source !== null ? { deadLetterSourceArn: row.dead_letter_source } : {}),
   };
 }
 
@@ -327,6 +351,7 @@ function toParams(m: NewMessage): MessageParams {
     groupId: m.groupId ?? null,
     dedupId: m.dedupId ?? null,
     sequenceNumber: m.sequenceNumber ?? null,
+    deadLetterSource: m.deadLetterSourceArn ?? null,
   };
 }
 
@@ -486,6 +511,7 @@ export class SqliteMessageStore implements MessageStore {
       db.pragma('cache_size = -65536');
       db.pragma('wal_autocheckpoint = 4000');
       migrate(db);
+      failInterruptedMoveTasks(db);
       return new SqliteMessageStore(db, options.onOp);
     } catch (err) {
       db.close();
@@ -593,11 +619,27 @@ export class SqliteMessageStore implements MessageStore {
     requireFinite('visibilityTimeoutMs', visibilityTimeoutMs);
     const redrive = options.redrive;
     if (redrive) {
-      requireIntIn('maxReceiveCount', redrive.maxReceiveCount, 1, 1000);
+      requireIntIn('maxReceiveCount', redrive.maxReceiveCount, 0, 1000); // 0: lease every message (a move task)
       requireFinite('leaseMs', redrive.leaseMs);
     }
     if (!(max >= 1)) return [];
     return this.receiveTx.immediate(queueId, Math.floor(max), now + visibilityTimeoutMs, now, options);
+  }
+
+  saveMoveTask(task: MoveTaskRecord): void {
+    this.begin('saveMoveTask');
+    this.s.saveMoveTask.run(task.taskHandle, task.sourceArn, JSON.stringify(task), task.startedAt);
+  }
+
+  getMoveTask(taskHandle: string): MoveTaskRecord | undefined {
+    this.begin('getMoveTask');
+    const row = this.s.moveTask.get(taskHandle);
+    return row && (JSON.parse(row.record) as MoveTaskRecord);
+  }
+
+  listMoveTasks(sourceArn: string, limit: number): MoveTaskRecord[] {
+    this.begin('listMoveTasks');
+    return this.s.moveTasksOf.all(sourceArn, limit).map((r) => JSON.parse(r.record) as MoveTaskRecord);
   }
 
   async putFifoMessages(queueId: string, messages: NewMessage[], dedup: FifoDedup, now: number): Promise<FifoPutResult[]> {
@@ -729,6 +771,17 @@ export class SqliteMessageStore implements MessageStore {
       else call.resolve();
     }
     this.onOp('groupCommit');
+  }
+}
+
+/** A task that was running when the process stopped ran no further: it failed. */
+function failInterruptedMoveTasks(db: Database.Database): void {
+  const rows = db.prepare<[], { task_handle: string; record: string }>('SELECT task_handle, record FROM move_tasks').all();
+  const update = db.prepare<[string, string]>('UPDATE move_tasks SET record = ? WHERE task_handle = ?');
+  for (const row of rows) {
+    const task = JSON.parse(row.record) as MoveTaskRecord;
+    if (task.status !== 'RUNNING' && task.status !== 'CANCELLING') continue;
+    update.run(JSON.stringify({ ...task, status: 'FAILED', failureReason: 'The service stopped while the task was running.' }), row.task_handle);
   }
 }
 

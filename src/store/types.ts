@@ -49,6 +49,8 @@ export interface NewMessage {
   groupId?: string;
   dedupId?: string;
   sequenceNumber?: string;
+  /** Set on a message moved to a dead-letter queue: the ARN of the queue it came from. */
+  deadLetterSourceArn?: string;
 }
 
 export interface StoredMessage extends NewMessage {
@@ -93,6 +95,19 @@ export interface FifoPutResult {
   sequenceNumber: string;
   /** A message with this deduplication id was sent within the window: nothing was stored. */
   duplicate: boolean;
+}
+
+/** A message move task (StartMessageMoveTask), as SQS reports it. */
+export interface MoveTaskRecord {
+  taskHandle: string;
+  status: 'RUNNING' | 'COMPLETED' | 'CANCELLING' | 'CANCELLED' | 'FAILED';
+  sourceArn: string;
+  destinationArn?: string;
+  maxNumberOfMessagesPerSecond?: number;
+  approximateNumberOfMessagesMoved: number;
+  approximateNumberOfMessagesToMove: number;
+  failureReason?: string;
+  startedAt: number;
 }
 
 export interface MessageMove {
@@ -180,6 +195,10 @@ export interface MessageStore extends QueueStore {
    * window, in which case the earlier message's id and sequence number are returned and nothing is stored.
    */
   putFifoMessages(queueId: string, messages: NewMessage[], dedup: FifoDedup, now: number): Promise<FifoPutResult[]>;
+  /** Message move tasks: saved (replaced) by handle; listed newest first. Running ones fail at reopen. */
+  saveMoveTask(task: MoveTaskRecord): void;
+  getMoveTask(taskHandle: string): MoveTaskRecord | undefined;
+  listMoveTasks(sourceArn: string, limit: number): MoveTaskRecord[];
   /**
    * Moves leased messages out of `sourceQueueId`: each is deleted there and stored as given in one
    * transaction, so exactly one copy exists whatever happens. A message whose lease was lost (it was
