@@ -645,13 +645,19 @@ export class FrontendNode {
 
   /** One step of a move task: up to 10 messages, then the next step paced by the task's rate. */
   private async moveTaskStep(taskHandle: string, sourceQueueId: string): Promise<void> {
-    const task = this.store.getMoveTask(taskHandle);
+    let task: MoveTaskRecord | undefined;
+    try {
+      task = this.store.getMoveTask(taskHandle);
+    } catch {
+      return; // the store is closed: the task is failed when it reopens
+    }
     if (!task || task.status !== 'RUNNING') {
       if (task?.status === 'CANCELLING') this.store.saveMoveTask({ ...task, status: 'CANCELLED' });
       return;
     }
+    const current = task;
     const finish = (status: MoveTaskRecord['status'], failureReason?: string): void =>
-      this.store.saveMoveTask({ ...task, status, ...(failureReason !== undefined ? { failureReason } : {}) });
+      this.store.saveMoveTask({ ...current, status, ...(failureReason !== undefined ? { failureReason } : {}) });
     try {
       const source = this.store.getQueueById(sourceQueueId);
       if (!source) return finish('FAILED', 'The source queue was deleted.');
