@@ -294,3 +294,14 @@ describe('one action layer, two codecs', () => {
     assert.equal(json.__type, 'com.amazonaws.sqs#QueueDoesNotExist');
   });
 });
+
+describe('requests refused before any handler', () => {
+  it('headers over 16 KiB get an SQS error body, not a bare connection reset', async () => {
+    const response = await fetch(`${service.endpoint}/`, { method: 'POST', headers: { 'x-padding': 'p'.repeat(20_000) }, body: 'Action=ListQueues' });
+    assert.equal(response.status, 431);
+    assert.equal(response.headers.get('x-amzn-query-error'), 'RequestHeaderSectionTooLarge;Sender');
+    const xml = (await import('./helpers/query-client.ts')).parseXml(await response.text());
+    assert.equal(textAt(xml, 'Error', 'Code'), 'RequestHeaderSectionTooLarge');
+    assert.equal(textAt(xml, 'RequestId'), response.headers.get('x-amzn-requestid'));
+  });
+});

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Clock } from '../core/clock.ts';
 import { SqsError } from '../core/errors.ts';
@@ -36,7 +37,7 @@ export function createSqsServer(options: SqsServerOptions): FastifyInstance {
   const { nodes, credentials, clock, logger, metrics } = options;
   const region = options.region ?? DEFAULT_REGION;
   if (nodes.length === 0) throw new RangeError('createSqsServer needs at least one front-end node');
-  const app = Fastify({ logger: false, bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT });
+  const app = Fastify({ logger: false, bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT, clientErrorHandler: answerClientError });
   let turn = 0;
 
   // The signature covers the exact bytes, so every body is kept raw and parsed here, after the check.
@@ -205,6 +206,26 @@ function sendError(reply: FastifyReply, protocol: Protocol, error: SqsError, req
   reply.code(wire.status).header('x-amzn-requestid', requestId);
   if (protocol === 'query') return reply.header('content-type', XML_CONTENT_TYPE).send(encodeQueryError(error, requestId));
   return reply.headers(wire.headers).header('content-type', JSON_CONTENT_TYPE).send(JSON.stringify(wire.body));
+}
+
+/**
+ * Requests node's HTTP parser refuses before any handler runs (headers over 16 KiB, bad framing)
+ * still get an SQS error: an XML ErrorResponse (Query clients) with the x-amzn-query-error header
+ * (JSON clients read the code from it). The protocol cannot be known, so both are given.
+ */
+function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  if (!socket.writable) return;
+  const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+  const sqsError = tooLarge
+    ? new SqsError('RequestHeaderSectionTooLarge', 'The request headers are too large: at most 16 KiB.', 431)
+    : invalidParameter('The request could not be read.');
+  const requestId = randomUUID();
+  const body = encodeQueryError(sqsError, requestId);
+  socket.end(
+    `HTTP/1.1 ${sqsError.status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+    `Content-Type: ${XML_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+    `x-amzn-RequestId: ${requestId}\r\nx-amzn-query-error: ${sqsError.code};Sender\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 /** Not an SQS error: logged (name and code only, never a body) and answered as InternalFailure. */
