@@ -28,12 +28,15 @@ import { KeyService } from './metadata/key-service.ts';
 import { MetadataService } from './metadata/metadata-service.ts';
 import { SqliteMessageStore } from './store/sqlite-store.ts';
 import { Random } from './core/random.ts';
+import { defaultAccountId } from './frontend/accounts.ts';
 import { startLivePrefetcher, type HistorySource, type LivePrefetcher } from './prefetcher/live.ts';
 import type { Prefetcher, PrefetcherOptions } from './prefetcher/prefetcher.ts';
 
 export interface Credential {
   accessKeyId: string;
   secretAccessKey: string;
+  /** 12 digits. Default: the credential's own account, derived from the access key id (accountOf). */
+  accountId?: string;
 }
 
 export interface ServiceOptions {
@@ -231,7 +234,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
 
   const server = createSqsServer({
     nodes: frontends.map((f) => f.node),
-    credentials: new Map(credentials.map((c) => [c.accessKeyId, c.secretAccessKey])),
+    credentials: new Map(credentials.map((c) => [c.accessKeyId, { secretAccessKey: c.secretAccessKey, accountId: accountOf(c) }])),
     clock,
     logger,
     metrics,
@@ -351,13 +354,24 @@ export function loadOrCreateCredentials(dataDir: string): Credential[] {
   return created;
 }
 
-/** Parses `ID:SECRET`. */
+/** A credential's account: the configured one, else its own derived from the access key id. */
+export function accountOf(credential: Credential): string {
+  return credential.accountId ?? defaultAccountId(credential.accessKeyId);
+}
+
+/** Parses `ID:SECRET` or `ID:SECRET:ACCOUNT` (a trailing `:` and 12 digits is taken as the account). */
 export function parseCredential(text: string): Credential {
   const colon = text.indexOf(':');
   const accessKeyId = colon > 0 ? text.slice(0, colon) : '';
-  const secretAccessKey = colon > 0 ? text.slice(colon + 1) : '';
-  if (!/^[A-Za-z0-9]{4,128}$/.test(accessKeyId) || secretAccessKey.length < 8) {
-    throw new Error('credentials must look like ID:SECRET (ID 4-128 letters or digits, SECRET at least 8 characters)');
+  let secretAccessKey = colon > 0 ? text.slice(colon + 1) : '';
+  let accountId: string | undefined;
+  const account = /:(\d{12})$/.exec(secretAccessKey);
+  if (account) {
+    accountId = account[1];
+    secretAccessKey = secretAccessKey.slice(0, -account[0].length);
   }
-  return { accessKeyId, secretAccessKey };
+  if (!/^[A-Za-z0-9]{4,128}$/.test(accessKeyId) || secretAccessKey.length < 8) {
+    throw new Error('credentials must look like ID:SECRET or ID:SECRET:ACCOUNT (ID 4-128 letters or digits, SECRET at least 8 characters, ACCOUNT 12 digits)');
+  }
+  return accountId === undefined ? { accessKeyId, secretAccessKey } : { accessKeyId, secretAccessKey, accountId };
 }

@@ -15,9 +15,9 @@ import { startService, type Credential, type RunningService } from '../src/servi
 import { SqliteMessageStore } from '../src/store/sqlite-store.ts';
 import type { NewMessage } from '../src/store/types.ts';
 
-const ALICE: Credential = { accessKeyId: 'AKPKALICE', secretAccessKey: 'alice-secret-0123456789' };
-const BOB: Credential = { accessKeyId: 'AKPKBOB', secretAccessKey: 'bob-secret-0123456789' };
-const CAROL: Credential = { accessKeyId: 'AKPKCAROL', secretAccessKey: 'carol-secret-0123456789' };
+const ALICE: Credential = { accessKeyId: 'AKPKALICE', secretAccessKey: 'alice-secret-0123456789', accountId: '000000000000' }; // one account: they share queues
+const BOB: Credential = { accessKeyId: 'AKPKBOB', secretAccessKey: 'bob-secret-0123456789', accountId: '000000000000' }; // one account: they share queues
+const CAROL: Credential = { accessKeyId: 'AKPKCAROL', secretAccessKey: 'carol-secret-0123456789', accountId: '000000000000' }; // one account: they share queues
 /** The default KmsDataKeyReusePeriodSeconds (300 s). */
 const REUSE_MS = 300_000;
 const QUEUE = 'backlog';
@@ -131,7 +131,7 @@ async function withHarness(options: { budget?: number; queueAttributes?: Record<
     const h: Harness = {
       service, clock, queueId: '', deliveries: [], events: [], fetches: [], backlogReads: 0, frontend,
       call: (node, action, input, who = ALICE) =>
-        service.frontends[node]!.node.handle(action, input, { principal: who.accessKeyId, baseUrl: 'http://localhost' }),
+        service.frontends[node]!.node.handle(action, input, { principal: who.accessKeyId, baseUrl: 'http://localhost', accountId: who.accountId }),
       async send(node, who, count) {
         for (let i = 0; i < count; i++) await h.call(node, 'SendMessage', { QueueUrl: QUEUE, MessageBody: `${who.accessKeyId} #${i}` }, who);
       },

@@ -14,8 +14,8 @@ import {
 import { VirtualClock } from '../src/core/clock.ts';
 import { startService, type Credential, type RunningService } from '../src/service.ts';
 
-const ALICE: Credential = { accessKeyId: 'AKPKALICE', secretAccessKey: 'alice-secret-0123456789' };
-const BOB: Credential = { accessKeyId: 'AKPKBOB', secretAccessKey: 'bob-secret-0123456789' };
+const ALICE: Credential = { accessKeyId: 'AKPKALICE', secretAccessKey: 'alice-secret-0123456789', accountId: '000000000000' }; // one account: they share queues
+const BOB: Credential = { accessKeyId: 'AKPKBOB', secretAccessKey: 'bob-secret-0123456789', accountId: '000000000000' }; // one account: they share queues
 
 function client(service: { endpoint: string }, credentials: Credential, maxSockets = 50): SQSClient {
   return new SQSClient({

@@ -13,7 +13,7 @@ import type { AccessEvent, PkpEvent, QueueStatsEvent } from '../src/bus/types.ts
 import { VirtualClock } from '../src/core/clock.ts';
 import { startService, type Credential, type RunningService, type ServiceOptions } from '../src/service.ts';
 
-const ALICE: Credential = { accessKeyId: 'AKPKALICE', secretAccessKey: 'alice-secret-0123456789' };
+const ALICE: Credential = { accessKeyId: 'AKPKALICE', secretAccessKey: 'alice-secret-0123456789', accountId: '000000000000' }; // one account: they share queues
 
 function client(service: { endpoint: string }): SQSClient {
   return new SQSClient({
@@ -238,7 +238,7 @@ test('backlog decrypt prefetch, live: a queue-stats event has the backlog keys d
     const queueId = queueIdOf(service, 'backlog-live');
     const [A, B, C] = ['fe-1', 'fe-2', 'fe-3'].map((id) => service.frontends.find((f) => f.nodeId === id)!);
     const call = (f: typeof A, action: string, input: Record<string, unknown>) =>
-      f!.node.handle(action, { QueueUrl, ...input }, { principal: ALICE.accessKeyId, baseUrl: 'http://localhost' });
+      f!.node.handle(action, { QueueUrl, ...input }, { principal: ALICE.accessKeyId, baseUrl: 'http://localhost', accountId: ALICE.accountId });
     const REUSE_MS = 300_000; // the queue's default KmsDataKeyReusePeriodSeconds
 
     // Spies: every bus event, every key the metadata service delivers (passed on to the node), and

@@ -18,7 +18,7 @@ function sqsError(code: string, message?: RegExp): (e: unknown) => boolean {
 }
 
 function queue(attributes: Record<string, string> = {}): QueueRecord {
-  return { queueId: 'q-1', name: 'orders', createdAt: 1_700_000_000_123, updatedAt: 1_700_000_100_999, attributes };
+  return { queueId: 'q-1', accountId: '000000000000', tags: {}, lastPurgedAt: null, name: 'orders', createdAt: 1_700_000_000_123, updatedAt: 1_700_000_100_999, attributes };
 }
 
 describe('queue names', () => {
@@ -36,9 +36,16 @@ describe('queue names', () => {
     assert.throws(() => validateQueueName(42), sqsError('InvalidParameterValue'));
   });
 
-  it('refuses FIFO queues by name or attribute', () => {
-    assert.throws(() => validateQueueName('jobs.fifo'), sqsError('InvalidParameterValue', /FIFO queues are not supported/));
-    assert.throws(() => parseQueueAttributes({ FifoQueue: 'true' }), sqsError('InvalidParameterValue', /FIFO queues are not supported/));
+  it('FIFO: a .fifo name and FifoQueue=true go together; FIFO attributes only on FIFO queues', () => {
+    assert.equal(validateQueueName('jobs.fifo'), 'jobs.fifo');
+    assert.throws(() => validateQueueName('jobs.fif'), sqsError('InvalidParameterValue'));
+    assert.throws(() => validateQueueName(`${'a'.repeat(76)}.fifo`), sqsError('InvalidParameterValue'));
+    assert.throws(() => parseQueueAttributes({ FifoQueue: 'true' }), sqsError('InvalidParameterValue'));
+    assert.deepEqual(parseQueueAttributes({ FifoQueue: 'true', ContentBasedDeduplication: 'true' }, { fifo: true, creating: true }), { ContentBasedDeduplication: 'true' });
+    assert.throws(() => parseQueueAttributes({ FifoQueue: 'false' }, { fifo: true, creating: true }), sqsError('InvalidParameterValue'));
+    assert.throws(() => parseQueueAttributes({ FifoQueue: 'true' }, { fifo: true, creating: false }), sqsError('InvalidAttributeValue'));
+    assert.throws(() => parseQueueAttributes({ DeduplicationScope: 'group' }, { fifo: true, creating: true }), sqsError('InvalidAttributeValue'));
+    assert.throws(() => parseQueueAttributes({ DeduplicationScope: 'queue' }), sqsError('InvalidAttributeName'));
     assert.deepEqual(parseQueueAttributes({ FifoQueue: 'false' }), {});
   });
 });
@@ -46,7 +53,7 @@ describe('queue names', () => {
 describe('parseQueueAttributes', () => {
   const ranges: [string, number, number][] = [
     ['DelaySeconds', 0, 900],
-    ['MaximumMessageSize', 1024, 262_144],
+    ['MaximumMessageSize', 1024, 1_048_576],
     ['MessageRetentionPeriod', 60, 1_209_600],
     ['ReceiveMessageWaitTimeSeconds', 0, 20],
     ['VisibilityTimeout', 0, 43_200],
@@ -80,7 +87,13 @@ describe('parseQueueAttributes', () => {
       KmsMasterKeyId: 'alias/orders', Policy: policy, RedrivePolicy: redrive,
     });
     assert.throws(() => parseQueueAttributes({ Policy: '{not json' }), sqsError('InvalidAttributeValue'));
-    assert.throws(() => parseQueueAttributes({ RedrivePolicy: '[1,2]' }), sqsError('InvalidAttributeValue'));
+    assert.throws(() => parseQueueAttributes({ RedrivePolicy: '[1,2]' }), sqsError('InvalidParameterValue'));
+    assert.throws(() => parseQueueAttributes({ RedrivePolicy: JSON.stringify({ deadLetterTargetArn: 'arn:aws:sqs:us-east-1:000000000000:dlq', maxReceiveCount: 0 }) }), sqsError('InvalidParameterValue'));
+    assert.throws(() => parseQueueAttributes({ RedrivePolicy: JSON.stringify({ deadLetterTargetArn: 'dlq', maxReceiveCount: 3 }) }), sqsError('InvalidParameterValue'));
+    assert.equal(parseQueueAttributes({ RedrivePolicy: JSON.stringify({ deadLetterTargetArn: 'arn:aws:sqs:us-east-1:000000000000:dlq', maxReceiveCount: '7' }) }).RedrivePolicy,
+      JSON.stringify({ deadLetterTargetArn: 'arn:aws:sqs:us-east-1:000000000000:dlq', maxReceiveCount: 7 }), 'a count given as text is stored as a number');
+    assert.throws(() => parseQueueAttributes({ RedriveAllowPolicy: JSON.stringify({ redrivePermission: 'byQueue' }) }), sqsError('InvalidParameterValue'));
+    assert.throws(() => parseQueueAttributes({ RedriveAllowPolicy: JSON.stringify({ redrivePermission: 'some' }) }), sqsError('InvalidParameterValue'));
     assert.throws(() => parseQueueAttributes({ SqsManagedSseEnabled: 'yes' }), sqsError('InvalidAttributeValue'));
     assert.throws(() => parseQueueAttributes({ KmsMasterKeyId: 'key with spaces' }), sqsError('InvalidAttributeValue'));
     assert.throws(() => parseQueueAttributes({ KmsMasterKeyId: 'alias/k', SqsManagedSseEnabled: 'true' }), sqsError('InvalidAttributeValue'));
@@ -102,7 +115,7 @@ describe('defaults and the attribute view', () => {
   it('applies the SQS defaults', () => {
     assert.deepEqual(effectiveAttributes({}), {
       DelaySeconds: '0',
-      MaximumMessageSize: '262144',
+      MaximumMessageSize: '1048576',
       MessageRetentionPeriod: '345600',
       ReceiveMessageWaitTimeSeconds: '0',
       VisibilityTimeout: '30',

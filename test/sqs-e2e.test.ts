@@ -12,11 +12,13 @@ import {
 import type { AccessEvent, PkpEvent } from '../src/bus/types.ts';
 import { VirtualClock } from '../src/core/clock.ts';
 import { md5OfMessageAttributes } from '../src/frontend/md5.ts';
-import { startService, type RunningService } from '../src/service.ts';
+import { accountOf, startService, type RunningService } from '../src/service.ts';
 
 /** End to end: the official SDK against the running service, time driven by a virtual clock. */
 
 const CREDENTIALS = { accessKeyId: 'AKIDPKPE2ETEST', secretAccessKey: 'e2e-secret-access-key-0123456789' };
+/** The credential's own account: none is configured, so it is derived from the access key id. */
+const ACCOUNT = accountOf(CREDENTIALS);
 
 let clock: VirtualClock;
 let dataDir: string;
@@ -89,7 +91,7 @@ after(async () => {
 describe('queues', () => {
   it('creates a queue and returns its URL; the same attributes again return the same URL', async () => {
     const url = await createQueue('e2e-create', { VisibilityTimeout: '60' });
-    assert.equal(url, `${service.endpoint}/000000000000/e2e-create`);
+    assert.equal(url, `${service.endpoint}/${ACCOUNT}/e2e-create`);
     assert.equal(await createQueue('e2e-create', { VisibilityTimeout: '60' }), url);
     assert.equal(await createQueue('e2e-create'), url);
   });
@@ -101,7 +103,7 @@ describe('queues', () => {
     assert.equal(error.$metadata?.httpStatusCode, 400);
   });
 
-  it('refuses FIFO queues and bad names', async () => {
+  it('refuses mismatched FIFO names and attributes, and bad names', async () => {
     await rejectsWith(sqs.send(new CreateQueueCommand({ QueueName: 'jobs.fifo' })), 'InvalidParameterValue');
     await rejectsWith(sqs.send(new CreateQueueCommand({ QueueName: 'jobs', Attributes: { FifoQueue: 'true' } })), 'InvalidParameterValue');
     await rejectsWith(sqs.send(new CreateQueueCommand({ QueueName: 'bad name' })), 'InvalidParameterValue');
@@ -110,7 +112,7 @@ describe('queues', () => {
 
   it('gets a queue URL, and QueueDoesNotExist for an unknown name', async () => {
     const out = await sqs.send(new GetQueueUrlCommand({ QueueName: 'e2e-create' }));
-    assert.equal(out.QueueUrl, `${service.endpoint}/000000000000/e2e-create`);
+    assert.equal(out.QueueUrl, `${service.endpoint}/${ACCOUNT}/e2e-create`);
     const error = await failure(sqs.send(new GetQueueUrlCommand({ QueueName: 'e2e-nope' })));
     assert.equal(error.name, 'QueueDoesNotExist');
     assert.equal(error.Code, 'AWS.SimpleQueueService.NonExistentQueue');
@@ -134,7 +136,7 @@ describe('queues', () => {
     const got = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['All'] }));
     assert.equal(got.Attributes?.VisibilityTimeout, '45');
     assert.equal(got.Attributes?.KmsDataKeyReusePeriodSeconds, '120');
-    assert.equal(got.Attributes?.QueueArn, 'arn:aws:sqs:us-east-1:000000000000:e2e-attrs');
+    assert.equal(got.Attributes?.QueueArn, `arn:aws:sqs:us-east-1:${ACCOUNT}:e2e-attrs`);
     assert.equal(got.Attributes?.ApproximateNumberOfMessages, '0');
     assert.equal(got.Attributes?.SqsManagedSseEnabled, 'true');
     const some = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['DelaySeconds'] }));
@@ -251,7 +253,7 @@ describe('messages', () => {
       QueueUrl: url, Entries: Array.from({ length: 11 }, (_, i) => ({ Id: `e${i}`, MessageBody: 'a' })),
     })), 'TooManyEntriesInBatchRequest');
     await rejectsWith(sqs.send(new SendMessageBatchCommand({
-      QueueUrl: url, Entries: Array.from({ length: 3 }, (_, i) => ({ Id: `e${i}`, MessageBody: 'x'.repeat(100_000) })),
+      QueueUrl: url, Entries: Array.from({ length: 3 }, (_, i) => ({ Id: `e${i}`, MessageBody: 'x'.repeat(400_000) })),
     })), 'BatchRequestTooLong');
     assert.deepEqual(await counts(url), { visible: 0, inFlight: 0, delayed: 0 });
   });
@@ -299,6 +301,7 @@ describe('messages', () => {
   });
 
   it('purges a queue', async () => {
+    await clock.advance(60_000); // one purge per queue per minute: the one above was this queue's
     await sqs.send(new SendMessageBatchCommand({ QueueUrl: url, Entries: [{ Id: 'a', MessageBody: 'a' }, { Id: 'b', MessageBody: 'b', DelaySeconds: 60 }] }));
     assert.deepEqual(await counts(url), { visible: 1, inFlight: 0, delayed: 1 });
     await sqs.send(new PurgeQueueCommand({ QueueUrl: url }));
@@ -385,8 +388,10 @@ describe('bad requests change nothing', () => {
       QueueUrl: url, MessageBody: 'x'.repeat(1000), MessageAttributes: { pad: { DataType: 'String', StringValue: 'y'.repeat(20) } },
     })), 'InvalidParameterValue');
     const big = await createQueue('e2e-big');
-    await rejectsWith(sqs.send(new SendMessageCommand({ QueueUrl: big, MessageBody: 'x'.repeat(262_145) })), 'InvalidParameterValue');
-    await sqs.send(new SendMessageCommand({ QueueUrl: big, MessageBody: 'x'.repeat(262_144) }));
+    await rejectsWith(sqs.send(new SendMessageCommand({ QueueUrl: big, MessageBody: 'x'.repeat(1_048_577) })), 'InvalidParameterValue');
+    await sqs.send(new SendMessageCommand({ QueueUrl: big, MessageBody: 'x'.repeat(1_048_576) })); // 1 MiB: the default limit
+    const got = await sqs.send(new ReceiveMessageCommand({ QueueUrl: big, VisibilityTimeout: 0 }));
+    assert.equal(got.Messages?.[0]?.Body?.length, 1_048_576);
     assert.equal((await counts(big)).visible, 1);
     assert.equal((await counts(url)).visible, 0);
   });

@@ -452,3 +452,153 @@ test('the database files hold the ciphertext given and never the plaintext behin
     assert.equal(bytes.includes(key), false, `${stage}: key found on disk`);
   }
 });
+
+test('accounts: the same name in two accounts is two queues; listing stays within the account', () => {
+  const store = SqliteMessageStore.open({ path: ':memory:' });
+  const a = store.createQueue('orders', {}, 0, '111111111111');
+  const b = store.createQueue('orders', { DelaySeconds: '5' }, 0, '222222222222');
+  assert.equal(a.outcome, 'created');
+  assert.equal(b.outcome, 'created');
+  assert.notEqual(a.queue.queueId, b.queue.queueId);
+  assert.equal(store.getQueueByName('orders', '111111111111')?.queueId, a.queue.queueId);
+  assert.equal(store.getQueueByName('orders', '222222222222')?.attributes.DelaySeconds, '5');
+  assert.equal(store.getQueueByName('orders', '333333333333'), undefined);
+  assert.equal(store.getQueueByName('orders'), undefined, 'the legacy account has none');
+  store.createQueue('orders-dlq', {}, 0, '111111111111');
+  assert.deepEqual(store.listQueues('ord', '111111111111').map((q) => [q.accountId, q.name]), [['111111111111', 'orders'], ['111111111111', 'orders-dlq']]);
+  assert.deepEqual(store.listQueues('', '222222222222').map((q) => q.name), ['orders']);
+  assert.throws(() => store.createQueue('x', {}, 0, '12'), isCode('InvalidArgument'));
+  void store.close();
+});
+
+test('a database made by the schema-1 build (before accounts) opens: its queues and messages are the legacy account\'s', async () => {
+  const path = join(tempDir(), 'messages.db');
+  const store = SqliteMessageStore.open({ path });
+  const queueId = store.createQueue('orders', { VisibilityTimeout: '40' }, 10).queue.queueId;
+  await store.putMessages([message(queueId, 10, { messageId: 'm-1' })]);
+  await store.close();
+  // Back to exactly what schema 1 held: bare names, version 1.
+  const raw = new Database(path);
+  raw.prepare("UPDATE queues SET name = substr(name, instr(name, '/') + 1)").run();
+  raw.exec(`DROP INDEX move_tasks_by_source; DROP TABLE move_tasks; ALTER TABLE messages DROP COLUMN dead_letter_source;
+    DROP INDEX messages_by_group; DROP TABLE fifo_dedup; ALTER TABLE messages DROP COLUMN group_id;
+    ALTER TABLE messages DROP COLUMN dedup_id; ALTER TABLE messages DROP COLUMN sequence_number; ALTER TABLE queues DROP COLUMN fifo_sequence;
+    ALTER TABLE queues DROP COLUMN tags; ALTER TABLE queues DROP COLUMN purged_at; DROP TABLE deleted_queues;`);
+  raw.pragma('user_version = 1');
+  assert.equal((raw.prepare('SELECT name FROM queues').get() as { name: string }).name, 'orders');
+  raw.close();
+
+  const reopened = SqliteMessageStore.open({ path });
+  const queue = reopened.getQueueByName('orders', '000000000000');
+  assert.equal(queue?.queueId, queueId);
+  assert.equal(queue?.attributes.VisibilityTimeout, '40');
+  const got = await reopened.receiveMessages(queueId, 10, 1000, 20);
+  assert.deepEqual(got.map((m) => m.messageId), ['m-1']);
+  await reopened.close();
+  const check = new Database(path);
+  assert.equal(check.pragma('user_version', { simple: true }), 5);
+  check.close();
+});
+
+test('redrive: a message at its limit is leased, not received, and moveMessages swaps it into the DLQ once', async () => {
+  const store = SqliteMessageStore.open({ path: ':memory:' });
+  const source = store.createQueue('src', {}, 0).queue.queueId;
+  const dlq = store.createQueue('dlq', {}, 0).queue.queueId;
+  const sent = message(source, 0);
+  await store.putMessages([sent]);
+  const limit = { maxReceiveCount: 1, leaseMs: 30_000 };
+  const first = await store.receiveMessages(source, 10, 1000, 10, { redrive: limit });
+  assert.equal(first.length, 1);
+  assert.equal(first[0]!.redrive, undefined, 'the first receive delivers it');
+  const second = await store.receiveMessages(source, 10, 1000, 2000, { redrive: limit });
+  assert.equal(second[0]!.redrive, true, 'at the limit it is leased');
+  assert.equal(second[0]!.receiveCount, 1, 'a lease is no receive');
+  assert.deepEqual(await store.receiveMessages(source, 10, 1000, 3000, { redrive: limit }), [], 'leased: invisible');
+
+  // The lease ran out without a move (a crash): leased again under a new handle; the old one is dead.
+  const again = await store.receiveMessages(source, 10, 1000, 2000 + 30_000, { redrive: limit });
+  assert.equal(again[0]!.redrive, true);
+  const resealed = { ...sent, queueId: dlq, bodyCiphertext: randomBytes(40), sentAt: sent.sentAt, visibleAt: 40_000 };
+  assert.equal(await store.moveMessages(source, [{ receiptHandle: second[0]!.receiptHandle, message: resealed }]), 0, 'a lost lease moves nothing');
+  assert.equal(await store.moveMessages(source, [{ receiptHandle: again[0]!.receiptHandle, message: resealed }]), 1);
+  assert.equal(await store.moveMessages(source, [{ receiptHandle: again[0]!.receiptHandle, message: resealed }]), 0, 'a second move finds nothing');
+  assert.equal(store.nextVisibleAt(source), undefined, 'gone from the source');
+  const inDlq = await store.receiveMessages(dlq, 10, 1000, 50_000);
+  assert.deepEqual(inDlq.map((m) => [m.messageId, m.receiveCount]), [[sent.messageId, 1]]);
+  assert.deepEqual(inDlq[0]!.bodyCiphertext, resealed.bodyCiphertext);
+  await assert.rejects(store.moveMessages(source, [{ receiptHandle: again[0]!.receiptHandle, message: { ...resealed, messageId: 'other' } }]), isCode('InvalidArgument'));
+  await store.close();
+});
+
+test('kill -9 during dead-letter moves: every message is in exactly one of the two queues afterwards', async () => {
+  const dir = tempDir();
+  const path = join(dir, 'messages.db');
+  const script = join(dir, 'mover.mjs');
+  writeFileSync(script, `
+import { SqliteMessageStore } from ${JSON.stringify(storeModule)};
+import { randomBytes, randomUUID } from 'node:crypto';
+const store = SqliteMessageStore.open({ path: process.argv[2] });
+const source = store.createQueue('src', {}, 0).queue.queueId;
+const dlq = store.createQueue('dlq', {}, 0).queue.queueId;
+const row = (messageId, queueId) => ({
+  messageId, queueId, bodyCiphertext: randomBytes(64), attributesCiphertext: null, encryptedDek: randomBytes(60),
+  dekId: 'd', kmsKeyId: 'k', md5OfBody: 'm', md5OfMessageAttributes: null, senderPrincipal: 'p', sentAt: 0, visibleAt: 0, bodyBytes: 64,
+});
+const ids = Array.from({ length: 2000 }, () => randomUUID());
+await store.putMessages(ids.map((id) => row(id, source)));
+await store.receiveMessages(source, 2000, 0, 0); // each received once: the next receive moves it
+process.stdout.write('ids ' + source + ' ' + dlq + ' ' + ids.join(' ') + '\\n');
+for (let now = 1; ; now++) {
+  const leased = await store.receiveMessages(source, 10, 0, now, { redrive: { maxReceiveCount: 1, leaseMs: 1 } });
+  const moves = leased.filter((m) => m.redrive).map((m) => ({ receiptHandle: m.receiptHandle, message: row(m.messageId, dlq) }));
+  if (moves.length) await store.moveMessages(source, moves);
+  process.stdout.write('moved\\n');
+}
+`);
+  const child = spawn(process.execPath, ['--import', 'tsx', script, path], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+  let output = '';
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_code, signal) => resolve(signal)));
+  await new Promise<void>((resolve) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if ((output.match(/^moved$/gm) ?? []).length >= 60) {
+        child.kill('SIGKILL');
+        resolve();
+      }
+    });
+    child.on('close', () => resolve());
+  });
+  assert.equal(await exited, 'SIGKILL');
+  const [source, dlq, ...ids] = output.split('\n').find((l) => l.startsWith('ids '))!.slice(4).split(' ');
+  assert.equal(ids.length, 2000);
+
+  const store = SqliteMessageStore.open({ path });
+  const inSource = (await store.receiveMessages(source!, 1_000_000, 1000, 1e12)).map((m) => m.messageId);
+  const inDlq = (await store.receiveMessages(dlq!, 1_000_000, 1000, 1e12)).map((m) => m.messageId);
+  assert.ok(inDlq.length > 0 && inSource.length > 0, `killed mid-way: ${inDlq.length} moved, ${inSource.length} left`);
+  assert.equal(inSource.length + inDlq.length, ids.length, 'no message lost, none doubled');
+  assert.deepEqual([...inSource, ...inDlq].sort(), [...ids].sort());
+  await store.close();
+});
+
+test('FIFO: sequence numbers in order, deduplication within the window and scope, groups blocked while in flight', async () => {
+  const store = SqliteMessageStore.open({ path: ':memory:' });
+  const queueId = store.createQueue('q.fifo', { FifoQueue: 'true' }, 0).queue.queueId;
+  const fifo = (groupId: string, dedupId: string) => message(queueId, 0, { groupId, dedupId });
+  const window = { scope: 'queue' as const, windowMs: 300_000 };
+  const put = await store.putFifoMessages(queueId, [fifo('a', '1'), fifo('a', '2'), fifo('b', '3'), fifo('b', '1')], window, 10);
+  assert.deepEqual(put.map((r) => r.duplicate), [false, false, false, true]);
+  assert.equal(put[3]!.messageId, put[0]!.messageId);
+  assert.ok(put[0]!.sequenceNumber < put[1]!.sequenceNumber && put[1]!.sequenceNumber < put[2]!.sequenceNumber);
+  const grouped = await store.putFifoMessages(queueId, [fifo('c', '1')], { scope: 'messageGroup', windowMs: 300_000 }, 20);
+  assert.equal(grouped[0]!.duplicate, false, 'in group scope another group may reuse the id');
+  assert.equal((await store.putFifoMessages(queueId, [fifo('a', '1')], window, 300_010)).at(0)!.duplicate, false, 'the window has passed');
+
+  const first = await store.receiveMessages(queueId, 1, 1000, 400_000, { fifo: true });
+  assert.deepEqual(first.map((m) => [m.groupId, m.dedupId]), [['a', '1']]);
+  const next = await store.receiveMessages(queueId, 10, 1000, 400_000, { fifo: true });
+  assert.deepEqual(next.map((m) => m.groupId), ['b', 'c'], 'group a waits for its message in flight');
+  assert.ok(next.every((m) => /^\d{20}$/.test(m.sequenceNumber ?? '')));
+  await assert.rejects(store.putFifoMessages(queueId, [message(queueId, 0)], window, 0), isCode('InvalidArgument'));
+  await store.close();
+});

@@ -22,7 +22,7 @@ export function registerUp(program: Command): void {
   const command = program
     .command('up')
     .description('run the KMS, the metadata service, N front-end nodes and one SQS endpoint in this process')
-    .option('--credentials <id:secret>', 'accepted credentials (repeatable); default: one generated principal', collect)
+    .option('--credentials <id:secret[:account]>', 'accepted credentials (repeatable), each in its own account unless one is given; default: one generated principal', collect)
     .option('--demo', 'also drive a built-in workload through the SQS endpoint and show a live summary')
     .option('--duration <seconds>', 'with --demo: stop after this long (default: until Ctrl-C)', numberOption(1))
     .option('--bootstrap <trace>', 'let the prefetcher learn from a trace file (events CSV or Azure) before serving');
@@ -36,7 +36,7 @@ export function registerUp(program: Command): void {
   command.action(async (cli: UpCliOptions) => {
       const options = configOf(command, 'up', UP_DEFAULTS);
       // Loaded here, not at the top: `pkp --help` should not pay for the service and the SDK.
-      const [{ createLogger }, { parseCredential, startService }, { openTrace }, { runDemo }] = await Promise.all([
+      const [{ createLogger }, { accountOf, parseCredential, startService }, { openTrace }, { runDemo }] = await Promise.all([
         import('../core/log.ts'), import('../service.ts'), import('../sim/traces/open.ts'), import('./demo.ts'),
       ]);
       const logger = createLogger({ level: options.logLevel, destination: process.stderr });
@@ -89,8 +89,8 @@ export function registerUp(program: Command): void {
       // Secrets are printed only when this service made them; given ones are the caller's to keep.
       for (const c of service.credentials) {
         print(service.credentialsGenerated
-          ? `Credentials: AWS_ACCESS_KEY_ID=${c.accessKeyId} AWS_SECRET_ACCESS_KEY=${c.secretAccessKey}`
-          : `Credentials: AWS_ACCESS_KEY_ID=${c.accessKeyId} (secret as given)`);
+          ? `Credentials: AWS_ACCESS_KEY_ID=${c.accessKeyId} AWS_SECRET_ACCESS_KEY=${c.secretAccessKey} (account ${accountOf(c)})`
+          : `Credentials: AWS_ACCESS_KEY_ID=${c.accessKeyId} (secret as given; account ${accountOf(c)})`);
       }
       print(`Front-end nodes: ${service.frontends.map((f) => f.nodeId).join(', ')}; data: ${resolve(options.dataDir)}`);
       const live = service.livePrefetcher;

@@ -22,6 +22,31 @@ function dict<T>(): Record<string, T> {
 const invalidAttr = (name: string, reason: string): SqsError =>
   invalidParameter(`Message (user) attribute '${name.slice(0, MAX_NAME_OR_TYPE)}' is invalid: ${reason}`);
 
+/**
+ * Where a message's AWSTraceHeader is kept: inside its encrypted attributes, under a name no user
+ * attribute can have (user names must not start with 'AWS.'). Never shown as a user attribute.
+ */
+export const TRACE_HEADER_KEY = 'AWS.TraceHeader';
+
+/** SendMessage's MessageSystemAttributes: only AWSTraceHeader exists, a non-empty String. */
+export function parseTraceHeader(input: unknown): string | undefined {
+  if (input === undefined || input === null) return undefined;
+  if (typeof input !== 'object' || Array.isArray(input)) throw invalidParameter('MessageSystemAttributes must be a map of names to attribute values.');
+  let trace: string | undefined;
+  for (const [name, raw] of Object.entries(input as Record<string, unknown>)) {
+    if (name !== 'AWSTraceHeader') throw invalidParameter(`Message system attribute name '${name.slice(0, 256)}' is invalid.`);
+    const v = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+    if (v.DataType !== 'String') throw invalidParameter("Message system attribute 'AWSTraceHeader' must have DataType String.");
+    if (typeof v.StringValue !== 'string' || v.StringValue === '' || v.StringValue.length > 2048) {
+      throw invalidParameter("Message system attribute 'AWSTraceHeader' must have a StringValue of 1 to 2048 characters.");
+    }
+    const bad = firstDisallowedChar(v.StringValue);
+    if (bad !== undefined) throw invalidContents("the value of message system attribute 'AWSTraceHeader'", bad);
+    trace = v.StringValue;
+  }
+  return trace;
+}
+
 /** Validates SendMessage's MessageAttributes (wire form: BinaryValue is base64). */
 export function parseMessageAttributes(input: unknown): ParsedAttributes {
   if (input === undefined || input === null) return { attributes: {}, bytes: 0 };

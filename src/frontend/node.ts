@@ -1,21 +1,25 @@
+import { createHash } from 'node:crypto';
 import type { EventBus, QueueOp } from '../bus/types.ts';
 import type { Clock } from '../core/clock.ts';
 import { uuidv7 } from '../core/uuid7.ts';
 import { DeadlineError, KmsError, PkpError, SqsError } from '../core/errors.ts';
 import { describeError, silentLogger, type Logger } from '../core/log.ts';
 import type { MessageKeyring } from '../keycache/keyring-types.ts';
-import type { MessageStore, NewMessage, QueueRecord, ReceivedMessage } from '../store/types.ts';
+import type { MessageStore, MoveTaskRecord, NewMessage, QueueRecord, ReceivedMessage } from '../store/types.ts';
 import { md5OfBody, md5OfMessageAttributes, type MessageAttribute } from './md5.ts';
-import { attributeSelector, encodeAttributes, parseMessageAttributes } from './message-attributes.ts';
+import { TRACE_HEADER_KEY, attributeSelector, encodeAttributes, parseMessageAttributes, parseTraceHeader } from './message-attributes.ts';
 import { checkMessageSize, validateBody } from './message-content.ts';
 import {
-  asParams, batchEntries, optionalInt, optionalString, requiredInt, requiredString, type BatchEntry, type Params,
+  asParams, batchEntries, optionalInt, optionalString, optionalStringList, requiredInt, requiredString, type BatchEntry, type Params,
 } from './params.ts';
 import {
-  ACCOUNT_ID, DEFAULT_REGION, attributeUpdate, conflictingAttribute, intAttribute, isValidQueueName, parseAttributeNames,
-  parseQueueAttributes, queueAttributeView, validateQueueName,
+  DEFAULT_REGION, attributeUpdate, conflictingAttribute, effectiveAttributes, intAttribute, isFifoName, isFifoQueue, isValidQueueName, parseAttributeNames,
+  parseQueueAttributes, queueArn, queueAttributeView, validateQueueName,
 } from './queue-attributes.ts';
-import { queueNameFromUrl, queueUrl } from './queue-url.ts';
+import { evaluatePolicy } from './queue-policy.ts';
+import { allowsSource, parseQueueArn, redrivePolicyOf } from './redrive.ts';
+import { queueRefFromUrl, queueUrl } from './queue-url.ts';
+import { defaultAccountId, isAccountId, principalArnOf } from './accounts.ts';
 import { messageOutput, requestedSystemAttributes, type OpenedMessage } from './receive-output.ts';
 import type { ReceiveWaiters } from './waiters.ts';
 import { internalFailure, invalidParameter, missingParameter, queryCodeOf, queueDoesNotExist, serviceUnavailable } from './wire-errors.ts';
@@ -61,12 +65,36 @@ export interface RequestContext {
   principal: string;
   /** `http://<host>`: queue URLs are built on it. */
   baseUrl: string;
+  /** The principal's account. Default: the account a credential has when none is configured. */
+  accountId?: string;
 }
+
+/** One request as the actions see it: who, in which account, and the IAM action it needs. */
+interface Call extends RequestContext {
+  accountId: string;
+  principalArn: string;
+  /** The IAM action name policies grant: batches need their base action. */
+  iamAction: string;
+}
+
+const IAM_ACTION: Readonly<Record<string, string>> = {
+  SendMessageBatch: 'SendMessage',
+  DeleteMessageBatch: 'DeleteMessage',
+  ChangeMessageVisibilityBatch: 'ChangeMessageVisibility',
+};
+
+/** The actions AddPermission may grant (SQS's list). */
+const GRANTABLE = new Set([
+  '*', 'SendMessage', 'ReceiveMessage', 'DeleteMessage', 'ChangeMessageVisibility', 'GetQueueAttributes', 'GetQueueUrl',
+  'ListDeadLetterSourceQueues', 'PurgeQueue',
+]);
 
 export const SQS_ACTIONS = [
   'CreateQueue', 'GetQueueUrl', 'ListQueues', 'DeleteQueue', 'GetQueueAttributes', 'SetQueueAttributes',
   'SendMessage', 'SendMessageBatch', 'ReceiveMessage', 'DeleteMessage', 'DeleteMessageBatch',
-  'ChangeMessageVisibility', 'ChangeMessageVisibilityBatch', 'PurgeQueue',
+  'ChangeMessageVisibility', 'ChangeMessageVisibilityBatch', 'PurgeQueue', 'AddPermission', 'RemovePermission',
+  'ListDeadLetterSourceQueues', 'TagQueue', 'UntagQueue', 'ListQueueTags',
+  'StartMessageMoveTask', 'CancelMessageMoveTask', 'ListMessageMoveTasks',
 ] as const;
 export type SqsAction = (typeof SQS_ACTIONS)[number];
 
@@ -75,10 +103,18 @@ export function isSqsAction(action: string): action is SqsAction {
 }
 
 /** The most a batch may carry, body and attributes of all entries together. */
-const MAX_BATCH_BYTES = 262_144;
+const MAX_BATCH_BYTES = 1_048_576;
 /** Expired messages are dropped lazily, at most this often per queue (clock time). */
 const RETENTION_SWEEP_MS = 60_000;
 const MAX_VISIBILITY_TIMEOUT = 43_200;
+/** SQS: one purge per queue per 60 s; a deleted queue's name is free again after 60 s. */
+const PURGE_INTERVAL_MS = 60_000;
+const QUEUE_REUSE_MS = 60_000;
+/** FIFO deduplication window. */
+const DEDUP_WINDOW_MS = 5 * 60_000;
+const MAX_TAGS = 50;
+/** How long a message bound for the dead-letter queue stays leased: time enough to reseal it. */
+const MOVE_LEASE_MS = 30_000;
 
 /** A message validated and ready to seal. */
 interface Prepared {
@@ -91,6 +127,11 @@ interface Prepared {
   delaySeconds: number;
   md5OfBody: string;
   md5OfMessageAttributes: string | null;
+  md5OfMessageSystemAttributes: string | null;
+  groupId?: string;
+  dedupId?: string;
+  /** FIFO: given by the store once the message is stored. */
+  sequenceNumber?: string;
 }
 
 type Result = Record<string, unknown>;
@@ -138,14 +179,18 @@ export class FrontendNode {
 
   async handle(action: string, input: unknown, ctx: RequestContext): Promise<Result> {
     if (!isSqsAction(action)) throw new SqsError('InvalidAction', `The action ${action.slice(0, 64)} is not valid for this endpoint.`);
+    const accountId = ctx.accountId ?? defaultAccountId(ctx.principal);
+    const call: Call = {
+      ...ctx, accountId, principalArn: principalArnOf(accountId, ctx.principal), iamAction: IAM_ACTION[action] ?? action,
+    };
     try {
-      return await this.dispatch(action, asParams(input), ctx);
+      return await this.dispatch(action, asParams(input), call);
     } catch (error) {
       throw this.toSqsError(error, action);
     }
   }
 
-  private dispatch(action: SqsAction, p: Params, ctx: RequestContext): Promise<Result> {
+  private dispatch(action: SqsAction, p: Params, ctx: Call): Promise<Result> {
     switch (action) {
       case 'CreateQueue': return this.createQueue(p, ctx);
       case 'GetQueueUrl': return this.getQueueUrl(p, ctx);
@@ -161,15 +206,41 @@ export class FrontendNode {
       case 'ChangeMessageVisibility': return this.changeMessageVisibility(p, ctx);
       case 'ChangeMessageVisibilityBatch': return this.changeMessageVisibilityBatch(p, ctx);
       case 'PurgeQueue': return this.purgeQueue(p, ctx);
+      case 'AddPermission': return this.addPermission(p, ctx);
+      case 'RemovePermission': return this.removePermission(p, ctx);
+      case 'ListDeadLetterSourceQueues': return this.listDeadLetterSourceQueues(p, ctx);
+      case 'TagQueue': return this.tagQueue(p, ctx);
+      case 'UntagQueue': return this.untagQueue(p, ctx);
+      case 'ListQueueTags': return this.listQueueTags(p, ctx);
+      case 'StartMessageMoveTask': return this.startMessageMoveTask(p, ctx);
+      case 'CancelMessageMoveTask': return this.cancelMessageMoveTask(p, ctx);
+      case 'ListMessageMoveTasks': return this.listMessageMoveTasks(p, ctx);
     }
   }
 
   // ---- queues ----
 
-  private async createQueue(p: Params, ctx: RequestContext): Promise<Result> {
+  private async createQueue(p: Params, ctx: Call): Promise<Result> {
     const name = validateQueueName(p.QueueName);
-    const attributes = parseQueueAttributes(p.Attributes);
-    const result = this.store.createQueue(name, attributes, this.clock.now());
+    const fifo = isFifoName(name);
+    const attributes = parseQueueAttributes(p.Attributes, { fifo, creating: true });
+    if (fifo) {
+      const declared = (p.Attributes as Record<string, unknown> | undefined)?.FifoQueue;
+      if (typeof declared !== 'string' || declared.toLowerCase() !== 'true') {
+        throw invalidParameter('The attribute FifoQueue must be set to true for a queue name ending in .fifo.');
+      }
+      attributes.FifoQueue = 'true';
+      checkFifoAttributes(attributes);
+    }
+    const tags = parseTags(p.tags);
+    this.checkRedriveTarget(attributes, ctx.accountId, name);
+    const now = this.clock.now();
+    const deletedAt = this.store.queueDeletedAt(name, ctx.accountId);
+    if (deletedAt !== undefined && now - deletedAt < QUEUE_REUSE_MS && !this.store.getQueueByName(name, ctx.accountId)) {
+      throw new SqsError('QueueDeletedRecently', 'You must wait 60 seconds after deleting a queue before you can create another with the same name.');
+    }
+    // Tags are applied only when the queue is created: an existing queue keeps its own, as in SQS.
+    const result = this.store.createQueue(name, attributes, now, ctx.accountId, tags);
     if (result.outcome === 'exists') {
       const differing = conflictingAttribute(result.queue, attributes);
       if (differing !== undefined) {
@@ -177,54 +248,55 @@ export class FrontendNode {
       }
     }
     this.report(result.queue.queueId, ctx, 'other');
-    return { QueueUrl: queueUrl(ctx.baseUrl, name) };
+    return { QueueUrl: queueUrl(ctx.baseUrl, ctx.accountId, name) };
   }
 
-  private async getQueueUrl(p: Params, ctx: RequestContext): Promise<Result> {
+  private async getQueueUrl(p: Params, ctx: Call): Promise<Result> {
     const name = requiredString(p, 'QueueName');
     const owner = optionalString(p, 'QueueOwnerAWSAccountId', 64);
-    if ((owner !== undefined && owner !== ACCOUNT_ID) || !isValidQueueName(name)) throw queueDoesNotExist();
-    const queue = this.store.getQueueByName(name);
-    if (!queue) throw queueDoesNotExist();
+    if (!isValidQueueName(name)) throw queueDoesNotExist();
+    const queue = this.authorized(this.store.getQueueByName(name, owner ?? ctx.accountId), ctx);
     this.report(queue.queueId, ctx, 'other');
-    return { QueueUrl: queueUrl(ctx.baseUrl, name) };
+    return { QueueUrl: queueUrl(ctx.baseUrl, queue.accountId, name) };
   }
 
-  private async listQueues(p: Params, ctx: RequestContext): Promise<Result> {
+  private async listQueues(p: Params, ctx: Call): Promise<Result> {
     const prefix = optionalString(p, 'QueueNamePrefix', 80);
     const maxResults = optionalInt(p, 'MaxResults', 1, 1000);
     const after = decodeNextToken(optionalString(p, 'NextToken', 1024));
-    const names = this.store.listQueues(prefix || undefined).map((q) => q.name)
+    const names = this.store.listQueues(prefix || undefined, ctx.accountId).map((q) => q.name)
       .filter((n) => (prefix ? n.startsWith(prefix) : true) && (after === undefined || n > after))
       .sort();
     const page = names.slice(0, maxResults ?? 1000);
-    const result: Result = { QueueUrls: page.map((n) => queueUrl(ctx.baseUrl, n)) };
+    const result: Result = { QueueUrls: page.map((n) => queueUrl(ctx.baseUrl, ctx.accountId, n)) };
     if (maxResults !== undefined && names.length > page.length) result.NextToken = encodeNextToken(page[page.length - 1]!);
     return result;
   }
 
-  private async deleteQueue(p: Params, ctx: RequestContext): Promise<Result> {
-    const queue = this.queueOf(p);
+  private async deleteQueue(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
     this.report(queue.queueId, ctx, 'other');
-    this.store.deleteQueue(queue.queueId);
+    this.store.deleteQueue(queue.queueId, this.clock.now());
     this.lastSweep.delete(queue.queueId);
     this.lastQueueStats.delete(queue.queueId);
     this.waiters.forget(queue.queueId);
     return {};
   }
 
-  private async getQueueAttributes(p: Params, ctx: RequestContext): Promise<Result> {
-    const queue = this.queueOf(p);
+  private async getQueueAttributes(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
     const wanted = parseAttributeNames(p.AttributeNames);
     this.report(queue.queueId, ctx, 'other');
     const now = this.clock.now();
     return { Attributes: queueAttributeView(queue, wanted, () => this.store.counts(queue.queueId, now), this.region) };
   }
 
-  private async setQueueAttributes(p: Params, ctx: RequestContext): Promise<Result> {
-    const queue = this.queueOf(p);
+  private async setQueueAttributes(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
     if (p.Attributes === undefined || p.Attributes === null) throw missingParameter('Attributes');
-    const requested = parseQueueAttributes(p.Attributes);
+    const requested = parseQueueAttributes(p.Attributes, { fifo: isFifoQueue(queue), creating: false });
+    if (isFifoQueue(queue)) checkFifoAttributes({ ...queue.attributes, ...requested });
+    this.checkRedriveTarget(requested, queue.accountId, queue.name);
     this.report(queue.queueId, ctx, 'other');
     if (Object.keys(requested).length === 0) return {};
     const updated = this.store.setQueueAttributes(queue.queueId, attributeUpdate(queue.attributes, requested), this.clock.now());
@@ -232,24 +304,58 @@ export class FrontendNode {
     return {};
   }
 
-  private async purgeQueue(p: Params, ctx: RequestContext): Promise<Result> {
-    const queue = this.queueOf(p);
+  private async purgeQueue(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
     this.report(queue.queueId, ctx, 'other');
-    await this.store.purgeQueue(queue.queueId);
+    const now = this.clock.now();
+    if (queue.lastPurgedAt !== null && now - queue.lastPurgedAt < PURGE_INTERVAL_MS) {
+      throw new SqsError('PurgeQueueInProgress', `Only one PurgeQueue operation on ${queue.name} is allowed every 60 seconds.`, 403);
+    }
+    await this.store.purgeQueue(queue.queueId, now);
     return {};
+  }
+
+  // ---- tags ----
+
+  private async tagQueue(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
+    if (p.Tags === undefined || p.Tags === null) throw missingParameter('Tags');
+    const added = parseTags(p.Tags);
+    const tags = { ...queue.tags, ...added };
+    if (Object.keys(tags).length > MAX_TAGS) throw invalidParameter(`Too many tags: a queue can have at most ${MAX_TAGS}.`);
+    this.report(queue.queueId, ctx, 'other');
+    if (!this.store.setQueueTags(queue.queueId, tags)) throw queueDoesNotExist();
+    return {};
+  }
+
+  private async untagQueue(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
+    const keys = optionalStringList(p, 'TagKeys');
+    if (!keys || keys.length === 0) throw missingParameter('TagKeys');
+    const tags = { ...queue.tags };
+    for (const k of keys) delete tags[k];
+    this.report(queue.queueId, ctx, 'other');
+    if (!this.store.setQueueTags(queue.queueId, tags)) throw queueDoesNotExist();
+    return {};
+  }
+
+  private async listQueueTags(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
+    this.report(queue.queueId, ctx, 'other');
+    return Object.keys(queue.tags).length > 0 ? { Tags: { ...queue.tags } } : {};
   }
 
   // ---- sending ----
 
-  private async sendMessage(p: Params, ctx: RequestContext): Promise<Result> {
-    const queue = this.queueOf(p);
+  private async sendMessage(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
     const message = this.prepare(queue, p);
     await this.seal(queue, ctx, [message], message.bodyBytes);
     return sentOutput(message);
   }
 
-  private async sendMessageBatch(p: Params, ctx: RequestContext): Promise<Result> {
-    const queue = this.queueOf(p);
+  private async sendMessageBatch(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
     const entries = batchEntries(p, 'SendMessageBatchRequestEntry');
     const ready: { id: string; message: Prepared }[] = [];
     const failed: FailedEntry[] = [];
@@ -280,14 +386,37 @@ export class FrontendNode {
     const parsed = parseMessageAttributes(p.MessageAttributes);
     const size = bodyBytes + parsed.bytes;
     checkMessageSize(size, intAttribute(queue, 'MaximumMessageSize'));
+    const fifo = isFifoQueue(queue);
+    if (fifo && p.DelaySeconds !== undefined && p.DelaySeconds !== null) {
+      throw invalidParameter(`Value ${String(p.DelaySeconds).slice(0, 16)} for parameter DelaySeconds is invalid. Reason: The request include parameter that is not valid for this queue type.`);
+    }
     const delaySeconds = optionalInt(p, 'DelaySeconds', 0, 900) ?? intAttribute(queue, 'DelaySeconds');
-    // MessageSystemAttributes (AWSTraceHeader), MessageGroupId and MessageDeduplicationId are ignored.
+    const groupId = fifoId(p, 'MessageGroupId');
+    let dedupId = fifoId(p, 'MessageDeduplicationId');
+    if (fifo) {
+      if (groupId === undefined) throw missingParameter('MessageGroupId');
+      if (dedupId === undefined) {
+        if (effectiveAttributes(queue.attributes).ContentBasedDeduplication !== 'true') {
+          throw invalidParameter('The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly');
+        }
+        dedupId = createHash('sha256').update(body, 'utf8').digest('hex');
+      }
+    } else if (dedupId !== undefined) {
+      // MessageGroupId is accepted on standard queues (fair queues); a deduplication id is not.
+      throw invalidParameter('The request includes a parameter that is not valid for this queue type: MessageDeduplicationId.');
+    }
+    const trace = parseTraceHeader(p.MessageSystemAttributes);
     const hasAttributes = Object.keys(parsed.attributes).length > 0;
+    const stored: Record<string, MessageAttribute> = { ...parsed.attributes };
+    if (trace !== undefined) stored[TRACE_HEADER_KEY] = { DataType: 'String', StringValue: trace };
     return {
       messageId: uuidv7(this.clock.now()),
       body,
       bodyBytes,
-      attributes: parsed.attributes,
+      attributes: stored,
+      md5OfMessageSystemAttributes: trace === undefined ? null : md5OfMessageAttributes({ AWSTraceHeader: { DataType: 'String', StringValue: trace } }),
+      ...(groupId !== undefined ? { groupId } : {}),
+      ...(dedupId !== undefined ? { dedupId } : {}),
       size,
       delaySeconds,
       md5OfBody: md5OfBody(body),
@@ -299,7 +428,7 @@ export class FrontendNode {
    * One DEK for the batch, one atomic write, then wake the queue's long polls. The send is reported
    * to the bus once the key has been looked up, with what the node's cache did.
    */
-  private async seal(queue: QueueRecord, ctx: RequestContext, messages: Prepared[], bytes: number): Promise<void> {
+  private async seal(queue: QueueRecord, ctx: Call, messages: Prepared[], bytes: number): Promise<void> {
     const principal = ctx.principal;
     const before = this.keyCounts();
     const sealing = this.keyring.sealMessages(queue.queueId, principal, messages.map((m) => ({
@@ -326,9 +455,21 @@ export class FrontendNode {
         sentAt: now,
         visibleAt: now + m.delaySeconds * 1000,
         bodyBytes: m.bodyBytes,
+        ...(m.groupId !== undefined ? { groupId: m.groupId } : {}),
+        ...(m.dedupId !== undefined ? { dedupId: m.dedupId } : {}),
       };
     });
-    await this.store.putMessages(stored);
+    if (isFifoQueue(queue)) {
+      const scope = effectiveAttributes(queue.attributes).DeduplicationScope === 'messageGroup' ? 'messageGroup' : 'queue';
+      const results = await this.store.putFifoMessages(queue.queueId, stored, { scope, windowMs: DEDUP_WINDOW_MS }, now);
+      // A duplicate answers with the message sent first, as SQS does.
+      results.forEach((r, i) => {
+        messages[i]!.messageId = r.messageId;
+        messages[i]!.sequenceNumber = r.sequenceNumber;
+      });
+    } else {
+      await this.store.putMessages(stored);
+    }
     this.waiters.notify(queue.queueId);
     // After the write, so the backlog reported counts these messages.
     this.reportQueueStats(queue.queueId, this.clock.now());
@@ -336,8 +477,8 @@ export class FrontendNode {
 
   // ---- receiving ----
 
-  private async receiveMessage(p: Params, ctx: RequestContext): Promise<Result> {
-    let queue = this.queueOf(p);
+  private async receiveMessage(p: Params, ctx: Call): Promise<Result> {
+    let queue = this.queueOf(p, ctx);
     const max = optionalInt(p, 'MaxNumberOfMessages', 1, 10) ?? 1;
     const visibilityTimeout = optionalInt(p, 'VisibilityTimeout', 0, MAX_VISIBILITY_TIMEOUT) ?? intAttribute(queue, 'VisibilityTimeout');
     const waitSeconds = optionalInt(p, 'WaitTimeSeconds', 0, 20) ?? intAttribute(queue, 'ReceiveMessageWaitTimeSeconds');
@@ -353,7 +494,17 @@ export class FrontendNode {
       const seen = this.waiters.version(queue.queueId);
       await this.sweepExpired(queue);
       const now = this.clock.now();
-      received = await this.store.receiveMessages(queue.queueId, max, visibilityTimeout * 1000, now);
+      const dlq = this.deadLetterQueueOf(queue);
+      received = await this.store.receiveMessages(queue.queueId, max, visibilityTimeout * 1000, now, {
+        redrive: dlq && { maxReceiveCount: dlq.maxReceiveCount, leaseMs: MOVE_LEASE_MS },
+        fifo: isFifoQueue(queue),
+      });
+      const dead = received.filter((m) => m.redrive);
+      if (dead.length > 0) {
+        received = received.filter((m) => !m.redrive);
+        await this.moveToDeadLetterQueue(queue, dlq!.queue, dead);
+        if (received.length === 0) continue; // others may be waiting behind the moved ones
+      }
       if (received.length > 0 || now >= deadline || this.waiters.closed) break;
       // Wake for new messages (notify), for delayed or in-flight ones coming due, or at the deadline.
       const nextVisible = this.store.nextVisibleAt(queue.queueId);
@@ -385,6 +536,221 @@ export class FrontendNode {
     return { Messages: opened.map((m) => messageOutput(m, system, wantAttribute, now)) };
   }
 
+  /** The queue's dead-letter queue and limit, while both it and its target exist. */
+  private deadLetterQueueOf(queue: QueueRecord): { queue: QueueRecord; maxReceiveCount: number } | undefined {
+    const policy = redrivePolicyOf(queue.attributes);
+    const target = policy && parseQueueArn(policy.deadLetterTargetArn);
+    if (!policy || !target || target.accountId !== queue.accountId) return undefined;
+    const dlq = this.store.getQueueByName(target.name, target.accountId);
+    return dlq && dlq.queueId !== queue.queueId ? { queue: dlq, maxReceiveCount: policy.maxReceiveCount } : undefined;
+  }
+
+  /**
+   * Moves leased messages to the dead-letter queue: opened under the source queue's key, sealed
+   * under the destination's (same sender principal, same message id), and swapped in one store
+   * transaction. Plaintext is zeroed once sealed. A failure leaves them leased: they come back after
+   * the lease and are moved on a later receive.
+   */
+  private async moveToDeadLetterQueue(source: QueueRecord, dlq: QueueRecord, leased: ReceivedMessage[]): Promise<void> {
+    try {
+      await this.reseal(source, dlq, leased, queueArn(this.region, source.accountId, source.name));
+    } catch (error) {
+      this.logger.warn({ queueId: source.queueId, dlq: dlq.queueId, error: describeError(error) }, 'dead-letter move failed; retried after the lease');
+    }
+  }
+
+  /**
+   * Moves leased messages of `source` to `dest`: opened under the source's key, sealed under the
+   * destination's (same sender, same message id), swapped in one store transaction. Plaintext is
+   * zeroed once sealed. `deadLetterSourceArn` marks them as dead-lettered from there (or clears it).
+   * Resolves with how many moved; throws if a key operation fails (the rest stay leased).
+   */
+  private async reseal(source: QueueRecord, dest: QueueRecord, leased: ReceivedMessage[], deadLetterSourceArn?: string): Promise<number> {
+    let moved = 0;
+    const bySender = new Map<string, ReceivedMessage[]>();
+    for (const m of leased) bySender.set(m.senderPrincipal, [...(bySender.get(m.senderPrincipal) ?? []), m]);
+    for (const [sender, messages] of bySender) {
+      const opened: { body: Buffer; attributes: Buffer | null }[] = [];
+      try {
+        for (const m of messages) opened.push(await this.keyring.openMessage(m));
+        const sealed = await this.keyring.sealMessages(dest.queueId, sender, messages.map((m, i) => ({
+          messageId: m.messageId, body: opened[i]!.body, attributes: opened[i]!.attributes,
+        })));
+        const now = this.clock.now();
+        moved += await this.store.moveMessages(source.queueId, messages.map((m, i) => {
+          const s = sealed[i]!;
+          return {
+            receiptHandle: m.receiptHandle,
+            message: {
+              messageId: m.messageId, queueId: dest.queueId, bodyCiphertext: s.bodyCiphertext, attributesCiphertext: s.attributesCiphertext,
+              encryptedDek: s.encryptedDek, dekId: s.dekId, kmsKeyId: s.kmsKeyId, senderPrincipal: sender, sentAt: m.sentAt, visibleAt: now, bodyBytes: m.bodyBytes,
+              ...(m.groupId !== undefined ? { groupId: m.groupId } : {}),
+              ...(m.dedupId !== undefined ? { dedupId: m.dedupId } : {}),
+              ...(m.sequenceNumber !== undefined ? { sequenceNumber: m.sequenceNumber } : {}),
+              ...(deadLetterSourceArn !== undefined ? { deadLetterSourceArn } : {}),
+            },
+          };
+        }));
+        this.waiters.notify(dest.queueId);
+      } finally {
+        for (const o of opened) {
+          o.body.fill(0);
+          o.attributes?.fill(0);
+        }
+      }
+    }
+    return moved;
+  }
+
+  // ---- message move tasks ----
+
+  /** The queue an ARN names, if the caller may use it for this request's action. */
+  private queueOfArn(arn: string, ctx: Call, name: string): QueueRecord {
+    const parts = parseQueueArn(arn);
+    if (!parts || parts.region !== this.region) throw invalidParameter(`Value ${arn.slice(0, 256)} for parameter ${name} is invalid. Reason: not a queue ARN of this region.`);
+    return this.authorized(this.store.getQueueByName(parts.name, parts.accountId), ctx);
+  }
+
+  private async startMessageMoveTask(p: Params, ctx: Call): Promise<Result> {
+    const sourceArn = requiredString(p, 'SourceArn');
+    const source = this.queueOfArn(sourceArn, ctx, 'SourceArn');
+    const isDlq = this.store.listQueues(undefined, source.accountId).some((q) => redrivePolicyOf(q.attributes)?.deadLetterTargetArn === sourceArn);
+    if (!isDlq) throw invalidParameter('Source queue must be configured as a Dead Letter Queue.');
+    const destinationArn = optionalString(p, 'DestinationArn', 1024);
+    if (destinationArn !== undefined) {
+      const dest = this.queueOfArn(destinationArn, { ...ctx, iamAction: 'SendMessage' }, 'DestinationArn');
+      if (dest.queueId === source.queueId) throw invalidParameter('The destination must differ from the source.');
+    }
+    const rate = optionalInt(p, 'MaxNumberOfMessagesPerSecond', 1, 500);
+    if (this.store.listMoveTasks(sourceArn, 1).some((t) => t.status === 'RUNNING' || t.status === 'CANCELLING')) {
+      throw new SqsError('UnsupportedOperation', 'There is already a task running. Only one active task is allowed for a source queue arn at a given time.');
+    }
+    const now = this.clock.now();
+    const task: MoveTaskRecord = {
+      taskHandle: Buffer.from(JSON.stringify({ taskId: uuidv7(now), sourceArn }), 'utf8').toString('base64url'),
+      status: 'RUNNING',
+      sourceArn,
+      ...(destinationArn !== undefined ? { destinationArn } : {}),
+      ...(rate !== undefined ? { maxNumberOfMessagesPerSecond: rate } : {}),
+      approximateNumberOfMessagesMoved: 0,
+      approximateNumberOfMessagesToMove: this.store.counts(source.queueId, now).visible,
+      startedAt: now,
+    };
+    this.store.saveMoveTask(task);
+    this.report(source.queueId, ctx, 'other');
+    this.clock.setTimer(0, () => void this.moveTaskStep(task.taskHandle, source.queueId));
+    return { TaskHandle: task.taskHandle };
+  }
+
+  /** One step of a move task: up to 10 messages, then the next step paced by the task's rate. */
+  private async moveTaskStep(taskHandle: string, sourceQueueId: string): Promise<void> {
+    let task: MoveTaskRecord | undefined;
+    try {
+      task = this.store.getMoveTask(taskHandle);
+    } catch {
+      return; // the store is closed: the task is failed when it reopens
+    }
+    if (!task || task.status !== 'RUNNING') {
+      if (task?.status === 'CANCELLING') this.store.saveMoveTask({ ...task, status: 'CANCELLED' });
+      return;
+    }
+    const current = task;
+    const finish = (status: MoveTaskRecord['status'], failureReason?: string): void =>
+      this.store.saveMoveTask({ ...current, status, ...(failureReason !== undefined ? { failureReason } : {}) });
+    try {
+      const source = this.store.getQueueById(sourceQueueId);
+      if (!source) return finish('FAILED', 'The source queue was deleted.');
+      // At most a second's worth at the task's rate per step, and 10.
+      const want = Math.min(10, task.maxNumberOfMessagesPerSecond ?? 10, task.approximateNumberOfMessagesToMove - task.approximateNumberOfMessagesMoved);
+      const leased = want > 0 ? await this.store.receiveMessages(sourceQueueId, want, 0, this.clock.now(), { redrive: { maxReceiveCount: 0, leaseMs: MOVE_LEASE_MS } }) : [];
+      if (leased.length === 0) return finish('COMPLETED');
+      const byDest = new Map<string, ReceivedMessage[]>();
+      for (const m of leased) {
+        const dest = task.destinationArn ?? m.deadLetterSourceArn;
+        if (dest === undefined) return finish('FAILED', 'A message has no source queue to return to: give a DestinationArn.');
+        byDest.set(dest, [...(byDest.get(dest) ?? []), m]);
+      }
+      let moved = 0;
+      for (const [arn, messages] of byDest) {
+        const parts = parseQueueArn(arn);
+        const dest = parts && this.store.getQueueByName(parts.name, parts.accountId);
+        if (!dest) return finish('FAILED', `The destination queue ${arn} does not exist.`);
+        moved += await this.reseal(source, dest, messages);
+      }
+      const next: MoveTaskRecord = { ...task, approximateNumberOfMessagesMoved: task.approximateNumberOfMessagesMoved + moved };
+      this.store.saveMoveTask(next);
+      const pause = task.maxNumberOfMessagesPerSecond ? Math.ceil((leased.length * 1000) / task.maxNumberOfMessagesPerSecond) : 0;
+      this.clock.setTimer(pause, () => void this.moveTaskStep(taskHandle, sourceQueueId));
+    } catch (error) {
+      this.logger.warn({ queueId: sourceQueueId, error: describeError(error) }, 'message move task failed');
+      try {
+        finish('FAILED', 'The messages could not be moved.');
+      } catch {
+        // the store is closed: the task is failed when it reopens
+      }
+    }
+  }
+
+  private async cancelMessageMoveTask(p: Params, ctx: Call): Promise<Result> {
+    const handle = requiredString(p, 'TaskHandle');
+    const task = this.store.getMoveTask(handle);
+    if (!task) throw new SqsError('ResourceNotFoundException', 'The task handle does not name a message move task.', 404);
+    this.queueOfArn(task.sourceArn, ctx, 'SourceArn');
+    if (task.status !== 'RUNNING') throw new SqsError('ResourceNotFoundException', `The task is ${task.status}, not RUNNING.`, 404);
+    this.store.saveMoveTask({ ...task, status: 'CANCELLING' });
+    return { ApproximateNumberOfMessagesMoved: task.approximateNumberOfMessagesMoved };
+  }
+
+  private async listMessageMoveTasks(p: Params, ctx: Call): Promise<Result> {
+    const sourceArn = requiredString(p, 'SourceArn');
+    this.queueOfArn(sourceArn, ctx, 'SourceArn');
+    const max = optionalInt(p, 'MaxResults', 1, 10) ?? 1;
+    return {
+      Results: this.store.listMoveTasks(sourceArn, max).map((t) => ({
+        ...(t.status === 'RUNNING' ? { TaskHandle: t.taskHandle } : {}),
+        Status: t.status,
+        SourceArn: t.sourceArn,
+        ...(t.destinationArn !== undefined ? { DestinationArn: t.destinationArn } : {}),
+        ...(t.maxNumberOfMessagesPerSecond !== undefined ? { MaxNumberOfMessagesPerSecond: t.maxNumberOfMessagesPerSecond } : {}),
+        ApproximateNumberOfMessagesMoved: t.approximateNumberOfMessagesMoved,
+        ApproximateNumberOfMessagesToMove: t.approximateNumberOfMessagesToMove,
+        ...(t.failureReason !== undefined ? { FailureReason: t.failureReason } : {}),
+        StartedTimestamp: t.startedAt,
+      })),
+    };
+  }
+
+  /** A RedrivePolicy must name an existing queue of the same account that allows this source. */
+  private checkRedriveTarget(attributes: Readonly<Record<string, string>>, accountId: string, name: string): void {
+    if (!attributes.RedrivePolicy) return;
+    const policy = redrivePolicyOf(attributes)!;
+    const target = parseQueueArn(policy.deadLetterTargetArn);
+    const dlq = target && target.accountId === accountId && target.region === this.region ? this.store.getQueueByName(target.name, accountId) : undefined;
+    const reason = !dlq ? 'Dead letter target does not exist.'
+      : dlq.name === name ? 'A queue cannot be its own dead-letter queue.'
+        : isFifoQueue(dlq) !== isFifoName(name) ? 'The dead-letter queue of a FIFO queue must be a FIFO queue, and of a standard queue a standard queue.'
+        : !allowsSource(dlq.attributes, queueArn(this.region, accountId, name)) ? "The dead-letter queue's RedriveAllowPolicy does not allow this queue."
+          : undefined;
+    if (reason !== undefined) throw invalidParameter(`Value ${attributes.RedrivePolicy} for parameter RedrivePolicy is invalid. Reason: ${reason}`);
+  }
+
+  private async listDeadLetterSourceQueues(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
+    const maxResults = optionalInt(p, 'MaxResults', 1, 1000);
+    const after = decodeNextToken(optionalString(p, 'NextToken', 1024));
+    const arn = queueArn(this.region, queue.accountId, queue.name);
+    const names = this.store.listQueues(undefined, queue.accountId)
+      .filter((q) => redrivePolicyOf(q.attributes)?.deadLetterTargetArn === arn)
+      .map((q) => q.name)
+      .filter((n) => after === undefined || n > after)
+      .sort();
+    this.report(queue.queueId, ctx, 'other');
+    const page = names.slice(0, maxResults ?? 1000);
+    const result: Result = { queueUrls: page.map((n) => queueUrl(ctx.baseUrl, queue.accountId, n)) };
+    if (maxResults !== undefined && names.length > page.length) result.NextToken = encodeNextToken(page[page.length - 1]!);
+    return result;
+  }
+
   /** Decrypts what was received. If any fails, all are made visible again before the error goes out. */
   private async open(queueId: string, received: ReceivedMessage[]): Promise<OpenedMessage[]> {
     try {
@@ -407,16 +773,16 @@ export class FrontendNode {
 
   // ---- after receiving ----
 
-  private async deleteMessage(p: Params, ctx: RequestContext): Promise<Result> {
-    const queue = this.queueOf(p);
+  private async deleteMessage(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
     const handle = requiredString(p, 'ReceiptHandle');
     this.report(queue.queueId, ctx, 'delete');
     await this.deleteOne(queue.queueId, handle);
     return {};
   }
 
-  private async deleteMessageBatch(p: Params, ctx: RequestContext): Promise<Result> {
-    const queue = this.queueOf(p);
+  private async deleteMessageBatch(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
     const entries = batchEntries(p, 'DeleteMessageBatchRequestEntry');
     this.report(queue.queueId, ctx, 'delete');
     return this.perEntry(entries, (e) => this.deleteOne(queue.queueId, requiredString(e.params, 'ReceiptHandle')));
@@ -427,8 +793,8 @@ export class FrontendNode {
     if (outcome === 'invalid') throw receiptHandleInvalid(handle);
   }
 
-  private async changeMessageVisibility(p: Params, ctx: RequestContext): Promise<Result> {
-    const queue = this.queueOf(p);
+  private async changeMessageVisibility(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
     const handle = requiredString(p, 'ReceiptHandle');
     const seconds = requiredInt(p, 'VisibilityTimeout', 0, MAX_VISIBILITY_TIMEOUT);
     this.report(queue.queueId, ctx, 'other');
@@ -436,8 +802,8 @@ export class FrontendNode {
     return {};
   }
 
-  private async changeMessageVisibilityBatch(p: Params, ctx: RequestContext): Promise<Result> {
-    const queue = this.queueOf(p);
+  private async changeMessageVisibilityBatch(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
     const entries = batchEntries(p, 'ChangeMessageVisibilityBatchRequestEntry');
     this.report(queue.queueId, ctx, 'other');
     return this.perEntry(entries, (e) => this.changeOne(
@@ -474,10 +840,66 @@ export class FrontendNode {
 
   // ---- shared ----
 
-  private queueOf(p: Params): QueueRecord {
-    const queue = this.store.getQueueByName(queueNameFromUrl(p.QueueUrl));
+  /** The queue the request names, if the caller may use it for this action. */
+  private queueOf(p: Params, ctx: Call): QueueRecord {
+    const ref = queueRefFromUrl(p.QueueUrl);
+    return this.authorized(this.store.getQueueByName(ref.name, ref.accountId ?? ctx.accountId), ctx);
+  }
+
+  /**
+   * The owner's account may do anything its queue's Policy does not explicitly deny; another
+   * account only what the Policy allows it. To another account a queue it may not use does not
+   * exist; the owner is told AccessDenied.
+   */
+  private authorized(queue: QueueRecord | undefined, ctx: Call): QueueRecord {
     if (!queue) throw queueDoesNotExist();
-    return queue;
+    const decision = evaluatePolicy(queue.attributes.Policy, {
+      action: ctx.iamAction,
+      accountId: ctx.accountId,
+      principalArn: ctx.principalArn,
+      resourceArn: queueArn(this.region, queue.accountId, queue.name),
+    });
+    const owner = queue.accountId === ctx.accountId;
+    if (decision === 'allow' || (owner && decision === 'none')) return queue;
+    if (owner) throw new SqsError('AccessDenied', `Access to the resource ${queueArn(this.region, queue.accountId, queue.name)} is denied.`, 403);
+    throw queueDoesNotExist();
+  }
+
+  // ---- permissions ----
+
+  private async addPermission(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
+    const label = permissionLabel(p);
+    const accounts = optionalStringList(p, 'AWSAccountIds') ?? [];
+    const actions = optionalStringList(p, 'Actions') ?? [];
+    if (accounts.length === 0) throw missingParameter('AWSAccountIds');
+    if (actions.length === 0) throw missingParameter('Actions');
+    for (const a of accounts) if (!isAccountId(a)) throw invalidParameter(`Value ${a.slice(0, 64)} for parameter AWSAccountIds is invalid. Reason: not a 12-digit account id.`);
+    for (const a of actions) if (!GRANTABLE.has(a)) throw invalidParameter(`Value ${a.slice(0, 64)} for parameter ActionName is invalid. Reason: Only the queue owner is allowed to invoke this action.`);
+    const doc = policyDocument(queue.attributes.Policy, queueArn(this.region, queue.accountId, queue.name));
+    if (doc.Statement.some((s) => s.Sid === label)) throw invalidParameter(`Value ${label} for parameter Label is invalid. Reason: Already exists.`);
+    doc.Statement.push({
+      Sid: label,
+      Effect: 'Allow',
+      Principal: { AWS: accounts.map((a) => `arn:aws:iam::${a}:root`) },
+      Action: actions.map((a) => `SQS:${a}`),
+      Resource: queueArn(this.region, queue.accountId, queue.name),
+    });
+    this.report(queue.queueId, ctx, 'other');
+    if (!this.store.setQueueAttributes(queue.queueId, { Policy: JSON.stringify(doc) }, this.clock.now())) throw queueDoesNotExist();
+    return {};
+  }
+
+  private async removePermission(p: Params, ctx: Call): Promise<Result> {
+    const queue = this.queueOf(p, ctx);
+    const label = permissionLabel(p);
+    const doc = policyDocument(queue.attributes.Policy, queueArn(this.region, queue.accountId, queue.name));
+    const kept = doc.Statement.filter((s) => s.Sid !== label);
+    if (kept.length === doc.Statement.length) throw invalidParameter(`Value ${label} for parameter Label is invalid. Reason: can't find label.`);
+    this.report(queue.queueId, ctx, 'other');
+    const policy = kept.length === 0 ? '' : JSON.stringify({ ...doc, Statement: kept });
+    if (!this.store.setQueueAttributes(queue.queueId, { Policy: policy }, this.clock.now())) throw queueDoesNotExist();
+    return {};
   }
 
   /**
@@ -559,9 +981,63 @@ export class FrontendNode {
   }
 }
 
+/** MessageGroupId / MessageDeduplicationId: 1..128 of letters, digits and punctuation. */
+function fifoId(p: Params, name: string): string | undefined {
+  const value = optionalString(p, name, 128);
+  if (value === undefined) return undefined;
+  if (!/^[\x21-\x7e]{1,128}$/.test(value)) {
+    throw invalidParameter(`Value ${value.slice(0, 128)} for parameter ${name} is invalid. Reason: it must be 1 to 128 alphanumeric or punctuation characters.`);
+  }
+  return value;
+}
+
+/** A tag map: at most 50, keys 1..128 and values 0..256 characters, no `aws:` keys. */
+function parseTags(input: unknown): Record<string, string> {
+  if (input === undefined || input === null) return {};
+  if (typeof input !== 'object' || Array.isArray(input)) throw invalidParameter('Tags must be a map of keys to values.');
+  const out = Object.create(null) as Record<string, string>;
+  const entries = Object.entries(input as Record<string, unknown>);
+  if (entries.length > MAX_TAGS) throw invalidParameter(`Too many tags: a queue can have at most ${MAX_TAGS}.`);
+  for (const [key, value] of entries) {
+    if (key.length < 1 || key.length > 128) throw invalidParameter('Tag keys must be 1 to 128 characters long.');
+    if (/^aws:/i.test(key)) throw invalidParameter("Tag keys must not start with 'aws:'.");
+    if (typeof value !== 'string' || value.length > 256) throw invalidParameter('Tag values must be strings of at most 256 characters.');
+    out[key] = value;
+  }
+  return out;
+}
+
+/** High-throughput FIFO: per-group throughput needs deduplication within the group. */
+function checkFifoAttributes(attributes: Readonly<Record<string, string>>): void {
+  const effective = effectiveAttributes(attributes);
+  if (effective.FifoThroughputLimit === 'perMessageGroupId' && effective.DeduplicationScope !== 'messageGroup') {
+    throw new SqsError('InvalidAttributeValue', 'Invalid value for the parameter FifoThroughputLimit. Reason: perMessageGroupId requires DeduplicationScope messageGroup.');
+  }
+}
+
+function permissionLabel(p: Params): string {
+  const label = requiredString(p, 'Label');
+  if (!/^[A-Za-z0-9_-]{1,80}$/.test(label)) {
+    throw invalidParameter('Value for parameter Label is invalid. Reason: Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length.');
+  }
+  return label;
+}
+
+/** The queue's policy as an editable document (a new one when it has none). */
+function policyDocument(text: string | undefined, arn: string): { Version: string; Id?: string; Statement: Record<string, unknown>[] } & Record<string, unknown> {
+  if (text) {
+    const doc = JSON.parse(text) as Record<string, unknown>;
+    const statements = Array.isArray(doc.Statement) ? doc.Statement : doc.Statement === undefined ? [] : [doc.Statement];
+    return { ...doc, Version: typeof doc.Version === 'string' ? doc.Version : '2012-10-17', Statement: statements as Record<string, unknown>[] };
+  }
+  return { Version: '2012-10-17', Id: `${arn}/SQSDefaultPolicy`, Statement: [] };
+}
+
 function sentOutput(m: Prepared): Result {
   const out: Result = { MessageId: m.messageId, MD5OfMessageBody: m.md5OfBody };
   if (m.md5OfMessageAttributes !== null) out.MD5OfMessageAttributes = m.md5OfMessageAttributes;
+  if (m.md5OfMessageSystemAttributes !== null) out.MD5OfMessageSystemAttributes = m.md5OfMessageSystemAttributes;
+  if (m.sequenceNumber !== undefined) out.SequenceNumber = m.sequenceNumber;
   return out;
 }
 

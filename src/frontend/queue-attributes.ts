@@ -2,6 +2,8 @@ import { SqsError } from '../core/errors.ts';
 import { DEFAULT_KEY_ALIAS } from '../kms/types.ts';
 import type { QueueKeySettings } from '../metadata/types.ts';
 import type { QueueCounts, QueueRecord } from '../store/types.ts';
+import { policyProblem } from './queue-policy.ts';
+import { normalizeRedriveAllowPolicy, normalizeRedrivePolicy } from './redrive.ts';
 import { invalidParameter, missingParameter } from './wire-errors.ts';
 
 /**
@@ -9,7 +11,6 @@ import { invalidParameter, missingParameter } from './wire-errors.ts';
  * The store keeps only the attributes a client set (normalized); defaults are applied on read.
  */
 
-export const ACCOUNT_ID = '000000000000';
 export const DEFAULT_REGION = 'us-east-1';
 
 interface IntRange {
@@ -28,14 +29,15 @@ export type IntAttributeName =
 
 const INT_ATTRIBUTES: Readonly<Record<string, IntRange>> & Readonly<Record<IntAttributeName, IntRange>> = {
   DelaySeconds: { min: 0, max: 900, def: 0 },
-  MaximumMessageSize: { min: 1024, max: 262_144, def: 262_144 },
+  // 1 MiB, SQS's limit (and default) since 2025.
+  MaximumMessageSize: { min: 1024, max: 1_048_576, def: 1_048_576 },
   MessageRetentionPeriod: { min: 60, max: 1_209_600, def: 345_600 },
   ReceiveMessageWaitTimeSeconds: { min: 0, max: 20, def: 0 },
   VisibilityTimeout: { min: 0, max: 43_200, def: 30 },
   KmsDataKeyReusePeriodSeconds: { min: 60, max: 86_400, def: 300 },
 };
 
-const JSON_ATTRIBUTES = ['Policy', 'RedrivePolicy'] as const;
+const JSON_ATTRIBUTES = ['Policy', 'RedrivePolicy', 'RedriveAllowPolicy'] as const;
 const SETTABLE = new Set<string>([...Object.keys(INT_ATTRIBUTES), 'KmsMasterKeyId', 'SqsManagedSseEnabled', ...JSON_ATTRIBUTES]);
 const READ_ONLY = [
   'QueueArn',
@@ -45,23 +47,34 @@ const READ_ONLY = [
   'CreatedTimestamp',
   'LastModifiedTimestamp',
 ] as const;
-const READABLE = new Set<string>([...SETTABLE, ...READ_ONLY]);
+/** Attributes only FIFO queues have, with their allowed values (the first is the default). */
+const FIFO_ATTRIBUTES: Readonly<Record<string, readonly string[]>> = {
+  ContentBasedDeduplication: ['false', 'true'],
+  DeduplicationScope: ['queue', 'messageGroup'],
+  FifoThroughputLimit: ['perQueue', 'perMessageGroupId'],
+};
+const READABLE = new Set<string>([...SETTABLE, ...READ_ONLY, 'FifoQueue', ...Object.keys(FIFO_ATTRIBUTES)]);
 
-const FIFO_REFUSED = (): SqsError => invalidParameter('FIFO queues are not supported');
-
-/** 1..80 of [A-Za-z0-9_-]; a `.fifo` name is refused as FIFO, not as a bad name. */
+/** 1..80 of [A-Za-z0-9_-], the `.fifo` suffix included for FIFO queues. */
 export function validateQueueName(value: unknown): string {
   if (value === undefined || value === null) throw missingParameter('QueueName');
   if (typeof value !== 'string') throw invalidParameter('QueueName must be a string.');
-  if (value.endsWith('.fifo')) throw FIFO_REFUSED();
   if (!isValidQueueName(value)) {
-    throw invalidParameter('Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length');
+    throw invalidParameter('Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length; a FIFO queue name ends in .fifo.');
   }
   return value;
 }
 
 export function isValidQueueName(name: string): boolean {
-  return /^[A-Za-z0-9_-]{1,80}$/.test(name);
+  return name.length <= 80 && /^[A-Za-z0-9_-]{1,80}(\.fifo)?$/.test(name);
+}
+
+export function isFifoName(name: string): boolean {
+  return name.endsWith('.fifo');
+}
+
+export function isFifoQueue(queue: QueueRecord): boolean {
+  return queue.attributes.FifoQueue === 'true';
 }
 
 const invalidValue = (name: string, reason: string): SqsError =>
@@ -72,15 +85,25 @@ const invalidValue = (name: string, reason: string): SqsError =>
  * (integers in canonical form, booleans lower-case). Throws on the first bad entry, so a request
  * with any bad attribute changes nothing.
  */
-export function parseQueueAttributes(input: unknown): Record<string, string> {
+export function parseQueueAttributes(input: unknown, queue: { fifo: boolean; creating: boolean } = { fifo: false, creating: true }): Record<string, string> {
   if (input === undefined || input === null) return {};
   if (typeof input !== 'object' || Array.isArray(input)) throw invalidParameter('Attributes must be a map of attribute names to string values.');
   const out: Record<string, string> = {};
   for (const [name, raw] of Object.entries(input as Record<string, unknown>)) {
     if (name === 'FifoQueue') {
-      if (raw === 'true' || raw === true) throw FIFO_REFUSED();
-      if (raw === 'false' || raw === false) continue; // a standard queue, which is what we make anyway
-      throw invalidValue(name, "must be 'true' or 'false'.");
+      const value = typeof raw === 'string' ? raw.toLowerCase() : raw;
+      if (value !== 'true' && value !== 'false') throw invalidValue(name, "must be 'true' or 'false'.");
+      if (!queue.creating) throw invalidValue(name, 'a queue\'s type cannot be changed.');
+      if ((value === 'true') !== queue.fifo) {
+        throw invalidParameter(queue.fifo ? 'The attribute FifoQueue must be true for a queue name ending in .fifo.' : 'The name of a FIFO queue must end with the .fifo suffix.');
+      }
+      continue; // the name decides; the front-end stores FifoQueue for FIFO queues
+    }
+    const allowed = FIFO_ATTRIBUTES[name];
+    if (allowed && queue.fifo) {
+      if (typeof raw !== 'string' || !allowed.includes(raw)) throw invalidValue(name, `must be one of ${allowed.join(', ')}.`);
+      out[name] = raw;
+      continue;
     }
     if (!SETTABLE.has(name)) throw new SqsError('InvalidAttributeName', `Unknown Attribute ${name.slice(0, 256)}.`);
     if (typeof raw !== 'string') throw invalidValue(name, 'must be a string.');
@@ -110,19 +133,19 @@ function normalizeValue(name: string, raw: string): string {
       // '' turns KMS SSE off. Otherwise a key id, key ARN, alias name or alias ARN.
       if (raw !== '' && !/^[A-Za-z0-9:/_.+=@-]{1,2048}$/.test(raw)) throw invalidValue(name, 'must be a KMS key id, key ARN or alias.');
       return raw;
-    default: // Policy, RedrivePolicy: stored as given; '' removes them. Not enforced here.
-      if (raw !== '' && !isJsonObject(raw)) throw invalidValue(name, 'must be a JSON object.');
+    case 'Policy': {
+      // Enforced by the front-end (queue-policy.ts): only documents it can evaluate are kept.
       if (Buffer.byteLength(raw) > 20_480) throw invalidValue(name, 'must be at most 20 KiB.');
+      const problem = raw === '' ? undefined : policyProblem(raw);
+      if (problem !== undefined) throw invalidValue(name, problem);
       return raw;
-  }
-}
-
-function isJsonObject(text: string): boolean {
-  try {
-    const value: unknown = JSON.parse(text);
-    return typeof value === 'object' && value !== null && !Array.isArray(value);
-  } catch {
-    return false;
+    }
+    case 'RedrivePolicy': // '' removes it; whether the target exists is checked by the front-end
+      return raw === '' ? raw : normalizeRedrivePolicy(raw);
+    case 'RedriveAllowPolicy':
+      return raw === '' ? raw : normalizeRedriveAllowPolicy(raw);
+    default:
+      throw new SqsError('InvalidAttributeName', `Unknown Attribute ${name.slice(0, 256)}.`);
   }
 }
 
@@ -148,6 +171,10 @@ export function effectiveAttributes(stored: Readonly<Record<string, string>>): R
     if (SETTABLE.has(name) && value !== '') out[name] = value;
   }
   out.SqsManagedSseEnabled ??= out.KmsMasterKeyId ? 'false' : 'true';
+  if (stored.FifoQueue === 'true') {
+    out.FifoQueue = 'true';
+    for (const [name, values] of Object.entries(FIFO_ATTRIBUTES)) out[name] = stored[name] || values[0]!;
+  }
   return out;
 }
 
@@ -182,8 +209,8 @@ export function parseAttributeNames(input: unknown): 'all' | Set<string> {
   return names;
 }
 
-export function queueArn(region: string, name: string): string {
-  return `arn:aws:sqs:${region}:${ACCOUNT_ID}:${name}`;
+export function queueArn(region: string, accountId: string, name: string): string {
+  return `arn:aws:sqs:${region}:${accountId}:${name}`;
 }
 
 /**
@@ -201,7 +228,7 @@ export function queueAttributeView(
   for (const [name, value] of Object.entries(effectiveAttributes(queue.attributes))) {
     if (want(name)) out[name] = value;
   }
-  if (want('QueueArn')) out.QueueArn = queueArn(region, queue.name);
+  if (want('QueueArn')) out.QueueArn = queueArn(region, queue.accountId, queue.name);
   if (want('ApproximateNumberOfMessages') || want('ApproximateNumberOfMessagesNotVisible') || want('ApproximateNumberOfMessagesDelayed')) {
     const c = counts();
     if (want('ApproximateNumberOfMessages')) out.ApproximateNumberOfMessages = String(c.visible);

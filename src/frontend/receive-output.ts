@@ -1,15 +1,18 @@
 import { SqsError } from '../core/errors.ts';
 import type { ReceivedMessage } from '../store/types.ts';
 import { md5OfBody, md5OfMessageAttributes } from './md5.ts';
-import { attributesToWire, decodeAttributes, selectAttributes } from './message-attributes.ts';
+import { TRACE_HEADER_KEY, attributesToWire, decodeAttributes, selectAttributes } from './message-attributes.ts';
 import { optionalStringList, type Params } from './params.ts';
 
 /** The message system attributes this service keeps. */
-const KEPT = ['SenderId', 'SentTimestamp', 'ApproximateReceiveCount', 'ApproximateFirstReceiveTimestamp'] as const;
+const KEPT = [
+  'SenderId', 'SentTimestamp', 'ApproximateReceiveCount', 'ApproximateFirstReceiveTimestamp', 'AWSTraceHeader',
+  'MessageGroupId', 'MessageDeduplicationId', 'SequenceNumber', 'DeadLetterQueueSourceArn',
+] as const;
 type Kept = (typeof KEPT)[number];
 
 /** Valid names that standard queues here never carry (FIFO, tracing, redrive): accepted, never returned. */
-const NEVER_SET = new Set(['SequenceNumber', 'MessageDeduplicationId', 'MessageGroupId', 'AWSTraceHeader', 'DeadLetterQueueSourceArn']);
+const NEVER_SET = new Set<string>();
 
 /**
  * The system attributes a ReceiveMessage asks for, from MessageSystemAttributeNames (unknown names
@@ -47,18 +50,29 @@ export function messageOutput(
     MD5OfBody: md5OfBody(body),
     Body: body,
   };
+  const stored = decodeAttributes(m.attributes);
+  const trace = stored[TRACE_HEADER_KEY]?.StringValue;
+  delete stored[TRACE_HEADER_KEY];
   if (system.size > 0) {
-    const values: Record<Kept, string> = {
+    const values: Record<Kept, string | undefined> = {
       SenderId: m.stored.senderPrincipal,
       SentTimestamp: String(m.stored.sentAt),
       ApproximateReceiveCount: String(m.stored.receiveCount),
       ApproximateFirstReceiveTimestamp: String(m.stored.firstReceivedAt ?? now),
+      AWSTraceHeader: trace,
+      MessageGroupId: m.stored.groupId,
+      MessageDeduplicationId: m.stored.dedupId,
+      SequenceNumber: m.stored.sequenceNumber,
+      DeadLetterQueueSourceArn: m.stored.deadLetterSourceArn,
     };
     const attributes: Record<string, string> = {};
-    for (const name of system) attributes[name] = values[name];
+    for (const name of system) {
+      const value = values[name];
+      if (value !== undefined) attributes[name] = value;
+    }
     out.Attributes = attributes;
   }
-  const selected = selectAttributes(decodeAttributes(m.attributes), wantAttribute);
+  const selected = selectAttributes(stored, wantAttribute);
   if (Object.keys(selected).length > 0) {
     out.MessageAttributes = attributesToWire(selected);
     out.MD5OfMessageAttributes = md5OfMessageAttributes(selected);

@@ -23,13 +23,17 @@ const MAX_SKEW_MS = 15 * 60 * 1000;
 const SIGNING_KEY_CACHE_MAX = 256;
 
 const denied = (code: string, message: string): SqsError => new SqsError(code, message, 403);
-const incomplete = (message: string): SqsError => denied('IncompleteSignature', message);
+// SQS answers a malformed or expired signature with 400, a wrong one with 403.
+const incomplete = (message: string): SqsError => new SqsError('IncompleteSignature', message, 400);
 const mismatch = (message = 'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.'): SqsError =>
   denied('SignatureDoesNotMatch', message);
 
-/** What the signature must be scoped to, and the headers it must cover (besides host and x-amz-date). */
-export interface SigV4Scope {
-  service: string;
+export interface SigV4Checks {
+  /** The service the signature must be scoped to. Default 'sqs'. */
+  service?: string;
+  /** The service's region: a request signed for another is refused. Default: any region. */
+  region?: string;
+  /** Headers (lower case) that must be signed when present, so they cannot be changed in transit. */
   mustSign?: readonly string[];
 }
 
@@ -37,7 +41,7 @@ export function verifySigV4(
   req: SigV4Request,
   secretFor: (accessKeyId: string) => string | undefined,
   nowMs: number,
-  want: SigV4Scope = { service: SERVICE },
+  checks: SigV4Checks = {},
 ): { principal: string } {
   const authorization = singleHeader(req.headers, 'authorization');
   if (authorization === undefined || authorization.trim() === '') {
@@ -50,18 +54,24 @@ export function verifySigV4(
   const dateMs = parseAmzDate(amzDate);
   if (!auth.signedHeaders.includes('host')) throw incomplete("'Host' must be a 'SignedHeader' in the AWS Authorization.");
   if (!auth.signedHeaders.includes('x-amz-date')) throw incomplete("'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization.");
-  for (const name of want.mustSign ?? []) {
-    if (req.headers[name] !== undefined && !auth.signedHeaders.includes(name)) throw incomplete(`'${name}' must be a 'SignedHeader' in the AWS Authorization.`);
+  for (const name of checks.mustSign ?? []) {
+    if (req.headers[name] !== undefined && !auth.signedHeaders.includes(name)) {
+      throw incomplete(`'${name}' must be a 'SignedHeader' in the AWS Authorization.`);
+    }
   }
 
   const secret = secretFor(auth.accessKeyId);
   if (secret === undefined) throw denied('InvalidClientTokenId', 'The security token included in the request is invalid.');
 
   if (Math.abs(dateMs - nowMs) > MAX_SKEW_MS) {
-    throw denied('RequestExpired', `Request has expired: the signature date ${amzDate} is more than 15 minutes from the server time.`);
+    throw new SqsError('RequestExpired', `Request has expired: the signature date ${amzDate} is more than 15 minutes from the server time.`, 400);
   }
   if (auth.date !== amzDate.slice(0, 8)) throw mismatch(`Credential should be scoped to a valid date: ${amzDate.slice(0, 8)}.`);
-  if (auth.service !== want.service) throw mismatch(`Credential should be scoped to correct service: '${want.service}'.`);
+  const service = checks.service ?? SERVICE;
+  if (auth.service !== service) throw mismatch(`Credential should be scoped to correct service: '${service}'.`);
+  if (checks.region !== undefined && auth.region !== checks.region) {
+    throw mismatch(`Credential should be scoped to a valid region, not '${auth.region}'.`);
+  }
 
   // The payload hash is always computed from the body itself. A client-sent x-amz-content-sha256
   // must agree with it; UNSIGNED-PAYLOAD is refused because SQS bodies are always signed.

@@ -141,7 +141,7 @@ export function createKmsApiServer(options: KmsApiServerOptions): FastifyInstanc
         (accessKeyId) => credentials.get(accessKeyId),
         clock.now(),
         // The target and the content type are what the request does: a captured request must not be replayable as another one.
-        { service: 'kms', mustSign: ['x-amz-target', 'content-type'] },
+        { service: 'kms', region: options.region, mustSign: ['x-amz-target', 'content-type'] },
       );
       const target = request.headers['x-amz-target'];
       const name = typeof target === 'string' && target.startsWith(TARGET_PREFIX) ? target.slice(TARGET_PREFIX.length) : undefined;

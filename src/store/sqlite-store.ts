@@ -24,6 +24,12 @@ import {
   type QueueRecord,
   type ReceivedMessage,
   type StoredMessage,
+  type MessageMove,
+  type FifoDedup,
+  type FifoPutResult,
+  type ReceiveOptions,
+  type MoveTaskRecord,
+  LEGACY_ACCOUNT_ID,
 } from './types.ts';
 
 export interface SqliteStoreOptions {
@@ -74,6 +80,50 @@ export const MIGRATIONS: readonly string[] = [
   -- Serves dropExpired.
   CREATE INDEX messages_by_sent ON messages (queue_id, sent_at);
   `,
+  // Accounts: a queue's name column holds its path in the account namespace, '<account>/<name>'
+  // (still unique). Queues made before accounts existed belong to the legacy account.
+  `
+  UPDATE queues SET name = '${LEGACY_ACCOUNT_ID}/' || name WHERE instr(name, '/') = 0;
+  `,
+  // Tags; the last purge (one purge per 60 s); recently deleted names (no reuse within 60 s).
+  `
+  ALTER TABLE queues ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';
+  ALTER TABLE queues ADD COLUMN purged_at INTEGER;
+  CREATE TABLE deleted_queues (
+    name       TEXT PRIMARY KEY,
+    deleted_at INTEGER NOT NULL
+  );
+  `,
+  // FIFO queues: a message's group, deduplication id and sequence number; the per-queue sequence;
+  // the deduplication window.
+  `
+  ALTER TABLE messages ADD COLUMN group_id TEXT;
+  ALTER TABLE messages ADD COLUMN dedup_id TEXT;
+  ALTER TABLE messages ADD COLUMN sequence_number TEXT;
+  ALTER TABLE queues ADD COLUMN fifo_sequence INTEGER NOT NULL DEFAULT 0;
+  -- Serves the group check of a FIFO receive: is an earlier message of the group invisible?
+  CREATE INDEX messages_by_group ON messages (queue_id, group_id, seq) WHERE group_id IS NOT NULL;
+  CREATE TABLE fifo_dedup (
+    queue_id        TEXT NOT NULL,
+    scope           TEXT NOT NULL,
+    dedup_id        TEXT NOT NULL,
+    message_id      TEXT NOT NULL,
+    sequence_number TEXT NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    PRIMARY KEY (queue_id, scope, dedup_id)
+  );
+  `,
+  // Where a dead-lettered message came from (for redrive back to it), and message move tasks.
+  `
+  ALTER TABLE messages ADD COLUMN dead_letter_source TEXT;
+  CREATE TABLE move_tasks (
+    task_handle     TEXT PRIMARY KEY,
+    source_arn      TEXT NOT NULL,
+    record          TEXT NOT NULL,
+    started_at      INTEGER NOT NULL
+  );
+  CREATE INDEX move_tasks_by_source ON move_tasks (source_arn, started_at);
+  `,
   // The MD5s of plaintext bodies and attributes said something about the plaintext at rest (equal
   // bodies, guessable short ones). They are recomputed after decryption instead: overwrite, then drop.
   `
@@ -90,6 +140,8 @@ interface QueueRow {
   created_at: number;
   updated_at: number;
   attributes: string;
+  tags: string;
+  purged_at: number | null;
 }
 
 interface MessageRow {
@@ -108,6 +160,10 @@ interface MessageRow {
   receive_count: number;
   first_received_at: number | null;
   receipt_nonce: string | null;
+  group_id: string | null;
+  dedup_id: string | null;
+  sequence_number: string | null;
+  dead_letter_source: string | null;
 }
 
 interface MessageParams {
@@ -122,6 +178,10 @@ interface MessageParams {
   sentAt: number;
   visibleAt: number;
   bodyBytes: number;
+  groupId: string | null;
+  dedupId: string | null;
+  sequenceNumber: string | null;
+  deadLetterSource: string | null;
 }
 
 interface PendingPut {
@@ -132,10 +192,16 @@ interface PendingPut {
 
 function prepareStatements(db: Database.Database) {
   return {
-    insertQueue: db.prepare<[string, string, number, number, string]>(
-      `INSERT INTO queues (queue_id, name, created_at, updated_at, attributes) VALUES (?, ?, ?, ?, ?)
+    insertQueue: db.prepare<[string, string, number, number, string, string]>(
+      `INSERT INTO queues (queue_id, name, created_at, updated_at, attributes, tags) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (name) DO NOTHING`,
     ),
+    updateQueueTags: db.prepare<[string, string]>('UPDATE queues SET tags = ? WHERE queue_id = ?'),
+    markPurged: db.prepare<[number, string]>('UPDATE queues SET purged_at = ? WHERE queue_id = ?'),
+    recordDeleted: db.prepare<[string, number]>(
+      'INSERT INTO deleted_queues (name, deleted_at) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET deleted_at = excluded.deleted_at',
+    ),
+    deletedAt: db.prepare<[string], { deleted_at: number }>('SELECT deleted_at FROM deleted_queues WHERE name = ?'),
     queueByName: db.prepare<[string], QueueRow>('SELECT * FROM queues WHERE name = ?'),
     queueById: db.prepare<[string], QueueRow>('SELECT * FROM queues WHERE queue_id = ?'),
     // substr rather than LIKE: queue names may contain '_', which LIKE treats as a wildcard.
@@ -148,10 +214,40 @@ function prepareStatements(db: Database.Database) {
     deleteQueue: db.prepare<[string]>('DELETE FROM queues WHERE queue_id = ?'),
     insertMessage: db.prepare<MessageParams>(
       `INSERT INTO messages (queue_id, message_id, body, attributes, encrypted_dek, dek_id, kms_key_id,
-         sender, sent_at, visible_at, body_bytes)
+         sender, sent_at, visible_at, body_bytes, group_id, dedup_id, sequence_number, dead_letter_source)
        VALUES (@queueId, @messageId, @body, @attributes, @encryptedDek, @dekId, @kmsKeyId,
-         @sender, @sentAt, @visibleAt, @bodyBytes)`,
+         @sender, @sentAt, @visibleAt, @bodyBytes, @groupId, @dedupId, @sequenceNumber, @deadLetterSource)`,
     ),
+    saveMoveTask: db.prepare<[string, string, string, number]>(
+      `INSERT INTO move_tasks (task_handle, source_arn, record, started_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (task_handle) DO UPDATE SET record = excluded.record`,
+    ),
+    moveTask: db.prepare<[string], { record: string }>('SELECT record FROM move_tasks WHERE task_handle = ?'),
+    moveTasksOf: db.prepare<[string, number], { record: string }>(
+      'SELECT record FROM move_tasks WHERE source_arn = ? ORDER BY started_at DESC, rowid DESC LIMIT ?',
+    ),
+
+    // FIFO order: by send order, skipping every message of a group with an earlier one invisible
+    // (in flight, or delayed), so a group is delivered strictly in order, one batch at a time.
+    selectVisibleFifo: db.prepare<{ queueId: string; now: number; max: number }, MessageRow>(
+      `SELECT * FROM messages m WHERE m.queue_id = @queueId AND m.visible_at <= @now
+         AND NOT EXISTS (SELECT 1 FROM messages o WHERE o.queue_id = m.queue_id AND o.group_id = m.group_id
+                         AND o.seq < m.seq AND o.visible_at > @now)
+       ORDER BY m.seq LIMIT @max`,
+    ),
+    nextFifoSequence: db.prepare<[string], { fifo_sequence: number }>(
+      'UPDATE queues SET fifo_sequence = fifo_sequence + 1 WHERE queue_id = ? RETURNING fifo_sequence',
+    ),
+    findDedup: db.prepare<[string, string, string, number], { message_id: string; sequence_number: string }>(
+      'SELECT message_id, sequence_number FROM fifo_dedup WHERE queue_id = ? AND scope = ? AND dedup_id = ? AND expires_at > ?',
+    ),
+    putDedup: db.prepare<[string, string, string, string, string, number]>(
+      `INSERT INTO fifo_dedup (queue_id, scope, dedup_id, message_id, sequence_number, expires_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (queue_id, scope, dedup_id) DO UPDATE SET message_id = excluded.message_id,
+         sequence_number = excluded.sequence_number, expires_at = excluded.expires_at`,
+    ),
+    dropExpiredDedup: db.prepare<[string, number]>('DELETE FROM fifo_dedup WHERE queue_id = ? AND expires_at <= ?'),
+    dropQueueDedup: db.prepare<[string]>('DELETE FROM fifo_dedup WHERE queue_id = ?'),
     // Walks the index in its own order, so the cost is `max` rows however long the backlog is.
     selectVisible: db.prepare<[string, number, number], MessageRow>(
       'SELECT * FROM messages WHERE queue_id = ? AND visible_at <= ? ORDER BY visible_at, seq LIMIT ?',
@@ -162,6 +258,8 @@ function prepareStatements(db: Database.Database) {
        WHERE seq = ?`,
     ),
     deleteMessage: db.prepare<[string, string]>('DELETE FROM messages WHERE queue_id = ? AND message_id = ?'),
+    deleteLeased: db.prepare<[string, string, string]>('DELETE FROM messages WHERE queue_id = ? AND message_id = ? AND receipt_nonce = ?'),
+    markLeased: db.prepare<[number, string, number]>('UPDATE messages SET visible_at = ?, receipt_nonce = ? WHERE seq = ?'),
     changeVisibility: db.prepare<[number, string, string, string, number]>(
       `UPDATE messages SET visible_at = ?
        WHERE queue_id = ? AND message_id = ? AND receipt_nonce = ? AND visible_at > ?`,
@@ -198,13 +296,22 @@ function closedError(): PkpError {
   return new PkpError('StoreClosed', 'the message store is closed');
 }
 
+/** The name column's value for a queue: its path in the account namespace. */
+function pathOf(accountId: string, name: string): string {
+  return `${accountId}/${name}`;
+}
+
 function toQueue(row: QueueRow): QueueRecord {
+  const slash = row.name.indexOf('/');
   return {
     queueId: row.queue_id,
-    name: row.name,
+    accountId: row.name.slice(0, slash),
+    name: row.name.slice(slash + 1),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     attributes: JSON.parse(row.attributes) as Record<string, string>,
+    tags: JSON.parse(row.tags) as Record<string, string>,
+    lastPurgedAt: row.purged_at,
   };
 }
 
@@ -223,6 +330,10 @@ function toStored(row: MessageRow): StoredMessage {
     bodyBytes: row.body_bytes,
     receiveCount: row.receive_count,
     firstReceivedAt: row.first_received_at,
+    ...(row.group_id !== null ? { groupId: row.group_id } : {}),
+    ...(row.dedup_id !== null ? { dedupId: row.dedup_id } : {}),
+    ...(row.sequence_number !== null ? { sequenceNumber: row.sequence_number } : {}),
+    ...(row.dead_letter_source !== null ? { deadLetterSourceArn: row.dead_letter_source } : {}),
   };
 }
 
@@ -239,6 +350,10 @@ function toParams(m: NewMessage): MessageParams {
     sentAt: m.sentAt,
     visibleAt: m.visibleAt,
     bodyBytes: m.bodyBytes,
+    groupId: m.groupId ?? null,
+    dedupId: m.dedupId ?? null,
+    sequenceNumber: m.sequenceNumber ?? null,
+    deadLetterSource: m.deadLetterSourceArn ?? null,
   };
 }
 
@@ -264,6 +379,10 @@ function putError(err: unknown): PkpError {
 /** New messages cannot be stored: nothing was written. Reads and deletes still work. */
 function storeFull(): PkpError {
   return new PkpError('StoreFull', 'the disk is full: no new message can be stored until space is freed');
+}
+
+function requireAccount(accountId: string): void {
+  if (!/^\d{12}$/.test(accountId)) throw new PkpError('InvalidArgument', 'an account id is 12 digits');
 }
 
 function requireFinite(name: string, value: number): void {
@@ -295,7 +414,9 @@ export class SqliteMessageStore implements MessageStore {
   // Transactions are built once; nested calls (a put inside the batch) become savepoints.
   private readonly writeBatch: Database.Transaction<(batch: PendingPut[], failures: Map<PendingPut, PkpError>) => void>;
   private readonly insertCall: Database.Transaction<(messages: NewMessage[]) => void>;
-  private readonly receiveTx: Database.Transaction<(queueId: string, max: number, visibleAt: number, now: number) => ReceivedMessage[]>;
+  private readonly receiveTx: Database.Transaction<(queueId: string, max: number, visibleAt: number, now: number, options: ReceiveOptions) => ReceivedMessage[]>;
+  private readonly fifoPutTx: Database.Transaction<(queueId: string, messages: NewMessage[], dedup: FifoDedup, now: number) => FifoPutResult[]>;
+  private readonly moveTx: Database.Transaction<(sourceQueueId: string, moves: MessageMove[]) => number>;
   private readonly setAttributesTx: Database.Transaction<(queueId: string, attributes: Record<string, string>, now: number) => QueueRecord | undefined>;
   private readonly deleteQueueTx: Database.Transaction<(queueId: string) => boolean>;
 
@@ -319,10 +440,18 @@ export class SqliteMessageStore implements MessageStore {
       }
     });
 
-    this.receiveTx = db.transaction((queueId: string, max: number, visibleAt: number, now: number) => {
-      const rows = this.s.selectVisible.all(queueId, now, max);
+    this.receiveTx = db.transaction((queueId: string, max: number, visibleAt: number, now: number, options: ReceiveOptions) => {
+      const redrive = options.redrive;
+      const rows = options.fifo ? this.s.selectVisibleFifo.all({ queueId, now, max }) : this.s.selectVisible.all(queueId, now, max);
       return rows.map((row): ReceivedMessage => {
         const nonce = randomBytes(16).toString('hex');
+        if (redrive && row.receive_count >= redrive.maxReceiveCount) {
+          // Not received: leased for its move to the dead-letter queue, in this same transaction.
+          this.s.markLeased.run(now + redrive.leaseMs, nonce, row.seq);
+          const leased = toStored(row);
+          leased.visibleAt = now + redrive.leaseMs;
+          return { ...leased, receiptHandle: encodeReceiptHandle({ queueId, messageId: row.message_id, nonce }), redrive: true };
+        }
         this.s.markReceived.run(visibleAt, now, nonce, row.seq);
         const message = toStored(row);
         message.visibleAt = visibleAt;
@@ -343,8 +472,39 @@ export class SqliteMessageStore implements MessageStore {
       return queue;
     });
 
+    this.fifoPutTx = db.transaction((queueId: string, messages: NewMessage[], dedup: FifoDedup, now: number) => {
+      this.s.dropExpiredDedup.run(queueId, now);
+      return messages.map((m): FifoPutResult => {
+        const scope = dedup.scope === 'messageGroup' ? m.groupId ?? '' : '';
+        const dedupId = m.dedupId ?? '';
+        const seen = this.s.findDedup.get(queueId, scope, dedupId, now);
+        if (seen) return { messageId: seen.message_id, sequenceNumber: seen.sequence_number, duplicate: true };
+        const n = this.s.nextFifoSequence.get(queueId);
+        if (!n) throw new PkpError('QueueNotFound', 'the message names a queue that does not exist');
+        const sequenceNumber = String(n.fifo_sequence).padStart(20, '0');
+        this.s.insertMessage.run(toParams({ ...m, sequenceNumber }));
+        this.s.putDedup.run(queueId, scope, dedupId, m.messageId, sequenceNumber, now + dedup.windowMs);
+        return { messageId: m.messageId, sequenceNumber, duplicate: false };
+      });
+    });
+
+    this.moveTx = db.transaction((sourceQueueId: string, moves: MessageMove[]) => {
+      let moved = 0;
+      for (const move of moves) {
+        const handle = decodeReceiptHandle(move.receiptHandle);
+        if (!handle || handle.queueId !== sourceQueueId || handle.messageId !== move.message.messageId) {
+          throw new PkpError('InvalidArgument', 'a move names a handle of another message or queue');
+        }
+        if (this.s.deleteLeased.run(sourceQueueId, handle.messageId, handle.nonce).changes === 0) continue;
+        this.s.insertMessage.run(toParams(move.message));
+        moved++;
+      }
+      return moved;
+    });
+
     this.deleteQueueTx = db.transaction((queueId: string) => {
       this.s.purge.run(queueId);
+      this.s.dropQueueDedup.run(queueId);
       return this.s.deleteQueue.run(queueId).changes > 0;
     });
   }
@@ -371,6 +531,7 @@ export class SqliteMessageStore implements MessageStore {
       db.pragma('wal_autocheckpoint = 1000');
       db.pragma(`journal_size_limit = ${4 * 1024 * 1024}`);
       migrate(db);
+      failInterruptedMoveTasks(db);
       if (!memory) for (const suffix of ['-wal', '-shm']) if (existsSync(options.path + suffix)) chmodSync(options.path + suffix, 0o600);
       const reserve = new DiskReserve(memory ? undefined : `${options.path}-reserve`, options.reserveBytes ?? 8 * 1024 * 1024);
       const store = new SqliteMessageStore(db, options.onOp, reserve);
@@ -385,25 +546,31 @@ export class SqliteMessageStore implements MessageStore {
 
   // ---- queues ----
 
-  createQueue(name: string, attributes: Record<string, string>, now: number): CreateQueueResult {
+  createQueue(name: string, attributes: Record<string, string>, now: number, accountId = LEGACY_ACCOUNT_ID, tags: Record<string, string> = {}): CreateQueueResult {
     this.begin('createQueue');
+    requireAccount(accountId);
     const queue: QueueRecord = {
       queueId: randomBytes(16).toString('hex'),
+      accountId,
       name,
       createdAt: now,
       updatedAt: now,
       attributes: { ...attributes },
+      tags: { ...tags },
+      lastPurgedAt: null,
     };
-    const inserted = this.s.insertQueue.run(queue.queueId, name, now, now, JSON.stringify(queue.attributes));
+    const path = pathOf(accountId, name);
+    const inserted = this.s.insertQueue.run(queue.queueId, path, now, now, JSON.stringify(queue.attributes), JSON.stringify(queue.tags));
     if (inserted.changes > 0) return { outcome: 'created', queue: this.remember(queue) };
-    return { outcome: 'exists', queue: this.remember(toQueue(this.s.queueByName.get(name)!)) };
+    return { outcome: 'exists', queue: this.remember(toQueue(this.s.queueByName.get(path)!)) };
   }
 
-  getQueueByName(name: string): QueueRecord | undefined {
+  getQueueByName(name: string, accountId = LEGACY_ACCOUNT_ID): QueueRecord | undefined {
     this.begin('getQueueByName');
-    const known = this.queueIdsByName.get(name);
+    const path = pathOf(accountId, name);
+    const known = this.queueIdsByName.get(path);
     if (known !== undefined) return this.queuesById.get(known);
-    const row = this.s.queueByName.get(name);
+    const row = this.s.queueByName.get(path);
     return row && this.remember(toQueue(row));
   }
 
@@ -415,9 +582,9 @@ export class SqliteMessageStore implements MessageStore {
     return row && this.remember(toQueue(row));
   }
 
-  listQueues(prefix = ''): QueueRecord[] {
+  listQueues(prefix = '', accountId = LEGACY_ACCOUNT_ID): QueueRecord[] {
     this.begin('listQueues');
-    return this.s.listQueues.all({ prefix }).map(toQueue);
+    return this.s.listQueues.all({ prefix: pathOf(accountId, prefix) }).map(toQueue);
   }
 
   setQueueAttributes(queueId: string, attributes: Record<string, string>, now: number): QueueRecord | undefined {
@@ -426,19 +593,34 @@ export class SqliteMessageStore implements MessageStore {
     return updated && this.remember(updated);
   }
 
-  deleteQueue(queueId: string): boolean {
+  deleteQueue(queueId: string, now?: number): boolean {
     this.begin('deleteQueue', queueId);
-    const known = this.queuesById.get(queueId);
-    if (known) this.queueIdsByName.delete(known.name);
+    const known = this.getQueueById(queueId);
+    if (known) this.queueIdsByName.delete(pathOf(known.accountId, known.name));
     this.queuesById.delete(queueId);
-    return this.deleteQueueTx.immediate(queueId);
+    const deleted = this.deleteQueueTx.immediate(queueId);
+    if (deleted && known && now !== undefined) this.s.recordDeleted.run(pathOf(known.accountId, known.name), now);
+    return deleted;
+  }
+
+  queueDeletedAt(name: string, accountId = LEGACY_ACCOUNT_ID): number | undefined {
+    this.begin('queueDeletedAt');
+    return this.s.deletedAt.get(pathOf(accountId, name))?.deleted_at;
+  }
+
+  setQueueTags(queueId: string, tags: Record<string, string>): QueueRecord | undefined {
+    this.begin('setQueueTags');
+    const current = this.getQueueById(queueId);
+    if (!current || this.s.updateQueueTags.run(JSON.stringify(tags), queueId).changes === 0) return undefined;
+    return this.remember({ ...current, attributes: { ...current.attributes }, tags: { ...tags } });
   }
 
   private remember(queue: QueueRecord): QueueRecord {
     Object.freeze(queue.attributes);
+    Object.freeze(queue.tags);
     Object.freeze(queue);
     this.queuesById.set(queue.queueId, queue);
-    this.queueIdsByName.set(queue.name, queue.queueId);
+    this.queueIdsByName.set(pathOf(queue.accountId, queue.name), queue.queueId);
     return queue;
   }
 
@@ -456,12 +638,59 @@ export class SqliteMessageStore implements MessageStore {
     });
   }
 
-  async receiveMessages(queueId: string, max: number, visibilityTimeoutMs: number, now: number): Promise<ReceivedMessage[]> {
+  async receiveMessages(queueId: string, max: number, visibilityTimeoutMs: number, now: number, options: ReceiveOptions = {}): Promise<ReceivedMessage[]> {
     this.begin('receiveMessages', queueId);
     requireFinite('now', now);
     requireFinite('visibilityTimeoutMs', visibilityTimeoutMs);
+    const redrive = options.redrive;
+    if (redrive) {
+      requireIntIn('maxReceiveCount', redrive.maxReceiveCount, 0, 1000); // 0: lease every message (a move task)
+      requireFinite('leaseMs', redrive.leaseMs);
+    }
     if (!(max >= 1)) return [];
-    return this.evenIfFull(() => this.receiveTx.immediate(queueId, Math.floor(max), now + visibilityTimeoutMs, now));
+    return this.evenIfFull(() => this.receiveTx.immediate(queueId, Math.floor(max), now + visibilityTimeoutMs, now, options));
+  }
+
+  saveMoveTask(task: MoveTaskRecord): void {
+    this.begin('saveMoveTask');
+    this.s.saveMoveTask.run(task.taskHandle, task.sourceArn, JSON.stringify(task), task.startedAt);
+  }
+
+  getMoveTask(taskHandle: string): MoveTaskRecord | undefined {
+    this.begin('getMoveTask');
+    const row = this.s.moveTask.get(taskHandle);
+    return row && (JSON.parse(row.record) as MoveTaskRecord);
+  }
+
+  listMoveTasks(sourceArn: string, limit: number): MoveTaskRecord[] {
+    this.begin('listMoveTasks');
+    return this.s.moveTasksOf.all(sourceArn, limit).map((r) => JSON.parse(r.record) as MoveTaskRecord);
+  }
+
+  async putFifoMessages(queueId: string, messages: NewMessage[], dedup: FifoDedup, now: number): Promise<FifoPutResult[]> {
+    this.begin('putFifoMessages', queueId);
+    requireFinite('now', now);
+    for (const m of messages) {
+      if (m.queueId !== queueId || typeof m.groupId !== 'string' || typeof m.dedupId !== 'string') {
+        throw new PkpError('InvalidArgument', 'a FIFO message names its queue, a group id and a deduplication id');
+      }
+    }
+    try {
+      return this.fifoPutTx.immediate(queueId, messages, dedup, now);
+    } catch (err) {
+      throw err instanceof PkpError ? err : putError(err);
+    }
+  }
+
+  async moveMessages(sourceQueueId: string, moves: MessageMove[]): Promise<number> {
+    this.begin('moveMessages', sourceQueueId);
+    if (moves.length === 0) return 0;
+    if (moves.some((m) => this.pendingQueues.has(m.message.queueId))) this.flush(); // puts to the destination commit first
+    try {
+      return this.moveTx.immediate(sourceQueueId, moves);
+    } catch (err) {
+      throw err instanceof PkpError ? err : putError(err);
+    }
   }
 
   async deleteMessage(queueId: string, receiptHandle: string): Promise<'deleted' | 'gone' | 'invalid'> {
@@ -482,9 +711,15 @@ export class SqliteMessageStore implements MessageStore {
     return changed > 0 ? 'changed' : 'not-in-flight';
   }
 
-  async purgeQueue(queueId: string): Promise<number> {
+  async purgeQueue(queueId: string, now?: number): Promise<number> {
     this.begin('purgeQueue', queueId);
-    return this.evenIfFull(() => this.s.purge.run(queueId).changes);
+    const purged = this.evenIfFull(() => this.s.purge.run(queueId).changes);
+    if (now !== undefined) {
+      this.s.markPurged.run(now, queueId);
+      const current = this.queuesById.get(queueId);
+      if (current) this.remember({ ...current, attributes: { ...current.attributes }, tags: { ...current.tags }, lastPurgedAt: now });
+    }
+    return purged;
   }
 
   counts(queueId: string, now: number): QueueCounts {
@@ -616,6 +851,17 @@ export class SqliteMessageStore implements MessageStore {
       else call.resolve();
     }
     this.onOp('groupCommit');
+  }
+}
+
+/** A task that was running when the process stopped ran no further: it failed. */
+function failInterruptedMoveTasks(db: Database.Database): void {
+  const rows = db.prepare<[], { task_handle: string; record: string }>('SELECT task_handle, record FROM move_tasks').all();
+  const update = db.prepare<[string, string]>('UPDATE move_tasks SET record = ? WHERE task_handle = ?');
+  for (const row of rows) {
+    const task = JSON.parse(row.record) as MoveTaskRecord;
+    if (task.status !== 'RUNNING' && task.status !== 'CANCELLING') continue;
+    update.run(JSON.stringify({ ...task, status: 'FAILED', failureReason: 'The service stopped while the task was running.' }), row.task_handle);
   }
 }
 

@@ -3,14 +3,24 @@
  * front-end node, each with the encrypted DEK that names the key needed to read it.
  */
 
+/** The account of queues made before accounts existed, and of callers that name none. */
+export const LEGACY_ACCOUNT_ID = '000000000000';
+
 /** A queue as the registry keeps it. `attributes` are SQS attribute names → string values. */
 export interface QueueRecord {
   /** Stable internal id (never reused after a delete). Used as encryption-context and AAD input. */
   queueId: string;
+  /** The 12-digit account whose namespace holds the queue. */
+  accountId: string;
+  /** The name within that account. */
   name: string;
   createdAt: number;
   updatedAt: number;
   attributes: Record<string, string>;
+  /** Cost-allocation tags: key → value. */
+  tags: Record<string, string>;
+  /** When the queue was last purged (purgeQueue with a time), or null. */
+  lastPurgedAt: number | null;
 }
 
 /** A message ready to store. All byte fields are ciphertext or encrypted keys. */
@@ -33,6 +43,12 @@ export interface NewMessage {
   visibleAt: number;
   /** Bytes of the plaintext body, for ApproximateSize-style figures. */
   bodyBytes: number;
+  /** FIFO queues: the message group, the deduplication id, and (given by the store) the sequence number. */
+  groupId?: string;
+  dedupId?: string;
+  sequenceNumber?: string;
+  /** Set on a message moved to a dead-letter queue: the ARN of the queue it came from. */
+  deadLetterSourceArn?: string;
 }
 
 export interface StoredMessage extends NewMessage {
@@ -43,6 +59,60 @@ export interface StoredMessage extends NewMessage {
 export interface ReceivedMessage extends StoredMessage {
   /** Opaque; names this message and this particular receive. */
   receiptHandle: string;
+  /**
+   * Set only when the receive was given a redrive limit: the message had reached it, so it was not
+   * received but leased (invisible for the lease) to be moved to the dead-letter queue with
+   * moveMessages under this receipt handle. If the move never happens it reappears after the lease.
+   */
+  redrive?: true;
+}
+
+export interface RedriveLimit {
+  /** Messages received this many times already are leased for a move instead of received. */
+  maxReceiveCount: number;
+  leaseMs: number;
+}
+
+export interface ReceiveOptions {
+  redrive?: RedriveLimit;
+  /**
+   * FIFO order: by send order, and no message of a group while an earlier one of that group is
+   * invisible (in flight): a group is delivered strictly in order.
+   */
+  fifo?: boolean;
+}
+
+export interface FifoDedup {
+  /** 'queue': ids are unique in the queue; 'messageGroup': within each group. */
+  scope: 'queue' | 'messageGroup';
+  windowMs: number;
+}
+
+export interface FifoPutResult {
+  messageId: string;
+  sequenceNumber: string;
+  /** A message with this deduplication id was sent within the window: nothing was stored. */
+  duplicate: boolean;
+}
+
+/** A message move task (StartMessageMoveTask), as SQS reports it. */
+export interface MoveTaskRecord {
+  taskHandle: string;
+  status: 'RUNNING' | 'COMPLETED' | 'CANCELLING' | 'CANCELLED' | 'FAILED';
+  sourceArn: string;
+  destinationArn?: string;
+  maxNumberOfMessagesPerSecond?: number;
+  approximateNumberOfMessagesMoved: number;
+  approximateNumberOfMessagesToMove: number;
+  failureReason?: string;
+  startedAt: number;
+}
+
+export interface MessageMove {
+  /** The handle the message was leased under (ReceivedMessage.receiptHandle). */
+  receiptHandle: string;
+  /** The message as the destination queue stores it (same message id, resealed for that queue). */
+  message: NewMessage;
 }
 
 export interface QueueCounts {
@@ -86,15 +156,23 @@ export type CreateQueueResult =
   | { outcome: 'exists'; queue: QueueRecord };
 
 export interface QueueStore {
-  /** Creates the queue, or returns the existing one with that name (the caller compares attributes). */
-  createQueue(name: string, attributes: Record<string, string>, now: number): CreateQueueResult;
-  getQueueByName(name: string): QueueRecord | undefined;
+  /**
+   * Creates the queue in the account (default LEGACY_ACCOUNT_ID), or returns the account's existing
+   * one with that name (the caller compares attributes).
+   */
+  createQueue(name: string, attributes: Record<string, string>, now: number, accountId?: string, tags?: Record<string, string>): CreateQueueResult;
+  getQueueByName(name: string, accountId?: string): QueueRecord | undefined;
   getQueueById(queueId: string): QueueRecord | undefined;
-  listQueues(prefix?: string): QueueRecord[];
+  /** The account's queues whose names start with the prefix, by name. */
+  listQueues(prefix?: string, accountId?: string): QueueRecord[];
   /** Replaces the given attributes (others kept). Returns the updated record, or undefined if gone. */
   setQueueAttributes(queueId: string, attributes: Record<string, string>, now: number): QueueRecord | undefined;
-  /** Deletes the queue and all its messages. Returns false when it did not exist. */
-  deleteQueue(queueId: string): boolean;
+  /** Deletes the queue and all its messages; with `now`, remembers when. Returns false when it did not exist. */
+  deleteQueue(queueId: string, now?: number): boolean;
+  /** When a queue of this name in the account was last deleted (with a time), if ever. */
+  queueDeletedAt(name: string, accountId?: string): number | undefined;
+  /** Replaces the queue's tags. Returns the updated record, or undefined if gone. */
+  setQueueTags(queueId: string, tags: Record<string, string>): QueueRecord | undefined;
 }
 
 export interface MessageStore extends QueueStore {
@@ -108,7 +186,23 @@ export interface MessageStore extends QueueStore {
    * send order), makes each invisible until now + visibilityTimeoutMs, increments its receive count
    * and gives it a new receipt handle. Puts to the queue called before it are committed first.
    */
-  receiveMessages(queueId: string, max: number, visibilityTimeoutMs: number, now: number): Promise<ReceivedMessage[]>;
+  receiveMessages(queueId: string, max: number, visibilityTimeoutMs: number, now: number, options?: ReceiveOptions): Promise<ReceivedMessage[]>;
+  /**
+   * Stores FIFO messages in order, in one transaction (durable when it resolves): each gets the
+   * queue's next sequence number, unless its deduplication id (in its scope) was stored within the
+   * window, in which case the earlier message's id and sequence number are returned and nothing is stored.
+   */
+  putFifoMessages(queueId: string, messages: NewMessage[], dedup: FifoDedup, now: number): Promise<FifoPutResult[]>;
+  /** Message move tasks: saved (replaced) by handle; listed newest first. Running ones fail at reopen. */
+  saveMoveTask(task: MoveTaskRecord): void;
+  getMoveTask(taskHandle: string): MoveTaskRecord | undefined;
+  listMoveTasks(sourceArn: string, limit: number): MoveTaskRecord[];
+  /**
+   * Moves leased messages out of `sourceQueueId`: each is deleted there and stored as given in one
+   * transaction, so exactly one copy exists whatever happens. A message whose lease was lost (it was
+   * deleted, or leased again under another handle) is skipped. Resolves with the number moved.
+   */
+  moveMessages(sourceQueueId: string, moves: MessageMove[]): Promise<number>;
   /**
    * 'deleted' or 'gone' (already deleted: SQS answers success) or 'invalid' (not a handle of this queue).
    */
@@ -118,7 +212,8 @@ export interface MessageStore extends QueueStore {
    * 'not-in-flight' when the message is not currently invisible under this handle.
    */
   changeVisibility(queueId: string, receiptHandle: string, visibleAt: number, now: number): Promise<'changed' | 'not-in-flight' | 'invalid'>;
-  purgeQueue(queueId: string): Promise<number>;
+  /** Deletes the queue's messages; with `now`, records it as the queue's lastPurgedAt. */
+  purgeQueue(queueId: string, now?: number): Promise<number>;
   counts(queueId: string, now: number): QueueCounts;
   /** Deletes messages with sentAt older than the queue's retention; returns how many. */
   dropExpired(queueId: string, retentionMs: number, now: number): Promise<number>;
