@@ -483,7 +483,8 @@ test('a database made by the schema-1 build (before accounts) opens: its queues 
   raw.exec(`DROP INDEX move_tasks_by_source; DROP TABLE move_tasks; ALTER TABLE messages DROP COLUMN dead_letter_source;
     DROP INDEX messages_by_group; DROP TABLE fifo_dedup; ALTER TABLE messages DROP COLUMN group_id;
     ALTER TABLE messages DROP COLUMN dedup_id; ALTER TABLE messages DROP COLUMN sequence_number; ALTER TABLE queues DROP COLUMN fifo_sequence;
-    ALTER TABLE queues DROP COLUMN tags; ALTER TABLE queues DROP COLUMN purged_at; DROP TABLE deleted_queues;`);
+    ALTER TABLE queues DROP COLUMN tags; ALTER TABLE queues DROP COLUMN purged_at; DROP TABLE deleted_queues;
+    ALTER TABLE messages ADD COLUMN md5_body TEXT NOT NULL DEFAULT ''; ALTER TABLE messages ADD COLUMN md5_attrs TEXT;`);
   raw.pragma('user_version = 1');
   assert.equal((raw.prepare('SELECT name FROM queues').get() as { name: string }).name, 'orders');
   raw.close();
@@ -496,7 +497,7 @@ test('a database made by the schema-1 build (before accounts) opens: its queues 
   assert.deepEqual(got.map((m) => m.messageId), ['m-1']);
   await reopened.close();
   const check = new Database(path);
-  assert.equal(check.pragma('user_version', { simple: true }), 5);
+  assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION);
   check.close();
 });
 

@@ -124,7 +124,7 @@ export function readConfigEnv(env: NodeJS.ProcessEnv): Config {
   const config: Config = {};
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith('PKP_') || value === undefined) continue;
-    if (ENV_NOT_SETTINGS.has(name)) continue;
+    if (ENV_NOT_SETTINGS.has(name) || name.startsWith('PKP_TEST_')) continue;
     const key = byEnv.get(name);
     if (key === undefined) throw new ConfigError(`unknown environment variable ${name} (known: ${[...byEnv.keys(), ...ENV_NOT_SETTINGS].join(', ')})`);
     (config as Record<string, unknown>)[key] = parseSetting(key, value, name);
@@ -132,8 +132,11 @@ export function readConfigEnv(env: NodeJS.ProcessEnv): Config {
   return config;
 }
 
-/** PKP_ variables that are not settings: secrets (kept out of files and flags) and the development switch of bin/pkp.js. */
-const ENV_NOT_SETTINGS = new Set(['PKP_KMS_ROOT_KEY', 'PKP_ADMIN_TOKEN', 'PKP_FROM_SOURCE']);
+/**
+ * PKP_ variables that are not settings: secrets (kept out of files and flags), the development switch
+ * of bin/pkp.js, and the test and bench harness's own (PKP_REQUIRE_SERVICES, PKP_BENCH_SECONDS, PKP_TEST_*).
+ */
+const ENV_NOT_SETTINGS = new Set(['PKP_KMS_ROOT_KEY', 'PKP_ADMIN_TOKEN', 'PKP_FROM_SOURCE', 'PKP_REQUIRE_SERVICES', 'PKP_BENCH_SECONDS']);
 
 /**
  * The settings in force: flags > env > file > defaults. `flags` holds only what was given on the
