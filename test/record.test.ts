@@ -92,3 +92,19 @@ test('the recording rotates by size and keeps the newest files', async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a recording that cannot be opened stops the start with its reason', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pkp-record-'));
+  try {
+    const path = join(dir, 'missing-dir', 'x.csv');
+    await assert.rejects(
+      startService({ dataDir: join(dir, 'data'), port: 0, adminPort: null, credentials: [CRED], prefetch: false, record: { path } }),
+      new RegExp(`cannot record to ${path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: ENOENT`),
+    );
+    // Closed: the same data directory starts again.
+    const again = await startService({ dataDir: join(dir, 'data'), port: 0, adminPort: null, credentials: [CRED], prefetch: false });
+    await again.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
