@@ -244,9 +244,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const health = { store, kms, keys, clock, isClosing: () => closingStarted };
   addHealthRoutes(server, health);
 
-  const recorder = options.record
-    ? new TraceRecorder({ ...options.record, dataDir: options.dataDir, bus, queueName: (id) => store.getQueueById(id)?.name })
-    : undefined;
+  let recorder: TraceRecorder | undefined;
   const stats = new ServiceStats({ clock, store, kms: kmsCore, metrics, bus, frontends, prefetcher: live?.prefetcher }).start();
   const adminToken = options.admin?.token ?? generateAdminToken();
   let admin: FastifyInstance | undefined;
@@ -271,11 +269,18 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     return closing;
   };
 
-  // Either port failing to bind stops the whole start: nothing is left listening or open.
+  // Either port failing to bind (or the recording failing to open) stops the whole start: nothing is left listening or open.
   const port = options.port ?? 9324;
   let endpoint: string;
   let adminEndpoint: string | undefined;
   try {
+    if (options.record) {
+      try {
+        recorder = new TraceRecorder({ ...options.record, dataDir: options.dataDir, bus, queueName: (id) => store.getQueueById(id)?.name });
+      } catch (error) {
+        throw new Error(`cannot record to ${options.record.path}: ${(error as Error).message}`);
+      }
+    }
     endpoint = `http://${hostInUrl(host)}:${await listen(server, host, port, 'SQS')}`;
     if (options.adminPort !== null) {
       admin = createAdminServer({ frontends, metrics, health, stats, token: adminToken });

@@ -88,6 +88,33 @@ test('the recording rotates by size and keeps the newest files', async () => {
     for (const f of [path, `${path}.1`, `${path}.2`]) assert.ok(readFileSync(f, 'utf8').startsWith('ts_ms,queue,op,node,principal\n'), f);
     // Cut at the line that passed the limit.
     for (const f of [`${path}.1`, `${path}.2`]) assert.ok(statSync(f).size >= 1024 && statSync(f).size < 1024 + 100, `${f}: ${statSync(f).size}`);
+    // The rotated files replay as one trace, oldest first.
+    const files = [`${path}.2`, `${path}.1`, path];
+    const total = files.reduce((n, f) => n + rows(f).length, 0);
+    const json = join(dir, 'rot.json');
+    const replay = spawnSync(process.execPath, ['bin/pkp.js', 'replay', ...files.flatMap((f) => ['--trace', f]), '--policies', 'reactive', '--warmup', '0', '--json', json],
+      { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(replay.status, 0, replay.stderr);
+    const result = JSON.parse(readFileSync(json, 'utf8')) as { trace: { events: number; path: string[] }; policies: Record<string, { requests: number }> };
+    assert.equal(result.trace.events, total);
+    assert.deepEqual(result.trace.path, files);
+    assert.equal(result.policies.reactive!.requests, total);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a recording that cannot be opened stops the start with its reason', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pkp-record-'));
+  try {
+    const path = join(dir, 'missing-dir', 'x.csv');
+    await assert.rejects(
+      startService({ dataDir: join(dir, 'data'), port: 0, adminPort: null, credentials: [CRED], prefetch: false, record: { path } }),
+      new RegExp(`cannot record to ${path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: ENOENT`),
+    );
+    // Closed: the same data directory starts again.
+    const again = await startService({ dataDir: join(dir, 'data'), port: 0, adminPort: null, credentials: [CRED], prefetch: false });
+    await again.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -9,11 +9,12 @@ import type { TraceEvent, TraceFormat } from '../sim/traces/types.ts';
 import { DEFAULT_COSTS } from '../prefetcher/cost.ts';
 import { MODEL_NAMES, parseModelList } from '../prefetcher/models/index.ts';
 import { DEFAULT_MAX_KMS_OVERHEAD } from '../prefetcher/prefetcher.ts';
-import { configFlags, configOf, intOption, numberOption } from './options.ts';
+import { collect, configFlags, configOf, intOption, numberOption } from './options.ts';
+import type { TraceReader } from '../sim/traces/types.ts';
 
 
 interface ReplayCliOptions {
-  trace: string;
+  trace: string[];
   format?: TraceFormat;
   trigger?: string;
   lenient?: boolean;
@@ -31,7 +32,7 @@ export function registerReplay(program: Command): void {
   const command = program
     .command('replay')
     .description('replay a trace in virtual time through the real key path under each policy, and compare them')
-    .requiredOption('--trace <file>', 'trace file (generic events CSV/JSONL, or Azure Functions 2019 per-minute CSV)')
+    .requiredOption('--trace <file>', 'trace file (generic events CSV/JSONL, or Azure Functions 2019 per-minute CSV); repeat it for consecutive files in time order, e.g. a rotated recording: --trace rec.csv.2 --trace rec.csv.1 --trace rec.csv', collect)
     .option('--format <format>', 'events | azure (default: detected from the header)')
     .option('--trigger <trigger>', 'Azure traces: keep only functions with this trigger (e.g. queue)')
     .option('--lenient', 'skip bad rows (and report how many) instead of failing')
@@ -64,7 +65,7 @@ export function registerReplay(program: Command): void {
       if (sweep && !names.includes('pkp')) throw new Error('--sweep moves pkp\'s budget: add pkp to --policies');
       const runs = names.length + (sweep ? sweep.length - 1 : 0);
       const pkpModels = options.pkpModels === undefined ? undefined : parseModelList(options.pkpModels.join(','));
-      const reader = openTrace(options.trace, { format: options.format, trigger: options.trigger, seed: options.seed, lenient: options.lenient });
+      const reader = concatTraces(options.trace.map((file) => openTrace(file, { format: options.format, trigger: options.trigger, seed: options.seed, lenient: options.lenient })));
 
       const bar = new cliProgress.SingleBar(
         { format: 'replay {policy} |{bar}| {value}/{total} policies | {events} events', stream: process.stderr, hideCursor: true, noTTYOutput: false, notTTYSchedule: 5000 },
@@ -98,12 +99,12 @@ export function registerReplay(program: Command): void {
       if (stats.skipped > 0) process.stderr.write(`skipped ${stats.skipped} bad rows (--lenient)\n`);
       for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
       process.stdout.write(formatTable(result) + '\n');
-      const trace = { path: options.trace, format: reader.format, trigger: options.trigger ?? null, rows: stats.rows, events: stats.events, skipped: stats.skipped };
+      const trace = { path: options.trace.length === 1 ? options.trace[0]! : options.trace, format: reader.format, trigger: options.trigger ?? null, rows: stats.rows, events: stats.events, skipped: stats.skipped };
       if (options.json) writeFileSync(options.json, JSON.stringify({ trace, config: c, ...result }, null, 2));
       if (options.html) {
         const { renderReplayReport } = await import('../sim/report-html.ts');
         const command = `pkp replay ${process.argv.slice(3).join(' ')}`;
-        writeFileSync(options.html, renderReplayReport(result, { title: `PKP replay: ${basename(options.trace)}`, trace: options.trace, generatedAt: new Date().toISOString(), command }));
+        writeFileSync(options.html, renderReplayReport(result, { title: `PKP replay: ${options.trace.map((f) => basename(f)).join(' + ')}`, trace: options.trace.join(', '), generatedAt: new Date().toISOString(), command }));
       }
     });
 }
@@ -127,4 +128,24 @@ export function formatTable(result: ReplayResult): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+/** Consecutive trace files read as one (each in turn); their counts add up. */
+function concatTraces(readers: TraceReader[]): TraceReader {
+  if (readers.length === 1) return readers[0]!;
+  const format = readers[0]!.format;
+  if (readers.some((r) => r.format !== format)) throw new Error('--trace files must all be of one format');
+  const batches = async function* (): AsyncGenerator<TraceEvent[]> {
+    for (const r of readers) yield* r.batches();
+  };
+  return {
+    format,
+    get stats() {
+      return readers.reduce((acc, r) => ({ rows: acc.rows + r.stats.rows, events: acc.events + r.stats.events, skipped: acc.skipped + r.stats.skipped }), { rows: 0, events: 0, skipped: 0 });
+    },
+    batches,
+    [Symbol.asyncIterator]: async function* () {
+      for await (const batch of batches()) yield* batch;
+    },
+  };
 }
