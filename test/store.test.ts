@@ -330,7 +330,7 @@ test('durability: a resolved put is seen by a second connection and after reopen
 
   const reader = new Database(path, { readonly: true });
   assert.equal(reader.pragma('journal_mode', { simple: true }), 'wal');
-  assert.equal(reader.pragma('user_version', { simple: true }), 5);
+  assert.equal(reader.pragma('user_version', { simple: true }), 6);
   const row = reader.prepare('SELECT body FROM messages WHERE message_id = ?').get(sent.messageId) as { body: Buffer };
   assert.deepEqual(row.body, sent.bodyCiphertext);
   reader.close();
@@ -453,7 +453,7 @@ test('a database made by the schema-1 build (before accounts) opens: its queues 
   // Back to exactly what schema 1 held: bare names, version 1.
   const raw = new Database(path);
   raw.prepare("UPDATE queues SET name = substr(name, instr(name, '/') + 1)").run();
-  raw.exec(`DROP INDEX move_tasks_by_source; DROP TABLE move_tasks; ALTER TABLE messages DROP COLUMN dead_letter_source;
+  raw.exec(`DROP TABLE receive_attempts; DROP INDEX move_tasks_by_source; DROP TABLE move_tasks; ALTER TABLE messages DROP COLUMN dead_letter_source;
     DROP INDEX messages_by_group; DROP TABLE fifo_dedup; ALTER TABLE messages DROP COLUMN group_id;
     ALTER TABLE messages DROP COLUMN dedup_id; ALTER TABLE messages DROP COLUMN sequence_number; ALTER TABLE queues DROP COLUMN fifo_sequence;
     ALTER TABLE queues DROP COLUMN tags; ALTER TABLE queues DROP COLUMN purged_at; DROP TABLE deleted_queues;`);
@@ -469,7 +469,7 @@ test('a database made by the schema-1 build (before accounts) opens: its queues 
   assert.deepEqual(got.map((m) => m.messageId), ['m-1']);
   await reopened.close();
   const check = new Database(path);
-  assert.equal(check.pragma('user_version', { simple: true }), 5);
+  assert.equal(check.pragma('user_version', { simple: true }), 6);
   check.close();
 });
 

@@ -486,7 +486,7 @@ export class FrontendNode {
     const waitSeconds = optionalInt(p, 'WaitTimeSeconds', 0, 20) ?? intAttribute(queue, 'ReceiveMessageWaitTimeSeconds');
     const system = requestedSystemAttributes(p);
     const wantAttribute = attributeSelector(p.MessageAttributeNames);
-    optionalString(p, 'ReceiveRequestAttemptId', 128); // FIFO only: checked, then ignored
+    const attemptId = fifoId(p, 'ReceiveRequestAttemptId'); // FIFO only; ignored on standard queues, as in SQS
     this.report(queue.queueId, ctx, 'receive');
 
     const deadline = this.clock.now() + waitSeconds * 1000;
@@ -500,6 +500,7 @@ export class FrontendNode {
       received = await this.store.receiveMessages(queue.queueId, max, visibilityTimeout * 1000, now, {
         redrive: dlq && { maxReceiveCount: dlq.maxReceiveCount, leaseMs: MOVE_LEASE_MS },
         fifo: isFifoQueue(queue),
+        ...(attemptId !== undefined && isFifoQueue(queue) ? { attempt: { id: attemptId, windowMs: DEDUP_WINDOW_MS } } : {}),
       });
       const dead = received.filter((m) => m.redrive);
       if (dead.length > 0) {

@@ -82,6 +82,11 @@ export interface ReceiveOptions {
    * invisible (in flight): a group is delivered strictly in order.
    */
   fifo?: boolean;
+  /**
+   * FIFO ReceiveRequestAttemptId: a retry with the same id within the window returns the same
+   * messages and receipt handles while none was deleted or changed; otherwise a new receive.
+   */
+  attempt?: { id: string; windowMs: number };
 }
 
 export interface FifoDedup {
