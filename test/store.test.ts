@@ -170,8 +170,9 @@ test('changeVisibility works only with the current handle of a message in flight
   // Visibility 0 returns the message to the queue at once.
   assert.equal(await store.changeVisibility(queueId, second!.receiptHandle, 50_001, 50_001), 'changed');
   assert.equal(store.counts(queueId, 50_001).visible, 1);
-  // No longer in flight, so even the current handle cannot change it.
-  assert.equal(await store.changeVisibility(queueId, second!.receiptHandle, 60_000, 50_002), 'not-in-flight');
+  // No longer in flight: the current handle changes nothing (as SQS: an accepted no-op).
+  assert.equal(await store.changeVisibility(queueId, second!.receiptHandle, 60_000, 50_002), 'expired');
+  assert.equal(store.counts(queueId, 50_002).visible, 1, 'still visible');
 
   assert.equal(await store.deleteMessage(queueId, second!.receiptHandle), 'deleted');
   assert.equal(await store.changeVisibility(queueId, second!.receiptHandle, 60_000, 50_002), 'not-in-flight', 'deleted');

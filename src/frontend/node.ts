@@ -819,8 +819,10 @@ export class FrontendNode {
     const now = this.clock.now();
     const outcome = await this.store.changeVisibility(queueId, handle, now + seconds * 1000, now);
     if (outcome === 'invalid') throw receiptHandleInvalid(handle);
+    // As SQS: a handle whose visibility ran out (message not received since) is accepted and changes
+    // nothing; one of a deleted or re-received message is an invalid ReceiptHandle value.
     if (outcome === 'not-in-flight') {
-      throw new SqsError('MessageNotInflight', 'Message does not exist or is not available for visibility timeout change.');
+      throw invalidParameter(`Value ${handle.slice(0, 128)} for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change.`);
     }
     if (seconds === 0) this.waiters.notify(queueId);
   }

@@ -732,14 +732,17 @@ export class SqliteMessageStore implements MessageStore {
     return this.s.deleteMessage.run(queueId, handle.messageId).changes > 0 ? 'deleted' : 'gone';
   }
 
-  async changeVisibility(queueId: string, receiptHandle: string, visibleAt: number, now: number): Promise<'changed' | 'not-in-flight' | 'invalid'> {
+  async changeVisibility(queueId: string, receiptHandle: string, visibleAt: number, now: number): Promise<'changed' | 'expired' | 'not-in-flight' | 'invalid'> {
     this.begin('changeVisibility');
     const handle = decodeReceiptHandle(receiptHandle);
     if (!handle || handle.queueId !== queueId) return 'invalid';
     requireFinite('visibleAt', visibleAt);
     requireFinite('now', now);
     const changed = this.s.changeVisibility.run(visibleAt, queueId, handle.messageId, handle.nonce, now).changes;
-    return changed > 0 ? 'changed' : 'not-in-flight';
+    if (changed > 0) return 'changed';
+    // This receive's visibility ran out and nobody received the message since: the handle is still its latest.
+    const row = this.s.messageById.get(queueId, handle.messageId);
+    return row && row.receipt_nonce === handle.nonce && row.visible_at <= now ? 'expired' : 'not-in-flight';
   }
 
   async purgeQueue(queueId: string, now?: number): Promise<number> {
