@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  CreateQueueCommand, DeleteQueueCommand, ListQueueTagsCommand, PurgeQueueCommand, ReceiveMessageCommand, SendMessageBatchCommand,
+  ChangeMessageVisibilityCommand, CreateQueueCommand, DeleteMessageCommand, DeleteQueueCommand, ListQueueTagsCommand, PurgeQueueCommand, ReceiveMessageCommand, SendMessageBatchCommand,
   SendMessageCommand, SQSClient, TagQueueCommand, UntagQueueCommand,
 } from '@aws-sdk/client-sqs';
 import { VirtualClock } from '../src/core/clock.ts';
@@ -113,5 +113,22 @@ describe('AWSTraceHeader', () => {
 
     const bad = await failure(sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'x', MessageSystemAttributes: { Other: { DataType: 'String', StringValue: 'y' } } as never })));
     assert.equal(bad.name, 'InvalidParameterValue');
+  });
+});
+
+describe('ChangeMessageVisibility after the visibility ran out', () => {
+  it('is accepted and changes nothing while the message was not received again; refused once it was, or was deleted', async () => {
+    const url = (await sqs.send(new CreateQueueCommand({ QueueName: 'visibility' }))).QueueUrl!;
+    await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'v' }));
+    const first = (await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, VisibilityTimeout: 10 }))).Messages![0]!;
+    await clock.advance(10_000);
+    await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: url, ReceiptHandle: first.ReceiptHandle!, VisibilityTimeout: 300 }));
+    const second = (await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, VisibilityTimeout: 10 }))).Messages?.[0];
+    assert.equal(second?.MessageId, first.MessageId, 'the message stayed visible');
+    const stale = await failure(sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: url, ReceiptHandle: first.ReceiptHandle!, VisibilityTimeout: 300 })));
+    assert.equal(stale.name, 'InvalidParameterValue');
+    await sqs.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: second!.ReceiptHandle! }));
+    const deleted = await failure(sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: url, ReceiptHandle: second!.ReceiptHandle!, VisibilityTimeout: 300 })));
+    assert.equal(deleted.name, 'InvalidParameterValue');
   });
 });

@@ -153,4 +153,19 @@ describe('FIFO queues', () => {
     await Promise.all([consumer(), consumer(), consumer(), consumer()]);
     for (const g of groups) assert.deepEqual(seen.get(g), Array.from({ length: perGroup }, (_, i) => i), `group ${g} in order, exactly once`);
   });
+
+  it('ReceiveRequestAttemptId: a retry within 5 minutes gets the same messages and receipt handles', async () => {
+    const url = await fifo('attempts.fifo', { ContentBasedDeduplication: 'true' });
+    await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'm1', MessageGroupId: 'g' }));
+    await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'n1', MessageGroupId: 'h' }));
+    const first = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 1, ReceiveRequestAttemptId: 'try-1', VisibilityTimeout: 60 }));
+    const retry = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 1, ReceiveRequestAttemptId: 'try-1', VisibilityTimeout: 60 }));
+    assert.deepEqual(retry.Messages?.map((m) => [m.Body, m.ReceiptHandle]), first.Messages?.map((m) => [m.Body, m.ReceiptHandle]));
+    const other = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 1, ReceiveRequestAttemptId: 'try-2' }));
+    assert.deepEqual(other.Messages?.map((m) => m.Body), ['n1'], 'another attempt is a new receive');
+    await sqs.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: first.Messages![0]!.ReceiptHandle! }));
+    const afterDelete = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 1, ReceiveRequestAttemptId: 'try-1' }));
+    assert.deepEqual(afterDelete.Messages ?? [], [], 'its message was deleted: a new receive, which finds nothing visible');
+    await rejects(sqs.send(new ReceiveMessageCommand({ QueueUrl: url, ReceiveRequestAttemptId: 'bad id' })), 'InvalidParameterValue');
+  });
 });

@@ -167,8 +167,9 @@ test('changeVisibility works only with the current handle of a message in flight
   // Visibility 0 returns the message to the queue at once.
   assert.equal(await store.changeVisibility(queueId, second!.receiptHandle, 50_001, 50_001), 'changed');
   assert.equal(store.counts(queueId, 50_001).visible, 1);
-  // No longer in flight, so even the current handle cannot change it.
-  assert.equal(await store.changeVisibility(queueId, second!.receiptHandle, 60_000, 50_002), 'not-in-flight');
+  // No longer in flight: the current handle changes nothing (as SQS: an accepted no-op).
+  assert.equal(await store.changeVisibility(queueId, second!.receiptHandle, 60_000, 50_002), 'expired');
+  assert.equal(store.counts(queueId, 50_002).visible, 1, 'still visible');
 
   assert.equal(await store.deleteMessage(queueId, second!.receiptHandle), 'deleted');
   assert.equal(await store.changeVisibility(queueId, second!.receiptHandle, 60_000, 50_002), 'not-in-flight', 'deleted');
@@ -480,7 +481,7 @@ test('a database made by the schema-1 build (before accounts) opens: its queues 
   // Back to exactly what schema 1 held: bare names, version 1.
   const raw = new Database(path);
   raw.prepare("UPDATE queues SET name = substr(name, instr(name, '/') + 1)").run();
-  raw.exec(`DROP INDEX move_tasks_by_source; DROP TABLE move_tasks; ALTER TABLE messages DROP COLUMN dead_letter_source;
+  raw.exec(`DROP TABLE receive_attempts; DROP INDEX move_tasks_by_source; DROP TABLE move_tasks; ALTER TABLE messages DROP COLUMN dead_letter_source;
     DROP INDEX messages_by_group; DROP TABLE fifo_dedup; ALTER TABLE messages DROP COLUMN group_id;
     ALTER TABLE messages DROP COLUMN dedup_id; ALTER TABLE messages DROP COLUMN sequence_number; ALTER TABLE queues DROP COLUMN fifo_sequence;
     ALTER TABLE queues DROP COLUMN tags; ALTER TABLE queues DROP COLUMN purged_at; DROP TABLE deleted_queues;

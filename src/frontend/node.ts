@@ -484,7 +484,7 @@ export class FrontendNode {
     const waitSeconds = optionalInt(p, 'WaitTimeSeconds', 0, 20) ?? intAttribute(queue, 'ReceiveMessageWaitTimeSeconds');
     const system = requestedSystemAttributes(p);
     const wantAttribute = attributeSelector(p.MessageAttributeNames);
-    optionalString(p, 'ReceiveRequestAttemptId', 128); // FIFO only: checked, then ignored
+    const attemptId = fifoId(p, 'ReceiveRequestAttemptId'); // FIFO only; ignored on standard queues, as in SQS
     this.report(queue.queueId, ctx, 'receive');
 
     const deadline = this.clock.now() + waitSeconds * 1000;
@@ -498,6 +498,7 @@ export class FrontendNode {
       received = await this.store.receiveMessages(queue.queueId, max, visibilityTimeout * 1000, now, {
         redrive: dlq && { maxReceiveCount: dlq.maxReceiveCount, leaseMs: MOVE_LEASE_MS },
         fifo: isFifoQueue(queue),
+        ...(attemptId !== undefined && isFifoQueue(queue) ? { attempt: { id: attemptId, windowMs: DEDUP_WINDOW_MS } } : {}),
       });
       const dead = received.filter((m) => m.redrive);
       if (dead.length > 0) {
@@ -817,8 +818,10 @@ export class FrontendNode {
     const now = this.clock.now();
     const outcome = await this.store.changeVisibility(queueId, handle, now + seconds * 1000, now);
     if (outcome === 'invalid') throw receiptHandleInvalid(handle);
+    // As SQS: a handle whose visibility ran out (message not received since) is accepted and changes
+    // nothing; one of a deleted or re-received message is an invalid ReceiptHandle value.
     if (outcome === 'not-in-flight') {
-      throw new SqsError('MessageNotInflight', 'Message does not exist or is not available for visibility timeout change.');
+      throw invalidParameter(`Value ${handle.slice(0, 128)} for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change.`);
     }
     if (seconds === 0) this.waiters.notify(queueId);
   }

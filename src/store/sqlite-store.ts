@@ -124,6 +124,16 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX move_tasks_by_source ON move_tasks (source_arn, started_at);
   `,
+  // FIFO ReceiveRequestAttemptId: what an attempt received, so a retry gets the same answer.
+  `
+  CREATE TABLE receive_attempts (
+    queue_id   TEXT NOT NULL,
+    attempt_id TEXT NOT NULL,
+    received   TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (queue_id, attempt_id)
+  );
+  `,
   // The MD5s of plaintext bodies and attributes said something about the plaintext at rest (equal
   // bodies, guessable short ones). They are recomputed after decryption instead: overwrite, then drop.
   `
@@ -248,6 +258,16 @@ function prepareStatements(db: Database.Database) {
     ),
     dropExpiredDedup: db.prepare<[string, number]>('DELETE FROM fifo_dedup WHERE queue_id = ? AND expires_at <= ?'),
     dropQueueDedup: db.prepare<[string]>('DELETE FROM fifo_dedup WHERE queue_id = ?'),
+    findAttempt: db.prepare<[string, string, number], { received: string }>(
+      'SELECT received FROM receive_attempts WHERE queue_id = ? AND attempt_id = ? AND expires_at > ?',
+    ),
+    putAttempt: db.prepare<[string, string, string, number]>(
+      `INSERT INTO receive_attempts (queue_id, attempt_id, received, expires_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (queue_id, attempt_id) DO UPDATE SET received = excluded.received, expires_at = excluded.expires_at`,
+    ),
+    dropExpiredAttempts: db.prepare<[string, number]>('DELETE FROM receive_attempts WHERE queue_id = ? AND expires_at <= ?'),
+    dropQueueAttempts: db.prepare<[string]>('DELETE FROM receive_attempts WHERE queue_id = ?'),
+    messageById: db.prepare<[string, string], MessageRow>('SELECT * FROM messages WHERE queue_id = ? AND message_id = ?'),
     // Walks the index in its own order, so the cost is `max` rows however long the backlog is.
     selectVisible: db.prepare<[string, number, number], MessageRow>(
       'SELECT * FROM messages WHERE queue_id = ? AND visible_at <= ? ORDER BY visible_at, seq LIMIT ?',
@@ -441,25 +461,25 @@ export class SqliteMessageStore implements MessageStore {
     });
 
     this.receiveTx = db.transaction((queueId: string, max: number, visibleAt: number, now: number, options: ReceiveOptions) => {
-      const redrive = options.redrive;
-      const rows = options.fifo ? this.s.selectVisibleFifo.all({ queueId, now, max }) : this.s.selectVisible.all(queueId, now, max);
-      return rows.map((row): ReceivedMessage => {
-        const nonce = randomBytes(16).toString('hex');
-        if (redrive && row.receive_count >= redrive.maxReceiveCount) {
-          // Not received: leased for its move to the dead-letter queue, in this same transaction.
-          this.s.markLeased.run(now + redrive.leaseMs, nonce, row.seq);
-          const leased = toStored(row);
-          leased.visibleAt = now + redrive.leaseMs;
-          return { ...leased, receiptHandle: encodeReceiptHandle({ queueId, messageId: row.message_id, nonce }), redrive: true };
-        }
-        this.s.markReceived.run(visibleAt, now, nonce, row.seq);
-        const message = toStored(row);
-        message.visibleAt = visibleAt;
-        message.receiveCount = row.receive_count + 1;
-        message.firstReceivedAt = row.first_received_at ?? now;
-        const receiptHandle = encodeReceiptHandle({ queueId, messageId: row.message_id, nonce });
-        return { ...message, receiptHandle };
-      });
+      const attempt = options.attempt;
+      if (attempt) {
+        this.s.dropExpiredAttempts.run(queueId, now);
+        const again = this.repeatAttempt(queueId, attempt.id, now);
+        if (again) return again;
+      }
+      const received = this.receiveRows(queueId, max, visibleAt, now, options);
+      if (attempt) {
+        const record = received.filter((m) => !m.redrive).map((m) => ({ messageId: m.messageId, handle: m.receiptHandle, visibleAt: m.visibleAt }));
+        this.s.putAttempt.run(queueId, attempt.id, JSON.stringify(record), now + attempt.windowMs);
+      }
+      return received;
+    });
+
+    this.deleteQueueTx = db.transaction((queueId: string) => {
+      this.s.purge.run(queueId);
+      this.s.dropQueueDedup.run(queueId);
+      this.s.dropQueueAttempts.run(queueId);
+      return this.s.deleteQueue.run(queueId).changes > 0;
     });
 
     this.setAttributesTx = db.transaction((queueId: string, attributes: Record<string, string>, now: number) => {
@@ -502,11 +522,47 @@ export class SqliteMessageStore implements MessageStore {
       return moved;
     });
 
-    this.deleteQueueTx = db.transaction((queueId: string) => {
-      this.s.purge.run(queueId);
-      this.s.dropQueueDedup.run(queueId);
-      return this.s.deleteQueue.run(queueId).changes > 0;
+  }
+
+  /** Takes visible messages (FIFO order when asked), or leases those at the redrive limit. Inside receiveTx. */
+  private receiveRows(queueId: string, max: number, visibleAt: number, now: number, options: ReceiveOptions): ReceivedMessage[] {
+    const redrive = options.redrive;
+    const rows = options.fifo ? this.s.selectVisibleFifo.all({ queueId, now, max }) : this.s.selectVisible.all(queueId, now, max);
+    return rows.map((row): ReceivedMessage => {
+      const nonce = randomBytes(16).toString('hex');
+      if (redrive && row.receive_count >= redrive.maxReceiveCount) {
+        // Not received: leased for its move to the dead-letter queue, in this same transaction.
+        this.s.markLeased.run(now + redrive.leaseMs, nonce, row.seq);
+        const leased = toStored(row);
+        leased.visibleAt = now + redrive.leaseMs;
+        return { ...leased, receiptHandle: encodeReceiptHandle({ queueId, messageId: row.message_id, nonce }), redrive: true };
+      }
+      this.s.markReceived.run(visibleAt, now, nonce, row.seq);
+      const message = toStored(row);
+      message.visibleAt = visibleAt;
+      message.receiveCount = row.receive_count + 1;
+      message.firstReceivedAt = row.first_received_at ?? now;
+      const receiptHandle = encodeReceiptHandle({ queueId, messageId: row.message_id, nonce });
+      return { ...message, receiptHandle };
     });
+  }
+
+  /**
+   * A retried FIFO receive (same attempt id, within the window) gets the same messages and receipt
+   * handles, if none of them was deleted or had its visibility changed since; else undefined.
+   */
+  private repeatAttempt(queueId: string, attemptId: string, now: number): ReceivedMessage[] | undefined {
+    const found = this.s.findAttempt.get(queueId, attemptId, now);
+    if (!found) return undefined;
+    const record = JSON.parse(found.received) as { messageId: string; handle: string; visibleAt: number }[];
+    const out: ReceivedMessage[] = [];
+    for (const r of record) {
+      const row = this.s.messageById.get(queueId, r.messageId);
+      const nonce = decodeReceiptHandle(r.handle)?.nonce;
+      if (!row || row.receipt_nonce !== nonce || row.visible_at !== r.visibleAt || row.visible_at <= now) return undefined;
+      out.push({ ...toStored(row), receiptHandle: r.handle });
+    }
+    return out.length > 0 ? out : undefined;
   }
 
   static open(options: SqliteStoreOptions): SqliteMessageStore {
@@ -701,14 +757,17 @@ export class SqliteMessageStore implements MessageStore {
     return this.evenIfFull(() => this.s.deleteMessage.run(queueId, handle.messageId).changes) > 0 ? 'deleted' : 'gone';
   }
 
-  async changeVisibility(queueId: string, receiptHandle: string, visibleAt: number, now: number): Promise<'changed' | 'not-in-flight' | 'invalid'> {
+  async changeVisibility(queueId: string, receiptHandle: string, visibleAt: number, now: number): Promise<'changed' | 'expired' | 'not-in-flight' | 'invalid'> {
     this.begin('changeVisibility');
     const handle = decodeReceiptHandle(receiptHandle);
     if (!handle || handle.queueId !== queueId) return 'invalid';
     requireFinite('visibleAt', visibleAt);
     requireFinite('now', now);
     const changed = this.evenIfFull(() => this.s.changeVisibility.run(visibleAt, queueId, handle.messageId, handle.nonce, now).changes);
-    return changed > 0 ? 'changed' : 'not-in-flight';
+    if (changed > 0) return 'changed';
+    // This receive's visibility ran out and nobody received the message since: the handle is still its latest.
+    const row = this.s.messageById.get(queueId, handle.messageId);
+    return row && row.receipt_nonce === handle.nonce && row.visible_at <= now ? 'expired' : 'not-in-flight';
   }
 
   async purgeQueue(queueId: string, now?: number): Promise<number> {

@@ -80,6 +80,11 @@ export interface ReceiveOptions {
    * invisible (in flight): a group is delivered strictly in order.
    */
   fifo?: boolean;
+  /**
+   * FIFO ReceiveRequestAttemptId: a retry with the same id within the window returns the same
+   * messages and receipt handles while none was deleted or changed; otherwise a new receive.
+   */
+  attempt?: { id: string; windowMs: number };
 }
 
 export interface FifoDedup {
@@ -209,9 +214,10 @@ export interface MessageStore extends QueueStore {
   deleteMessage(queueId: string, receiptHandle: string): Promise<'deleted' | 'gone' | 'invalid'>;
   /**
    * Sets the message's visibleAt. 'invalid' when the handle is malformed or of another queue;
-   * 'not-in-flight' when the message is not currently invisible under this handle.
+   * 'expired' (nothing changed) when this handle's visibility ran out and the message was not
+   * received since; 'not-in-flight' when it was deleted or received again under another handle.
    */
-  changeVisibility(queueId: string, receiptHandle: string, visibleAt: number, now: number): Promise<'changed' | 'not-in-flight' | 'invalid'>;
+  changeVisibility(queueId: string, receiptHandle: string, visibleAt: number, now: number): Promise<'changed' | 'expired' | 'not-in-flight' | 'invalid'>;
   /** Deletes the queue's messages; with `now`, records it as the queue's lastPurgedAt. */
   purgeQueue(queueId: string, now?: number): Promise<number>;
   counts(queueId: string, now: number): QueueCounts;
