@@ -158,7 +158,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     path: join(options.dataDir, 'messages.db'), synchronous: options.durability, onOp: (op) => metrics.storeOps.inc({ op }),
   });
   metrics.setQueueSource({
-    depths: () => store.listQueues().map((q) => ({ queue: q.name, ...store.counts(q.queueId, clock.now()) })),
+    depths: () => store.listAllQueues().map((q) => ({ queue: q.name, ...store.counts(q.queueId, clock.now()) })),
   });
   /** A queue's SSE settings, read by the key tier and the prefetcher alike. */
   const settingsOf = (queueId: string) => {

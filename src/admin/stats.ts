@@ -165,7 +165,7 @@ export class ServiceStats {
       const [a, b] = recent;
       return ((b[m].get(queueId) ?? 0) - (a[m].get(queueId) ?? 0)) / Math.max(1e-3, (b.at - a.at) / 1000);
     };
-    const queues = store.listQueues().map((q) => {
+    const queues = store.listAllQueues().map((q) => {
       const c = store.counts(q.queueId, now);
       return { name: q.name, visible: c.visible, inFlight: c.inFlight, delayed: c.delayed, sendPerSecond: perSecond('sends', q.queueId), receivePerSecond: perSecond('receives', q.queueId) };
     });

@@ -643,6 +643,11 @@ export class SqliteMessageStore implements MessageStore {
     return this.s.listQueues.all({ prefix: pathOf(accountId, prefix) }).map(toQueue);
   }
 
+  listAllQueues(): QueueRecord[] {
+    this.begin('listAllQueues');
+    return this.s.listQueues.all({ prefix: '' }).map(toQueue);
+  }
+
   setQueueAttributes(queueId: string, attributes: Record<string, string>, now: number): QueueRecord | undefined {
     this.begin('setQueueAttributes');
     const updated = this.setAttributesTx.immediate(queueId, attributes, now);

@@ -170,6 +170,8 @@ export interface QueueStore {
   getQueueById(queueId: string): QueueRecord | undefined;
   /** The account's queues whose names start with the prefix, by name. */
   listQueues(prefix?: string, accountId?: string): QueueRecord[];
+  /** Every account's queues (operators' views: dashboard, metrics, recording), by account and name. */
+  listAllQueues(): QueueRecord[];
   /** Replaces the given attributes (others kept). Returns the updated record, or undefined if gone. */
   setQueueAttributes(queueId: string, attributes: Record<string, string>, now: number): QueueRecord | undefined;
   /** Deletes the queue and all its messages; with `now`, remembers when. Returns false when it did not exist. */
