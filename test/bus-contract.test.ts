@@ -9,19 +9,11 @@ import { NatsEventBus } from '../src/bus/nats-bus.ts';
 import { partitionOf } from '../src/bus/partition.ts';
 import type { AccessEvent, EventBus, PkpEvent } from '../src/bus/types.ts';
 import { NATS_URL, skipUnless } from './services.ts';
+import { until } from './helpers/until.ts';
 
 const PARTITIONS = 4;
 
 const access = (queueId: string, i: number): AccessEvent => ({ type: 'access', at: 1_000 + i, queueId, nodeId: 'fe-1', principal: 'AKPKALICE', op: 'send', bytes: i });
-
-/** Waits (for I/O, not for time) until `done` holds; fails after a real-time bound. */
-async function until(done: () => boolean, what: string, limitMs = 10_000): Promise<void> {
-  const start = Date.now();
-  while (!done()) {
-    if (Date.now() - start > limitMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 interface Implementation {
   name: string;

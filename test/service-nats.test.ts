@@ -14,6 +14,7 @@ import type { PkpEvent } from '../src/bus/types.ts';
 import { VirtualClock } from '../src/core/clock.ts';
 import { startService, type RunningService, type ServiceOptions } from '../src/service.ts';
 import { NATS_URL, skipUnless } from './services.ts';
+import { until } from './helpers/until.ts';
 
 const ALICE = { accessKeyId: 'AKPKNATSALICE', secretAccessKey: 'nats-alice-secret-0123' };
 
@@ -29,14 +30,6 @@ async function withService(options: Partial<ServiceOptions>, body: (s: RunningSe
     sqs?.destroy();
     await service?.close();
     rmSync(dataDir, { recursive: true, force: true });
-  }
-}
-
-async function until(done: () => boolean, what: string, limitMs = 10_000): Promise<void> {
-  const start = Date.now();
-  while (!done()) {
-    if (Date.now() - start > limitMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
 

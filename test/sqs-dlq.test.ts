@@ -1,38 +1,29 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   CancelMessageMoveTaskCommand, CreateQueueCommand, GetQueueAttributesCommand, ListDeadLetterSourceQueuesCommand, ListMessageMoveTasksCommand,
   ReceiveMessageCommand, SendMessageCommand, SetQueueAttributesCommand, StartMessageMoveTaskCommand, SQSClient,
 } from '@aws-sdk/client-sqs';
-import { VirtualClock } from '../src/core/clock.ts';
+import type { VirtualClock } from '../src/core/clock.ts';
+import { openSdkService, type SdkService } from './helpers/sdk-service.ts';
 import { md5OfMessageAttributes } from '../src/frontend/md5.ts';
-import { accountOf, startService, type RunningService } from '../src/service.ts';
+import { accountOf, type RunningService } from '../src/service.ts';
 
 /** Dead-letter queues through the official SDK: RedrivePolicy enforced on receive, re-encrypted moves. */
 
 const CREDENTIALS = { accessKeyId: 'AKIDPKPDLQTEST', secretAccessKey: 'dlq-secret-access-key-0123456789' };
 const ACCOUNT = accountOf(CREDENTIALS);
 
+let env: SdkService | undefined;
 let clock: VirtualClock;
-let dataDir: string;
 let service: RunningService;
 let sqs: SQSClient;
 
 before(async () => {
-  clock = new VirtualClock(Date.now());
-  dataDir = mkdtempSync(join(tmpdir(), 'pkp-dlq-'));
-  service = await startService({ dataDir, port: 0, adminPort: null, frontends: 2, credentials: [CREDENTIALS], clock });
-  sqs = new SQSClient({ endpoint: service.endpoint, region: 'us-east-1', credentials: CREDENTIALS, maxAttempts: 1 });
+  env = await openSdkService(CREDENTIALS, 'pkp-dlq-', 2);
+  ({ clock, service, sqs } = env);
 });
-
-after(async () => {
-  sqs?.destroy();
-  await service?.close();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+after(async () => env?.close());
 
 const arnOf = (name: string): string => `arn:aws:sqs:us-east-1:${ACCOUNT}:${name}`;
 

@@ -1,38 +1,29 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   ChangeMessageVisibilityCommand, CreateQueueCommand, DeleteMessageCommand, DeleteQueueCommand, ListQueueTagsCommand, PurgeQueueCommand, ReceiveMessageCommand, SendMessageBatchCommand,
   SendMessageCommand, SQSClient, TagQueueCommand, UntagQueueCommand,
 } from '@aws-sdk/client-sqs';
-import { VirtualClock } from '../src/core/clock.ts';
+import type { VirtualClock } from '../src/core/clock.ts';
+import { openSdkService, type SdkService } from './helpers/sdk-service.ts';
 import { md5OfMessageAttributes } from '../src/frontend/md5.ts';
-import { startService, type RunningService } from '../src/service.ts';
+import type { RunningService } from '../src/service.ts';
 import { all, at, mapOf, QueryClient } from './helpers/query-client.ts';
 
 /** Tags, purge and delete pacing, AWSTraceHeader: through the official SDK (and Query for tags). */
 
 const CREDENTIALS = { accessKeyId: 'AKIDPKPFEATURES', secretAccessKey: 'features-secret-access-key-0123456789' };
 
+let env: SdkService | undefined;
 let clock: VirtualClock;
-let dataDir: string;
 let service: RunningService;
 let sqs: SQSClient;
 
 before(async () => {
-  clock = new VirtualClock(Date.now());
-  dataDir = mkdtempSync(join(tmpdir(), 'pkp-features-'));
-  service = await startService({ dataDir, port: 0, adminPort: null, frontends: 2, credentials: [CREDENTIALS], clock });
-  sqs = new SQSClient({ endpoint: service.endpoint, region: 'us-east-1', credentials: CREDENTIALS, maxAttempts: 1 });
+  env = await openSdkService(CREDENTIALS, 'pkp-features-', 2);
+  ({ clock, service, sqs } = env);
 });
-
-after(async () => {
-  sqs?.destroy();
-  await service?.close();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+after(async () => env?.close());
 
 async function failure(promise: Promise<unknown>): Promise<Error & { $metadata?: { httpStatusCode?: number } }> {
   try {

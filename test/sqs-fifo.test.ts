@@ -1,36 +1,25 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   CreateQueueCommand, DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageBatchCommand,
   SendMessageCommand, SQSClient,
 } from '@aws-sdk/client-sqs';
-import { VirtualClock } from '../src/core/clock.ts';
-import { startService, type RunningService } from '../src/service.ts';
+import type { VirtualClock } from '../src/core/clock.ts';
+import { openSdkService, type SdkService } from './helpers/sdk-service.ts';
 
 /** FIFO queues through the official SDK: group order, in-flight blocking, deduplication, errors. */
 
 const CREDENTIALS = { accessKeyId: 'AKIDPKPFIFOTEST', secretAccessKey: 'fifo-secret-access-key-0123456789' };
 
+let env: SdkService | undefined;
 let clock: VirtualClock;
-let dataDir: string;
-let service: RunningService;
 let sqs: SQSClient;
 
 before(async () => {
-  clock = new VirtualClock(Date.now());
-  dataDir = mkdtempSync(join(tmpdir(), 'pkp-fifo-'));
-  service = await startService({ dataDir, port: 0, adminPort: null, frontends: 3, credentials: [CREDENTIALS], clock });
-  sqs = new SQSClient({ endpoint: service.endpoint, region: 'us-east-1', credentials: CREDENTIALS, maxAttempts: 1 });
+  env = await openSdkService(CREDENTIALS, 'pkp-fifo-', 3);
+  ({ clock, sqs } = env);
 });
-
-after(async () => {
-  sqs?.destroy();
-  await service?.close();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+after(async () => env?.close());
 
 async function rejects(promise: Promise<unknown>, name: string): Promise<void> {
   try {

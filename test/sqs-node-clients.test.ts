@@ -11,6 +11,7 @@ import awsLite from '@aws-lite/client';
 import { Consumer } from 'sqs-consumer';
 import { Producer } from 'sqs-producer';
 import { startService, type RunningService } from '../src/service.ts';
+import { until } from './helpers/until.ts';
 
 /** The @aws-lite/sqs plugin's calls as the test uses them. */
 interface LiteMessage { Body: string; ReceiptHandle: string }
@@ -35,15 +36,6 @@ async function withService(body: (s: RunningService, sqs: SQSClient) => Promise<
     sqs?.destroy();
     await service?.close();
     rmSync(dataDir, { recursive: true, force: true });
-  }
-}
-
-/** Waits (for I/O, not for time) until `done` holds; fails after a real-time bound. */
-async function until(done: () => boolean, what: string, limitMs = 15_000): Promise<void> {
-  const start = Date.now();
-  while (!done()) {
-    if (Date.now() - start > limitMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 
