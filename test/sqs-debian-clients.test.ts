@@ -129,7 +129,7 @@ describe('Debian clients (Query protocol)', () => {
     assert.deepEqual(JSON.parse(stdout.trim()), { ok: true, received: 3 });
   });
 
-  it('the aws CLI runs the README example and a receive', async (t) => {
+  it('the aws CLI runs the README example, a receive, FIFO order, a dead-letter queue and tags', async (t) => {
     if (!existsSync(AWS)) {
       t.skip('the Debian awscli package is not installed (apt-get install -y awscli)');
       return;
@@ -150,5 +150,32 @@ describe('Debian clients (Query protocol)', () => {
     await aws('delete-message', '--queue-url', String(created.QueueUrl), '--receipt-handle', messages[0]!.ReceiptHandle);
     const attrs = await aws('get-queue-attributes', '--queue-url', String(created.QueueUrl), '--attribute-names', 'ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible');
     assert.deepEqual(attrs.Attributes, { ApproximateNumberOfMessages: '0', ApproximateNumberOfMessagesNotVisible: '0' });
+
+    // Tags.
+    await aws('tag-queue', '--queue-url', String(created.QueueUrl), '--tags', 'env=test,team=a');
+    assert.deepEqual((await aws('list-queue-tags', '--queue-url', String(created.QueueUrl))).Tags, { env: 'test', team: 'a' });
+
+    // FIFO: one group's messages in order, a duplicate body dropped.
+    const fifo = String((await aws('create-queue', '--queue-name', 'cli.fifo', '--attributes', 'FifoQueue=true,ContentBasedDeduplication=true')).QueueUrl);
+    for (const body of ['one', 'two', 'three', 'three']) await aws('send-message', '--queue-url', fifo, '--message-body', body, '--message-group-id', 'g');
+    const order: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = (await aws('receive-message', '--queue-url', fifo)).Messages as { Body: string; ReceiptHandle: string }[];
+      order.push(r[0]!.Body);
+      await aws('delete-message', '--queue-url', fifo, '--receipt-handle', r[0]!.ReceiptHandle);
+    }
+    assert.deepEqual(order, ['one', 'two', 'three']);
+    assert.equal((await aws('receive-message', '--queue-url', fifo)).Messages, undefined);
+
+    // Dead-letter queue: received once without deleting, the message moves on its next receive.
+    const dlq = String((await aws('create-queue', '--queue-name', 'cli-dlq')).QueueUrl);
+    const dlqArn = ((await aws('get-queue-attributes', '--queue-url', dlq, '--attribute-names', 'QueueArn')).Attributes as Record<string, string>).QueueArn;
+    const redrive = JSON.stringify({ RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: 1 }) });
+    const source = String((await aws('create-queue', '--queue-name', 'cli-src', '--attributes', redrive)).QueueUrl);
+    await aws('send-message', '--queue-url', source, '--message-body', 'poison');
+    assert.equal(((await aws('receive-message', '--queue-url', source, '--visibility-timeout', '0')).Messages as unknown[]).length, 1);
+    assert.equal((await aws('receive-message', '--queue-url', source)).Messages, undefined);
+    const dead = (await aws('receive-message', '--queue-url', dlq)).Messages as { Body: string }[];
+    assert.equal(dead[0]!.Body, 'poison');
   });
 });
