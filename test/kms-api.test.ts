@@ -17,6 +17,7 @@ import { VirtualClock } from '../src/core/clock.ts';
 import { silentLogger } from '../src/core/log.ts';
 import { startKmsRole, type RunningKmsRole } from '../src/kms/kms-role.ts';
 import { startService } from '../src/service.ts';
+import { failure } from './helpers/failure.ts';
 
 const OPERATOR = { accessKeyId: 'AKPKKMSOPERATOR', secretAccessKey: 'kms-operator-secret-0123' };
 const SQS_USER = { accessKeyId: 'AKPKSQSUSER', secretAccessKey: 'sqs-user-secret-0123' };
@@ -24,14 +25,7 @@ const SQS_USER = { accessKeyId: 'AKPKSQSUSER', secretAccessKey: 'sqs-user-secret
 const kmsClient = (endpoint: string, credentials = OPERATOR) =>
   new KMSClient({ endpoint, region: 'us-east-1', credentials, maxAttempts: 1 });
 
-const errorName = async (p: Promise<unknown>): Promise<string> => {
-  try {
-    await p;
-  } catch (error) {
-    return (error as { name: string }).name;
-  }
-  return 'no error';
-};
+const errorName = async (p: Promise<unknown>): Promise<string> => (await failure(p)).name;
 
 /** A hand-signed KMS request (real SigV4 via @smithy/signature-v4), to send what the SDK never would. */
 async function signedFetch(endpoint: string, target: string, opts: { service?: string; unsigned?: string[] }): Promise<{ status: number; type: string | undefined }> {

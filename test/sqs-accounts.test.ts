@@ -13,6 +13,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { VirtualClock } from '../src/core/clock.ts';
 import { defaultAccountId } from '../src/frontend/accounts.ts';
 import { accountOf, parseCredential, startService, type Credential, type RunningService } from '../src/service.ts';
+import { failure } from './helpers/failure.ts';
 
 /** Tenant isolation through the official SDK: accounts, queue Policy grants, signing scope. */
 
@@ -32,14 +33,6 @@ function client(credentials: Credential, region = 'us-east-1'): SQSClient {
   return c;
 }
 
-async function failure(promise: Promise<unknown>): Promise<Error & { Code?: string; $metadata?: { httpStatusCode?: number } }> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error & { Code?: string; $metadata?: { httpStatusCode?: number } };
-  }
-  assert.fail('expected the request to fail');
-}
 
 async function doesNotExist(promise: Promise<unknown>): Promise<void> {
   const error = await failure(promise);

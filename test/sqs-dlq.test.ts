@@ -6,6 +6,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { VirtualClock } from '../src/core/clock.ts';
 import { openSdkService, type SdkService } from './helpers/sdk-service.ts';
+import { rejects } from './helpers/failure.ts';
 import { md5OfMessageAttributes } from '../src/frontend/md5.ts';
 import { accountOf, type RunningService } from '../src/service.ts';
 
@@ -31,15 +32,6 @@ async function create(name: string, attributes?: Record<string, string>): Promis
   return (await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }))).QueueUrl!;
 }
 
-async function rejects(promise: Promise<unknown>, name: string): Promise<void> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.equal((error as Error).name, name, (error as Error).message);
-    return;
-  }
-  assert.fail('expected the request to fail');
-}
 
 async function count(url: string): Promise<number> {
   const out = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['All'] }));

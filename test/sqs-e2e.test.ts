@@ -13,6 +13,7 @@ import type { AccessEvent, PkpEvent } from '../src/bus/types.ts';
 import { VirtualClock } from '../src/core/clock.ts';
 import { md5OfMessageAttributes } from '../src/frontend/md5.ts';
 import { accountOf, startService, type RunningService } from '../src/service.ts';
+import { failure } from './helpers/failure.ts';
 
 /** End to end: the official SDK against the running service, time driven by a virtual clock. */
 
@@ -30,15 +31,6 @@ function client(secretAccessKey = CREDENTIALS.secretAccessKey): SQSClient {
   return new SQSClient({ endpoint: service.endpoint, region: 'us-east-1', credentials: { ...CREDENTIALS, secretAccessKey }, maxAttempts: 1 });
 }
 
-/** Resolves with the SDK error a request fails with. */
-async function failure(promise: Promise<unknown>): Promise<Error & { Code?: string; $metadata?: { httpStatusCode?: number } }> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error & { Code?: string; $metadata?: { httpStatusCode?: number } };
-  }
-  assert.fail('expected the request to fail');
-}
 
 async function rejectsWith(promise: Promise<unknown>, name: string, status = 400): Promise<void> {
   const error = await failure(promise);

@@ -6,6 +6,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { VirtualClock } from '../src/core/clock.ts';
 import { openSdkService, type SdkService } from './helpers/sdk-service.ts';
+import { rejects } from './helpers/failure.ts';
 
 /** FIFO queues through the official SDK: group order, in-flight blocking, deduplication, errors. */
 
@@ -21,15 +22,6 @@ before(async () => {
 });
 after(async () => env?.close());
 
-async function rejects(promise: Promise<unknown>, name: string): Promise<void> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.equal((error as Error).name, name, (error as Error).message);
-    return;
-  }
-  assert.fail('expected the request to fail');
-}
 
 async function fifo(name: string, attributes: Record<string, string> = {}): Promise<string> {
   return (await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: { FifoQueue: 'true', ...attributes } }))).QueueUrl!;

@@ -1,5 +1,5 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
 import { checkPartitions, partitionOf } from './partition.ts';
 import { parseEvent } from './schema.ts';
 import type { BusStats, EventBus, PkpEvent, SubscribeOptions, Unsubscribe } from './types.ts';
@@ -62,7 +62,6 @@ export class NatsEventBus implements EventBus {
   private constructor(
     private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
-    private readonly jsm: JetStreamManager,
     private readonly options: NatsBusOptions,
   ) {
     this.partitions = checkPartitions(options.partitions ?? 8);
@@ -93,7 +92,7 @@ export class NatsEventBus implements EventBus {
       } catch {
         await jsm.streams.add(config);
       }
-      return new NatsEventBus(nc, jetstream(nc), jsm, { ...options, partitions });
+      return new NatsEventBus(nc, jetstream(nc), { ...options, partitions });
     } catch (error) {
       await nc.close();
       throw error;
@@ -167,11 +166,6 @@ export class NatsEventBus implements EventBus {
     await Promise.all([...this.consumers].map((m) => m.close().catch(() => undefined)));
     this.consumers.clear();
     await this.nc.close();
-  }
-
-  /** Deletes the stream and everything in it (tests, and an operator's reset). */
-  async removeStream(): Promise<void> {
-    await this.jsm.streams.delete(this.options.stream);
   }
 
   private subject(partition: number): string {

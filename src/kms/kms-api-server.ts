@@ -37,7 +37,7 @@ type Operation = (input: Body) => Promise<Body>;
 
 export function createKmsApiServer(options: KmsApiServerOptions): FastifyInstance {
   const { kms, credentials, clock, logger } = options;
-  const crypto = options.crypto ?? kms;
+  const keyOps = options.crypto ?? kms;
   const arnOf = (resource: string): string => `arn:aws:kms:${options.region}:${options.accountId}:${resource}`;
   const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT });
   app.removeAllContentTypeParsers();
@@ -105,7 +105,7 @@ export function createKmsApiServer(options: KmsApiServerOptions): FastifyInstanc
       if (bytes === undefined && spec === undefined) throw validation('KeySpec or NumberOfBytes is required');
       if (spec !== undefined && spec !== 'AES_256') throw validation('only KeySpec AES_256 is supported');
       if (bytes !== undefined && bytes !== DATA_KEY_BYTES) throw validation(`only NumberOfBytes ${DATA_KEY_BYTES} is supported`);
-      const generated = await crypto.generateDataKey(keyId, context, 'demand');
+      const generated = await keyOps.generateDataKey(keyId, context, 'demand');
       try {
         return { KeyId: arnOf(`key/${generated.keyId}`), CiphertextBlob: generated.ciphertextBlob.toString('base64'), Plaintext: generated.plaintext.toString('base64') };
       } finally {
@@ -118,7 +118,7 @@ export function createKmsApiServer(options: KmsApiServerOptions): FastifyInstanc
       const algorithm = optionalString(input, 'EncryptionAlgorithm');
       if (algorithm !== undefined && algorithm !== 'SYMMETRIC_DEFAULT') throw validation('only EncryptionAlgorithm SYMMETRIC_DEFAULT is supported');
       const named = optionalString(input, 'KeyId');
-      const decrypted = await crypto.decrypt(blob, encryptionContext(input), 'demand');
+      const decrypted = await keyOps.decrypt(blob, encryptionContext(input), 'demand');
       try {
         // A caller that names the key must name the one the blob was made under (as AWS KMS checks).
         if (named !== undefined && (await kms.describeKey(named)).keyId !== decrypted.keyId) {
