@@ -27,6 +27,11 @@ export function parseEvent(value: unknown): PkpEvent | undefined {
       if (e.keyHit !== undefined) out.keyHit = e.keyHit as boolean;
       if (e.keyExpiresAt !== undefined) out.keyExpiresAt = e.keyExpiresAt as number;
       if (e.prefetchedFirstUse !== undefined) out.prefetchedFirstUse = e.prefetchedFirstUse as boolean;
+      if (e.count !== undefined) {
+        if (!isCount(e.count) || e.count < 1 || !isTime(e.firstAt) || e.firstAt > e.at || e.keyHit === false) return undefined;
+        out.count = e.count;
+        out.firstAt = e.firstAt;
+      }
       return out;
     }
     case 'key': {

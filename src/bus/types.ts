@@ -21,6 +21,12 @@ export interface AccessEvent {
   keyExpiresAt?: number;
   /** The hit was the first use of a key a prefetch had delivered (a miss avoided). */
   prefetchedFirstUse?: boolean;
+  /**
+   * Aggregated events (see AccessAggregator): this many requests of the same (queue, node,
+   * principal, op) from `firstAt` to `at`, none of them a miss. Absent: one request.
+   */
+  count?: number;
+  firstAt?: number;
 }
 
 export type KeyUsageKind = 'hit' | 'miss' | 'expired' | 'evicted' | 'inserted';
@@ -61,6 +67,8 @@ export interface SubscribeOptions {
    * gets what the bus still holds (a durable bus's history; the in-process bus holds none).
    */
   from?: 'new' | 'retained';
+  /** With 'retained': only what the bus stored at or after this time (ms since the epoch). */
+  since?: number;
 }
 
 /** What a bus did, for metrics: every event published is delivered, dropped or still buffered. */

@@ -17,7 +17,7 @@ export interface NodeKeyringOptions {
   cache: KeyCache;
   metadata: MetadataClient;
   /** This node's end of the sealed channel with the metadata service. */
-  channel: SealedChannel;
+  channel: Pick<SealedChannel, 'open'>;
   /** How long one request waits for a key before it fails (ms). Default 5,000. */
   fetchTimeoutMs?: number;
   /** Called with the time a request waited for a key (a demand miss). */
@@ -79,7 +79,7 @@ export class NodeKeyring implements MessageKeyring, KeyDelivery {
   private readonly clock: Clock;
   private readonly cache: KeyCache;
   private readonly metadata: MetadataClient;
-  private readonly channel: SealedChannel;
+  private readonly channel: Pick<SealedChannel, 'open'>;
   private readonly fetchTimeoutMs: number;
   private readonly onKeyWait: NodeKeyringOptions['onKeyWait'];
   private readonly maxEncryptionsPerDek: number;

@@ -1,0 +1,123 @@
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { FastifyInstance } from 'fastify';
+import { AccessAggregator } from '../bus/access-aggregator.ts';
+import { InProcessBus } from '../bus/in-process.ts';
+import { NatsEventBus } from '../bus/nats-bus.ts';
+import type { EventBus } from '../bus/types.ts';
+import type { ClusterIdentity } from '../cluster/identity.ts';
+import { RemoteMetadata } from '../cluster/metadata-remote.ts';
+import { createNodeKeys } from '../compose.ts';
+import { SystemClock } from '../core/clock.ts';
+import { describeError, type Logger } from '../core/log.ts';
+import { createMetrics } from '../core/metrics.ts';
+import { FrontendNode } from '../frontend/node.ts';
+import { createSqsServer } from '../frontend/server.ts';
+import { ReceiveWaiters } from '../frontend/waiters.ts';
+import { keyEventsToBus } from '../keycache/node-keyring.ts';
+import type { MessageStore } from '../store/types.ts';
+
+export interface FrontendRoleOptions {
+  identity: ClusterIdentity;
+  /** The cluster's name: prefixes NATS subjects. */
+  cluster: string;
+  metadataUrl: string;
+  /** NATS for events and prefetched keys; the node serves reactively while it is away. */
+  nats: string;
+  stream: string;
+  partitions: number;
+  store: MessageStore;
+  credentials: Map<string, { secretAccessKey: string; accountId: string }>;
+  host: string;
+  port: number;
+  logger: Logger;
+  cacheEntries?: number;
+  /** Access events are counted per (queue, node, principal, op) over this long. Default 1 s. */
+  aggregateMs?: number;
+  maxLongPolls?: number;
+}
+
+export interface FrontendRole {
+  nodeId: string;
+  server: FastifyInstance;
+  close(): Promise<void>;
+}
+
+const QUEUE_STATS_EVERY_MS = 5_000;
+
+/**
+ * One front-end process: a node with its own identity and key cache, serving SQS on a port (shared
+ * with the other front-end processes through node:cluster, or behind a load balancer). Keys come from
+ * the metadata service over signed HTTP; prefetched keys and events go over NATS. With NATS away the
+ * node serves everything reactively and reconnects by itself.
+ */
+export async function startFrontendRole(options: FrontendRoleOptions): Promise<FrontendRole> {
+  const { identity, logger } = options;
+  const nodeId = identity.id;
+  const clock = new SystemClock();
+  const metrics = createMetrics({ defaultMetrics: true, queueMetrics: 0 });
+  const onError = (error: unknown): void => logger.warn({ error: describeError(error) }, 'cluster transport');
+  const nc = await connectNats(options.nats, `pkp frontend ${nodeId}`, logger);
+  const bus = new AccessAggregator(await openBus(options, onError, logger), clock, options.aggregateMs);
+
+  let keyring: ReturnType<typeof createNodeKeys>['keyring'] | undefined;
+  const remote = await RemoteMetadata.join({ url: options.metadataUrl, nc, identity, prefix: options.cluster, onError },
+    (delivery) => keyring?.deliver(delivery));
+  const publishKeyEvent = keyEventsToBus(bus, nodeId, clock);
+  const parts = createNodeKeys({
+    nodeId, clock, metadata: remote, channel: remote.channel,
+    cache: {
+      maxEntries: options.cacheEntries ?? 10_000,
+      onEvent: (kind, use, queueId, entry) => {
+        metrics.keyCache.inc({ node: nodeId, kind, use });
+        publishKeyEvent(kind, use, queueId, entry);
+      },
+    },
+    keyring: { onKeyWait: (use, waitedMs) => metrics.keyFetchSeconds.observe({ use }, waitedMs / 1000) },
+  });
+  keyring = parts.keyring;
+  const waiters = new ReceiveWaiters(clock, { maxWaiters: options.maxLongPolls, onRefused: () => metrics.longPollsRefused.inc() });
+  const node = new FrontendNode({
+    nodeId, store: options.store, keyring: parts.keyring, bus, clock, waiters, logger: logger.child({ node: nodeId }),
+    keyCache: parts.cache, queueStatsEveryMs: QUEUE_STATS_EVERY_MS,
+  });
+  const server = createSqsServer({ nodes: [node], credentials: options.credentials, clock, logger, metrics });
+  server.get('/healthz', async () => ({ ok: true, node: nodeId }));
+  await server.listen({ host: options.host, port: options.port });
+
+  let closing: Promise<void> | undefined;
+  return {
+    nodeId,
+    server,
+    close: () => (closing ??= (async () => {
+      waiters.closeAll();
+      await server.close();
+      remote.close();
+      parts.cache.clear();
+      await bus.close();
+      await nc?.drain().catch(() => undefined);
+      await options.store.close();
+    })()),
+  };
+}
+
+/** NATS for prefetched keys; if it is down at start the node starts anyway and keeps trying. */
+export async function connectNats(servers: string, name: string, logger: Logger): Promise<NatsConnection | undefined> {
+  try {
+    return await connect({ servers, name, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 3_000 });
+  } catch (error) {
+    logger.error({ error: describeError(error) }, 'NATS not reachable: serving reactively');
+    return undefined;
+  }
+}
+
+async function openBus(options: FrontendRoleOptions, onError: (error: unknown) => void, logger: Logger): Promise<EventBus> {
+  try {
+    return await NatsEventBus.open({
+      servers: options.nats, stream: options.stream, partitions: options.partitions, identity: options.identity,
+      name: `pkp frontend ${options.identity.id} events`, onError,
+    });
+  } catch (error) {
+    logger.error({ error: describeError(error) }, 'NATS not reachable: no events leave this node');
+    return new InProcessBus(onError);
+  }
+}
