@@ -6,10 +6,10 @@ import type { FastifyInstance } from 'fastify';
 import type { Clock } from './core/clock.ts';
 import { DEFAULT_KEY_ALIAS, type Kms } from './kms/types.ts';
 import type { KeyService } from './metadata/key-service.ts';
-import type { SqliteMessageStore } from './store/sqlite-store.ts';
+import type { MessageStore } from './store/types.ts';
 
 export interface ReadinessParts {
-  store: SqliteMessageStore;
+  store: MessageStore;
   kms: Kms;
   keys: KeyService;
   clock: Clock;
@@ -25,7 +25,7 @@ export async function readiness(parts: ReadinessParts): Promise<{ ready: boolean
   const checks: Record<string, CheckResult> = {};
   const fail = (error: unknown): CheckResult => ({ ok: false, error: error instanceof Error ? error.name : 'failed' });
   try {
-    parts.store.probeWritable(parts.clock.now());
+    await parts.store.probeWritable(parts.clock.now());
     checks.store = { ok: true };
   } catch (error) {
     checks.store = fail(error);

@@ -10,7 +10,7 @@ import { describeError, silentLogger, type Logger } from './core/log.ts';
 import { createMetrics, type Metrics } from './core/metrics.ts';
 import { VERSION } from './core/version.ts';
 import { FrontendNode } from './frontend/node.ts';
-import { keySettingsOf } from './frontend/queue-attributes.ts';
+import { QueueKeySettingsSource } from './frontend/queue-key-settings.ts';
 import { createSqsServer, type ConnectionLimits } from './frontend/server.ts';
 import { addHealthRoutes } from './health.ts';
 import { createAdminServer, generateAdminToken, type AdminOptions } from './admin/server.ts';
@@ -27,6 +27,7 @@ import type { KeyReason, Kms, KmsOperation, ManagedKms } from './kms/types.ts';
 import { KeyService } from './metadata/key-service.ts';
 import { MetadataService } from './metadata/metadata-service.ts';
 import { SqliteMessageStore } from './store/sqlite-store.ts';
+import type { MessageStore } from './store/types.ts';
 import { Random } from './core/random.ts';
 import { defaultAccountId } from './frontend/accounts.ts';
 import { startLivePrefetcher, type HistorySource, type LivePrefetcher } from './prefetcher/live.ts';
@@ -112,7 +113,7 @@ export interface RunningService {
   credentialsGenerated: boolean;
   credentials: Credential[];
   kms: ManagedKms;
-  store: SqliteMessageStore;
+  store: MessageStore;
   keys: KeyService;
   metadata: MetadataService;
   frontends: FrontendParts[];
@@ -158,20 +159,14 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     path: join(options.dataDir, 'messages.db'), synchronous: options.durability, onOp: (op) => metrics.storeOps.inc({ op }),
   });
   metrics.setQueueSource({
-    depths: () => store.listAllQueues().map((q) => ({ queue: q.name, ...store.counts(q.queueId, clock.now()) })),
+    depths: async () => Promise.all((await store.listAllQueues()).map(async (q) => ({ queue: q.name, ...(await store.counts(q.queueId, clock.now())) }))),
   });
   /** A queue's SSE settings, read by the key tier and the prefetcher alike. */
-  const settingsOf = (queueId: string) => {
-    const queue = store.getQueueById(queueId);
-    if (!queue) return undefined;
-    const settings = keySettingsOf(queue);
-    if (options.defaultReuseSeconds !== undefined && queue.attributes.KmsDataKeyReusePeriodSeconds === undefined) settings.reuseMs = options.defaultReuseSeconds * 1000;
-    return settings;
-  };
+  const queueKeySettings = new QueueKeySettingsSource(store, options.defaultReuseSeconds);
   const keys = new KeyService({
     kms,
     clock,
-    settingsOf,
+    settingsOf: (queueId) => queueKeySettings.settingsOf(queueId),
     scheduler: { backgroundPerSecond: options.prefetchBudgetPerSecond ?? 50, onDropped: () => metrics.prefetchDropped.inc() },
   });
   // The store is read for one thing only: which DEKs a queue's waiting messages need (prefetchDecrypt).
@@ -215,14 +210,14 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         metadata,
         clock,
         nodeIds: frontends.map((f) => f.nodeId),
-        reuseMsOf: (queueId) => settingsOf(queueId)?.reuseMs,
+        reuseMsOf: (queueId) => queueKeySettings.knownSettingsOf(queueId)?.reuseMs,
         expectedFetchMs: expectedFetchMs(options.kmsLatency),
         options: options.prefetcherOptions,
         logger: logger.child({ component: 'prefetcher' }),
         metrics,
         bootstrap: options.prefetchBootstrap && {
           source: options.prefetchBootstrap,
-          resolveQueue: (queue) => store.getQueueByName(queue)?.queueId ?? store.getQueueById(queue)?.queueId,
+          resolveQueue: async (queue) => (await store.getQueueByName(queue))?.queueId ?? (await store.getQueueById(queue))?.queueId,
           defaultPrincipal: credentials[0]?.accessKeyId,
         },
       });
@@ -276,7 +271,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   try {
     if (options.record) {
       try {
-        recorder = new TraceRecorder({ ...options.record, dataDir: options.dataDir, bus, queueName: (id) => store.getQueueById(id)?.name });
+        recorder = new TraceRecorder({ ...options.record, dataDir: options.dataDir, bus, queueName: (id) => store.knownQueue(id)?.name });
       } catch (error) {
         throw new Error(`cannot record to ${options.record.path}: ${(error as Error).message}`);
       }

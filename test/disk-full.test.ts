@@ -64,7 +64,7 @@ test('a full disk: sends fail whole, stored messages are still received and dele
   let store: SqliteMessageStore | undefined;
   try {
     store = SqliteMessageStore.open({ path, reserveBytes: 1024 * 1024 });
-    const queueId = store.createQueue('q', {}, 0).queue.queueId;
+    const queueId = (await store.createQueue('q', {}, 0)).queue.queueId;
     const acked = await fill(store, queueId);
     assert.ok(acked.length > 1000, `only ${acked.length} messages fit`);
     // Another send on the full disk fails as a whole.
@@ -78,11 +78,11 @@ test('a full disk: sends fail whole, stored messages are still received and dele
     for (const id of acked) assert.ok(seen.has(id), `acknowledged message ${id} was lost`);
 
     // Ten minutes later they are visible again, and each is received and deleted on the full disk.
-    const counts = store.counts(queueId, 1);
+    const counts = await store.counts(queueId, 1);
     assert.equal(counts.inFlight, acked.length);
     const deleted = await drain(store, queueId, 700_000, true);
     assert.equal(deleted.size, acked.length);
-    assert.equal(store.counts(queueId, 700_000).visible + store.counts(queueId, 700_000).inFlight, 0);
+    assert.equal((await store.counts(queueId, 700_000)).visible + (await store.counts(queueId, 700_000)).inFlight, 0);
     // Room inside the database again: sends work.
     await store.putMessages([message(queueId)]);
   } finally {

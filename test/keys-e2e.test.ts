@@ -103,7 +103,7 @@ test('two principals on one queue get two DEKs; each reads the other’s message
     await alice.send(new SendMessageCommand({ QueueUrl, MessageBody: 'from alice' }));
     await bob.send(new SendMessageCommand({ QueueUrl, MessageBody: 'from bob' }));
     assert.equal(service.kms.counts().byOperation.GenerateDataKey, 2);
-    const queue = service.store.getQueueByName('shared')!;
+    const queue = (await service.store.getQueueByName('shared'))!;
     const received = await bob.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10 }));
     assert.deepEqual(received.Messages?.map((m) => m.Body).sort(), ['from alice', 'from bob']);
     const stored = await service.store.receiveMessages(queue.queueId, 10, 0, Date.now() + 3_600_000);
@@ -119,7 +119,7 @@ test('rotation: after the reuse period new messages use a new DEK and old ones s
     await clock.advance(61_000);
     await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'after' }));
     assert.equal(service.kms.counts().byOperation.GenerateDataKey, 2);
-    const queue = service.store.getQueueByName('rotating')!;
+    const queue = (await service.store.getQueueByName('rotating'))!;
     const peek = await service.store.receiveMessages(queue.queueId, 10, 0, clock.now());
     assert.equal(new Set(peek.map((m) => m.dekId)).size, 2);
     // Caches emptied by expiry: reading needs KMS Decrypt for the old DEKs, and works.
@@ -142,7 +142,7 @@ test('at rest: the data directory holds no plaintext body and no key', async () 
       const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'at-rest' }));
       await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: marker, MessageAttributes: { secret: { DataType: 'String', StringValue: `${marker}-attr` } } }));
       // Capture the DEK the node used (white-box: the cache is this process's own memory).
-      const queueId = service.store.getQueueByName('at-rest')!.queueId;
+      const queueId = (await service.store.getQueueByName('at-rest'))!.queueId;
       const dek = service.frontends.map((f) => f.cache.peekEncrypt(queueId, ALICE.accessKeyId)).find(Boolean)!;
       dekBytes = Buffer.from(dek.key.material);
     });

@@ -10,7 +10,7 @@ import { startService } from '../src/service.ts';
 test('per-queue depth gauges cover only the N deepest queues', async () => {
   const metrics = createMetrics({ queueMetrics: 2 });
   const depths = Array.from({ length: 50 }, (_, i) => ({ queue: `q${i}`, visible: i, inFlight: i % 3, delayed: 0 }));
-  metrics.setQueueSource({ depths: () => depths });
+  metrics.setQueueSource({ depths: async () => depths });
   const text = await metrics.registry.metrics();
   const queues = new Set([...text.matchAll(/^pkp_queue_messages\{queue="([^"]+)"/gm)].map((m) => m[1]));
   assert.deepEqual([...queues].sort(), ['q47', 'q49']); // by visible + in flight + delayed: 49+1, 47+2 (q48: 48)

@@ -56,8 +56,8 @@ async function sendAndReceive(sqs: SQSClient, queueName: string): Promise<void> 
   assert.deepEqual(got.sort(), [...bodies].sort());
 }
 
-function queueIdOf(service: RunningService, name: string): string {
-  const queue = service.store.getQueueByName(name);
+async function queueIdOf(service: RunningService, name: string): Promise<string> {
+  const queue = await service.store.getQueueByName(name);
   assert.ok(queue, `queue ${name} exists`);
   return queue.queueId;
 }
@@ -102,7 +102,7 @@ test('access events reach the prefetcher: observations, a stream, key hits and q
     const events: PkpEvent[] = [];
     const unsubscribe = service.bus.subscribe((e) => events.push(e));
     const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'observed' }));
-    const queueId = queueIdOf(service, 'observed');
+    const queueId = await queueIdOf(service, 'observed');
     const before = prefetcher.stats.observed;
     for (let i = 0; i < 6; i++) await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: `m${i}` }));
     unsubscribe();
@@ -179,7 +179,7 @@ test('the prefetcher host exposes no key material: prefetch answers with an expi
     const events: PkpEvent[] = [];
     const unsubscribe = service.bus.subscribe((e) => events.push(e));
     const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'secrets' }));
-    const queueId = queueIdOf(service, 'secrets');
+    const queueId = await queueIdOf(service, 'secrets');
 
     // Every function of the host answers with ids, numbers or nothing: never a Buffer.
     const expiresAt = await host.prefetch({ queueId, principal: ALICE.accessKeyId, nodeIds: ['fe-2', 'fe-3'], reason: 'prefetch' });
@@ -235,7 +235,7 @@ test('backlog decrypt prefetch, live: a queue-stats event has the backlog keys d
     const prefetcher = service.prefetcher!;
     assert.ok(prefetcher, 'the prefetcher is on by default');
     const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'backlog-live' }));
-    const queueId = queueIdOf(service, 'backlog-live');
+    const queueId = await queueIdOf(service, 'backlog-live');
     const [A, B, C] = ['fe-1', 'fe-2', 'fe-3'].map((id) => service.frontends.find((f) => f.nodeId === id)!);
     const call = (f: typeof A, action: string, input: Record<string, unknown>) =>
       f!.node.handle(action, { QueueUrl, ...input }, { principal: ALICE.accessKeyId, baseUrl: 'http://localhost', accountId: ALICE.accountId });

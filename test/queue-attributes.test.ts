@@ -127,8 +127,8 @@ describe('defaults and the attribute view', () => {
     assert.equal(intAttribute(queue({ VisibilityTimeout: '5' }), 'VisibilityTimeout'), 5);
   });
 
-  it('answers All with the computed attributes', () => {
-    const view = queueAttributeView(queue({ VisibilityTimeout: '45' }), parseAttributeNames(['All']), () => ({ visible: 3, inFlight: 2, delayed: 1 }), 'eu-west-1');
+  it('answers All with the computed attributes', async () => {
+    const view = await queueAttributeView(queue({ VisibilityTimeout: '45' }), parseAttributeNames(['All']), () => ({ visible: 3, inFlight: 2, delayed: 1 }), 'eu-west-1');
     assert.equal(view.QueueArn, 'arn:aws:sqs:eu-west-1:000000000000:orders');
     assert.equal(view.ApproximateNumberOfMessages, '3');
     assert.equal(view.ApproximateNumberOfMessagesNotVisible, '2');
@@ -139,15 +139,15 @@ describe('defaults and the attribute view', () => {
     assert.equal(view.Policy, undefined);
   });
 
-  it('answers only the names asked for, and counts only when asked', () => {
+  it('answers only the names asked for, and counts only when asked', async () => {
     let counted = 0;
-    const view = queueAttributeView(queue(), parseAttributeNames(['QueueArn', 'DelaySeconds']), () => {
+    const view = await queueAttributeView(queue(), parseAttributeNames(['QueueArn', 'DelaySeconds']), () => {
       counted++;
       return { visible: 0, inFlight: 0, delayed: 0 };
     }, 'us-east-1');
     assert.deepEqual(view, { DelaySeconds: '0', QueueArn: 'arn:aws:sqs:us-east-1:000000000000:orders' });
     assert.equal(counted, 0);
-    assert.deepEqual(queueAttributeView(queue(), parseAttributeNames(undefined), () => assert.fail('no counts'), 'us-east-1'), {});
+    assert.deepEqual(await queueAttributeView(queue(), parseAttributeNames(undefined), () => assert.fail('no counts'), 'us-east-1'), {});
     assert.throws(() => parseAttributeNames(['Bogus']), sqsError('InvalidAttributeName'));
   });
 

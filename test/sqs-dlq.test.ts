@@ -46,8 +46,8 @@ describe('dead-letter queues', () => {
     const attributes = { colour: { DataType: 'String', StringValue: 'red' } };
     const sent = await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'poison', MessageAttributes: attributes }));
     await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'healthy', DelaySeconds: 60 }));
-    const source = service.store.getQueueByName('orders', ACCOUNT)!;
-    const sourceDeks = service.store.backlogDeks(source.queueId, { now: clock.now(), withinMs: 120_000 }).map((d) => d.dekId);
+    const source = (await service.store.getQueueByName('orders', ACCOUNT))!;
+    const sourceDeks = (await service.store.backlogDeks(source.queueId, { now: clock.now(), withinMs: 120_000 })).map((d) => d.dekId);
 
     for (let i = 1; i <= 2; i++) {
       const got = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, VisibilityTimeout: 5, MessageSystemAttributeNames: ['ApproximateReceiveCount'] }));
@@ -68,8 +68,8 @@ describe('dead-letter queues', () => {
     assert.equal(m?.Attributes?.SenderId, CREDENTIALS.accessKeyId);
     assert.equal(m?.Attributes?.DeadLetterQueueSourceArn, arnOf('orders'));
 
-    const dlq = service.store.getQueueByName('orders-dlq', ACCOUNT)!;
-    const dlqDeks = service.store.backlogDeks(dlq.queueId, { now: clock.now(), withinMs: 120_000 });
+    const dlq = (await service.store.getQueueByName('orders-dlq', ACCOUNT))!;
+    const dlqDeks = await service.store.backlogDeks(dlq.queueId, { now: clock.now(), withinMs: 120_000 });
     assert.equal(dlqDeks.length, 1);
     assert.ok(!sourceDeks.includes(dlqDeks[0]!.dekId), 'sealed under a DEK of the dead-letter queue, not the source\'s');
   });
@@ -119,10 +119,10 @@ describe('dead-letter queues', () => {
     const back = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MessageSystemAttributeNames: ['All'], VisibilityTimeout: 0 }));
     assert.equal(back.Messages?.[0]?.Body, 'poison');
     assert.equal(back.Messages?.[0]?.Attributes?.DeadLetterQueueSourceArn, undefined);
-    const source = service.store.getQueueByName('orders', ACCOUNT)!;
-    const dlq = service.store.getQueueByName('orders-dlq', ACCOUNT)!;
-    assert.ok(service.store.backlogDeks(source.queueId, { now: clock.now() }).length > 0, 'sealed under a key of the source again');
-    assert.deepEqual(service.store.backlogDeks(dlq.queueId, { now: clock.now() }), []);
+    const source = (await service.store.getQueueByName('orders', ACCOUNT))!;
+    const dlq = (await service.store.getQueueByName('orders-dlq', ACCOUNT))!;
+    assert.ok((await service.store.backlogDeks(source.queueId, { now: clock.now() })).length > 0, 'sealed under a key of the source again');
+    assert.deepEqual(await service.store.backlogDeks(dlq.queueId, { now: clock.now() }), []);
     await rejects(sqs.send(new CancelMessageMoveTaskCommand({ TaskHandle })), 'ResourceNotFoundException');
   });
 

@@ -44,58 +44,58 @@ function message(queueId: string, sentAt: number, overrides: Partial<NewMessage>
   };
 }
 
-function memoryStore(onOp?: (op: string) => void): { store: SqliteMessageStore; queueId: string } {
+async function memoryStore(onOp?: (op: string) => void): Promise<{ store: SqliteMessageStore; queueId: string }> {
   const store = SqliteMessageStore.open({ path: ':memory:', onOp });
-  const queueId = store.createQueue('q', {}, 0).queue.queueId;
+  const queueId = (await store.createQueue('q', {}, 0)).queue.queueId;
   return { store, queueId };
 }
 
 const isCode = (code: string) => (err: unknown) => err instanceof PkpError && err.code === code;
 
-test('queues: create, exists, get, list by prefix, merge attributes, delete', () => {
+test('queues: create, exists, get, list by prefix, merge attributes, delete', async () => {
   const store = SqliteMessageStore.open({ path: ':memory:' });
-  const created = store.createQueue('orders', { VisibilityTimeout: '30' }, 100);
+  const created = await store.createQueue('orders', { VisibilityTimeout: '30' }, 100);
   assert.equal(created.outcome, 'created');
   assert.match(created.queue.queueId, /^[0-9a-f]{32}$/);
 
-  const again = store.createQueue('orders', { VisibilityTimeout: '60' }, 200);
+  const again = await store.createQueue('orders', { VisibilityTimeout: '60' }, 200);
   assert.equal(again.outcome, 'exists');
   assert.deepEqual(again.queue, created.queue, 'the existing record, untouched');
 
-  store.createQueue('orders_dlq', {}, 300);
-  store.createQueue('ordersX', {}, 300);
-  store.createQueue('billing', {}, 300);
-  assert.deepEqual(store.listQueues().map((q) => q.name), ['billing', 'orders', 'ordersX', 'orders_dlq']);
-  assert.deepEqual(store.listQueues('orders_').map((q) => q.name), ['orders_dlq'], "'_' is not a wildcard");
-  assert.deepEqual(store.listQueues('nope'), []);
+  await store.createQueue('orders_dlq', {}, 300);
+  await store.createQueue('ordersX', {}, 300);
+  await store.createQueue('billing', {}, 300);
+  assert.deepEqual((await store.listQueues()).map((q) => q.name), ['billing', 'orders', 'ordersX', 'orders_dlq']);
+  assert.deepEqual((await store.listQueues('orders_')).map((q) => q.name), ['orders_dlq'], "'_' is not a wildcard");
+  assert.deepEqual(await store.listQueues('nope'), []);
 
   const id = created.queue.queueId;
-  const updated = store.setQueueAttributes(id, { DelaySeconds: '5', VisibilityTimeout: '45' }, 400);
+  const updated = await store.setQueueAttributes(id, { DelaySeconds: '5', VisibilityTimeout: '45' }, 400);
   assert.deepEqual(updated?.attributes, { VisibilityTimeout: '45', DelaySeconds: '5' });
   assert.equal(updated?.updatedAt, 400);
-  assert.deepEqual(store.getQueueById(id), updated);
-  assert.deepEqual(store.getQueueByName('orders'), updated);
-  assert.equal(store.setQueueAttributes('0'.repeat(32), { A: '1' }, 400), undefined);
+  assert.deepEqual(await store.getQueueById(id), updated);
+  assert.deepEqual(await store.getQueueByName('orders'), updated);
+  assert.equal(await store.setQueueAttributes('0'.repeat(32), { A: '1' }, 400), undefined);
 
-  assert.equal(store.deleteQueue(id), true);
-  assert.equal(store.deleteQueue(id), false);
-  assert.equal(store.getQueueById(id), undefined);
-  const recreated = store.createQueue('orders', {}, 500);
+  assert.equal(await store.deleteQueue(id), true);
+  assert.equal(await store.deleteQueue(id), false);
+  assert.equal(await store.getQueueById(id), undefined);
+  const recreated = await store.createQueue('orders', {}, 500);
   assert.equal(recreated.outcome, 'created');
   assert.notEqual(recreated.queue.queueId, id, 'a new queue of the same name gets a new id');
 });
 
 test('deleting a queue removes its messages and no other queue\'s', async () => {
-  const { store, queueId } = memoryStore();
-  const other = store.createQueue('other', {}, 0).queue.queueId;
+  const { store, queueId } = await memoryStore();
+  const other = (await store.createQueue('other', {}, 0)).queue.queueId;
   await store.putMessages([message(queueId, 0), message(queueId, 0), message(other, 0)]);
-  assert.equal(store.deleteQueue(queueId), true);
-  assert.equal(store.counts(queueId, 0).visible, 0);
-  assert.equal(store.counts(other, 0).visible, 1);
+  assert.equal(await store.deleteQueue(queueId), true);
+  assert.equal((await store.counts(queueId, 0)).visible, 0);
+  assert.equal((await store.counts(other, 0)).visible, 1);
 });
 
 test('put, receive and delete round-trip every field', async () => {
-  const { store, queueId } = memoryStore();
+  const { store, queueId } = await memoryStore();
   const sent = message(queueId, 1000, {
     attributesCiphertext: randomBytes(30),
   });
@@ -114,8 +114,8 @@ test('put, receive and delete round-trip every field', async () => {
 });
 
 test('receive takes at most max messages, oldest first, and only from its own queue', async () => {
-  const { store, queueId } = memoryStore();
-  const other = store.createQueue('other', {}, 0).queue.queueId;
+  const { store, queueId } = await memoryStore();
+  const other = (await store.createQueue('other', {}, 0)).queue.queueId;
   const batch = [0, 1, 2, 3, 4].map((i) => message(queueId, 100 + i));
   await store.putMessages([message(other, 0), ...batch]);
   const first = await store.receiveMessages(queueId, 3, 1000, 200);
@@ -126,7 +126,7 @@ test('receive takes at most max messages, oldest first, and only from its own qu
 });
 
 test('messages come in the order they became visible: a redelivery queues behind older visible ones', async () => {
-  const { store, queueId } = memoryStore();
+  const { store, queueId } = await memoryStore();
   const a = message(queueId, 0);
   const b = message(queueId, 10);
   await store.putMessages([a, b]);
@@ -137,13 +137,13 @@ test('messages come in the order they became visible: a redelivery queues behind
 });
 
 test('visibility timeout: hidden until now + timeout, then redelivered with a new handle; the old one still deletes', async () => {
-  const { store, queueId } = memoryStore();
+  const { store, queueId } = await memoryStore();
   await store.putMessages([message(queueId, 0)]);
   const [first] = await store.receiveMessages(queueId, 1, 30_000, 1000);
   assert.equal(first?.receiveCount, 1);
 
   assert.deepEqual(await store.receiveMessages(queueId, 1, 30_000, 30_999), [], 'still in flight');
-  assert.equal(store.nextVisibleAt(queueId), 31_000);
+  assert.equal(await store.nextVisibleAt(queueId), 31_000);
 
   const [second] = await store.receiveMessages(queueId, 1, 30_000, 31_000);
   assert.equal(second?.messageId, first?.messageId);
@@ -152,11 +152,11 @@ test('visibility timeout: hidden until now + timeout, then redelivered with a ne
   assert.notEqual(second?.receiptHandle, first?.receiptHandle);
 
   assert.equal(await store.deleteMessage(queueId, first!.receiptHandle), 'deleted');
-  assert.equal(store.counts(queueId, 31_000).inFlight, 0);
+  assert.equal((await store.counts(queueId, 31_000)).inFlight, 0);
 });
 
 test('changeVisibility works only with the current handle of a message in flight', async () => {
-  const { store, queueId } = memoryStore();
+  const { store, queueId } = await memoryStore();
   await store.putMessages([message(queueId, 0)]);
   const [first] = await store.receiveMessages(queueId, 1, 10_000, 1000);
   assert.equal(await store.changeVisibility(queueId, first!.receiptHandle, 50_000, 2000), 'changed');
@@ -166,18 +166,18 @@ test('changeVisibility works only with the current handle of a message in flight
   assert.equal(await store.changeVisibility(queueId, first!.receiptHandle, 90_000, 50_001), 'not-in-flight', 'stale handle');
   // Visibility 0 returns the message to the queue at once.
   assert.equal(await store.changeVisibility(queueId, second!.receiptHandle, 50_001, 50_001), 'changed');
-  assert.equal(store.counts(queueId, 50_001).visible, 1);
+  assert.equal((await store.counts(queueId, 50_001)).visible, 1);
   // No longer in flight: the current handle changes nothing (as SQS: an accepted no-op).
   assert.equal(await store.changeVisibility(queueId, second!.receiptHandle, 60_000, 50_002), 'expired');
-  assert.equal(store.counts(queueId, 50_002).visible, 1, 'still visible');
+  assert.equal((await store.counts(queueId, 50_002)).visible, 1, 'still visible');
 
   assert.equal(await store.deleteMessage(queueId, second!.receiptHandle), 'deleted');
   assert.equal(await store.changeVisibility(queueId, second!.receiptHandle, 60_000, 50_002), 'not-in-flight', 'deleted');
 });
 
 test('malformed handles and handles of another queue are invalid and change nothing', async () => {
-  const { store, queueId } = memoryStore();
-  const other = store.createQueue('other', {}, 0).queue.queueId;
+  const { store, queueId } = await memoryStore();
+  const other = (await store.createQueue('other', {}, 0)).queue.queueId;
   await store.putMessages([message(queueId, 0)]);
   const [got] = await store.receiveMessages(queueId, 1, 10_000, 0);
   const handle = got!.receiptHandle;
@@ -199,70 +199,70 @@ test('malformed handles and handles of another queue are invalid and change noth
   }
   assert.equal(await store.deleteMessage(other, handle), 'invalid');
   assert.equal(await store.changeVisibility(other, handle, 0, 1), 'invalid');
-  assert.deepEqual(store.counts(queueId, 1), { visible: 0, inFlight: 1, delayed: 0 });
+  assert.deepEqual(await store.counts(queueId, 1), { visible: 0, inFlight: 1, delayed: 0 });
 });
 
-test('receipt handles round-trip message ids that contain colons', () => {
+test('receipt handles round-trip message ids that contain colons', async () => {
   const parts = { queueId: 'ab'.repeat(16), messageId: 'a:b::c', nonce: 'cd'.repeat(16) };
   assert.deepEqual(decodeReceiptHandle(encodeReceiptHandle(parts)), parts);
 });
 
 test('delayed messages are invisible until visibleAt and are counted as delayed', async () => {
-  const { store, queueId } = memoryStore();
+  const { store, queueId } = await memoryStore();
   await store.putMessages([message(queueId, 0, { visibleAt: 5000 }), message(queueId, 0)]);
-  assert.deepEqual(store.counts(queueId, 0), { visible: 1, inFlight: 0, delayed: 1 });
+  assert.deepEqual(await store.counts(queueId, 0), { visible: 1, inFlight: 0, delayed: 1 });
   const now = await store.receiveMessages(queueId, 10, 100_000, 0);
   assert.equal(now.length, 1);
-  assert.deepEqual(store.counts(queueId, 4999), { visible: 0, inFlight: 1, delayed: 1 });
-  assert.equal(store.nextVisibleAt(queueId), 5000);
+  assert.deepEqual(await store.counts(queueId, 4999), { visible: 0, inFlight: 1, delayed: 1 });
+  assert.equal(await store.nextVisibleAt(queueId), 5000);
   const later = await store.receiveMessages(queueId, 10, 100_000, 5000);
   assert.equal(later.length, 1);
   assert.equal(later[0]?.sentAt, 0);
-  assert.deepEqual(store.counts(queueId, 5000), { visible: 0, inFlight: 2, delayed: 0 });
+  assert.deepEqual(await store.counts(queueId, 5000), { visible: 0, inFlight: 2, delayed: 0 });
 });
 
 test('counts, nextVisibleAt and purge', async () => {
-  const { store, queueId } = memoryStore();
-  assert.deepEqual(store.counts(queueId, 0), { visible: 0, inFlight: 0, delayed: 0 });
-  assert.equal(store.nextVisibleAt(queueId), undefined);
+  const { store, queueId } = await memoryStore();
+  assert.deepEqual(await store.counts(queueId, 0), { visible: 0, inFlight: 0, delayed: 0 });
+  assert.equal(await store.nextVisibleAt(queueId), undefined);
   await store.putMessages([0, 1, 2, 3].map(() => message(queueId, 0)));
   await store.putMessages([message(queueId, 0, { visibleAt: 900 })]);
   await store.receiveMessages(queueId, 1, 500, 10);
-  assert.deepEqual(store.counts(queueId, 10), { visible: 3, inFlight: 1, delayed: 1 });
-  assert.deepEqual(store.counts(queueId, 510), { visible: 4, inFlight: 0, delayed: 1 });
-  assert.equal(store.nextVisibleAt(queueId), 0, 'a visible message makes it a time already passed');
+  assert.deepEqual(await store.counts(queueId, 10), { visible: 3, inFlight: 1, delayed: 1 });
+  assert.deepEqual(await store.counts(queueId, 510), { visible: 4, inFlight: 0, delayed: 1 });
+  assert.equal(await store.nextVisibleAt(queueId), 0, 'a visible message makes it a time already passed');
 
   assert.equal(await store.purgeQueue(queueId), 5);
-  assert.deepEqual(store.counts(queueId, 10), { visible: 0, inFlight: 0, delayed: 0 });
-  assert.equal(store.nextVisibleAt(queueId), undefined);
+  assert.deepEqual(await store.counts(queueId, 10), { visible: 0, inFlight: 0, delayed: 0 });
+  assert.equal(await store.nextVisibleAt(queueId), undefined);
   assert.equal(await store.purgeQueue(queueId), 0);
 });
 
 test('dropExpired deletes by send time, whatever the visibility', async () => {
-  const { store, queueId } = memoryStore();
-  const other = store.createQueue('other', {}, 0).queue.queueId;
+  const { store, queueId } = await memoryStore();
+  const other = (await store.createQueue('other', {}, 0)).queue.queueId;
   const old = message(queueId, 1000);
   await store.putMessages([old, message(queueId, 1000, { visibleAt: 9000 }), message(queueId, 5000), message(other, 0)]);
   await store.receiveMessages(queueId, 1, 100_000, 1500);
   assert.equal(await store.dropExpired(queueId, 4000, 5000), 0, 'exactly the retention old is kept');
   assert.equal(await store.dropExpired(queueId, 4000, 5001), 2);
-  assert.equal(store.counts(queueId, 5001).visible, 1);
-  assert.equal(store.counts(other, 5001).visible, 1);
+  assert.equal((await store.counts(queueId, 5001)).visible, 1);
+  assert.equal((await store.counts(other, 5001)).visible, 1);
 });
 
 test('group commit: 200 concurrent puts resolve after one transaction and are all stored', async () => {
   const ops: string[] = [];
-  const { store, queueId } = memoryStore((op) => ops.push(op));
+  const { store, queueId } = await memoryStore((op) => ops.push(op));
   const calls = Array.from({ length: 200 }, (_, i) => store.putMessages([message(queueId, i)]));
   await Promise.all(calls);
   assert.equal(ops.filter((op) => op === 'groupCommit').length, 1);
   assert.equal(ops.filter((op) => op === 'putMessages').length, 200);
-  assert.deepEqual(store.counts(queueId, 1000), { visible: 200, inFlight: 0, delayed: 0 });
+  assert.deepEqual(await store.counts(queueId, 1000), { visible: 200, inFlight: 0, delayed: 0 });
 });
 
 test('group commit: a failing call rolls back only itself, whole, while the rest of its batch commits', async () => {
   const ops: string[] = [];
-  const { store, queueId } = memoryStore((op) => ops.push(op));
+  const { store, queueId } = await memoryStore((op) => ops.push(op));
   const existing = message(queueId, 0);
   await store.putMessages([existing]);
 
@@ -290,7 +290,7 @@ test('group commit: a failing call rolls back only itself, whole, while the rest
 
 test('a receive sees every put called before it, even one not yet committed', async () => {
   const ops: string[] = [];
-  const { store, queueId } = memoryStore((op) => ops.push(op));
+  const { store, queueId } = await memoryStore((op) => ops.push(op));
   const put = store.putMessages([message(queueId, 0)]);
   const received = await store.receiveMessages(queueId, 10, 1000, 0);
   assert.equal(received.length, 1);
@@ -302,7 +302,7 @@ test('close commits pending puts; afterwards every call fails with StoreClosed',
   const dir = tempDir();
   const path = join(dir, 'nested', 'messages.db');
   const store = SqliteMessageStore.open({ path });
-  const queueId = store.createQueue('q', {}, 0).queue.queueId;
+  const queueId = (await store.createQueue('q', {}, 0)).queue.queueId;
   const put = store.putMessages([message(queueId, 0)]);
   await store.close();
   await put;
@@ -311,18 +311,18 @@ test('close commits pending puts; afterwards every call fails with StoreClosed',
   await assert.rejects(store.putMessages([message(queueId, 0)]), isCode('StoreClosed'));
   await assert.rejects(store.receiveMessages(queueId, 1, 1000, 0), isCode('StoreClosed'));
   await assert.rejects(store.deleteMessage(queueId, 'x'), isCode('StoreClosed'));
-  assert.throws(() => store.getQueueByName('q'), isCode('StoreClosed'));
-  assert.throws(() => store.counts(queueId, 0), isCode('StoreClosed'));
+  await assert.rejects(store.getQueueByName('q'), isCode('StoreClosed'));
+  await assert.rejects(store.counts(queueId, 0), isCode('StoreClosed'));
 
   const reopened = SqliteMessageStore.open({ path });
-  assert.equal(reopened.counts(queueId, 0).visible, 1);
+  assert.equal((await reopened.counts(queueId, 0)).visible, 1);
   await reopened.close();
 });
 
 test('durability: a resolved put is seen by a second connection and after reopening; WAL mode, versioned schema', async () => {
   const path = join(tempDir(), 'messages.db');
   const store = SqliteMessageStore.open({ path, synchronous: 'full' });
-  const queueId = store.createQueue('q', { A: '1' }, 0).queue.queueId;
+  const queueId = (await store.createQueue('q', { A: '1' }, 0)).queue.queueId;
   const sent = message(queueId, 0);
   await store.putMessages([sent]);
 
@@ -335,7 +335,7 @@ test('durability: a resolved put is seen by a second connection and after reopen
 
   await store.close();
   const reopened = SqliteMessageStore.open({ path });
-  assert.deepEqual(reopened.getQueueById(queueId)?.attributes, { A: '1' });
+  assert.deepEqual((await reopened.getQueueById(queueId))?.attributes, { A: '1' });
   const [got] = await reopened.receiveMessages(queueId, 1, 1000, 0);
   assert.equal(got?.messageId, sent.messageId);
   await reopened.close();
@@ -367,7 +367,7 @@ test('a schema-1 database migrates: its messages stay receivable and no plaintex
   }
 });
 
-test('a database from a newer schema version is refused', () => {
+test('a database from a newer schema version is refused', async () => {
   const path = join(tempDir(), 'messages.db');
   const raw = new Database(path);
   raw.pragma('user_version = 99');
@@ -383,7 +383,7 @@ test('kill -9: every put acknowledged before the crash is there after reopening'
 import { SqliteMessageStore } from ${JSON.stringify(storeModule)};
 import { randomBytes, randomUUID } from 'node:crypto';
 const store = SqliteMessageStore.open({ path: process.argv[2] });
-const queueId = store.createQueue('q', {}, 0).queue.queueId;
+const queueId = (await store.createQueue('q', {}, 0)).queue.queueId;
 process.stdout.write('queue ' + queueId + '\\n');
 for (let i = 0; ; i++) {
   const ids = [randomUUID(), randomUUID()];
@@ -431,7 +431,7 @@ test('the database files hold the ciphertext given and never the plaintext behin
   const dir = tempDir();
   const path = join(dir, 'messages.db');
   const store = SqliteMessageStore.open({ path });
-  const queueId = store.createQueue('q', {}, 0).queue.queueId;
+  const queueId = (await store.createQueue('q', {}, 0)).queue.queueId;
   const key = randomBytes(32);
   const plaintext = Buffer.from(`canary plaintext ${randomUUID()} that must never reach the disk`);
   const attrsPlain = Buffer.from(`{"canary":"${randomUUID()}"}`);
@@ -454,28 +454,28 @@ test('the database files hold the ciphertext given and never the plaintext behin
   }
 });
 
-test('accounts: the same name in two accounts is two queues; listing stays within the account', () => {
+test('accounts: the same name in two accounts is two queues; listing stays within the account', async () => {
   const store = SqliteMessageStore.open({ path: ':memory:' });
-  const a = store.createQueue('orders', {}, 0, '111111111111');
-  const b = store.createQueue('orders', { DelaySeconds: '5' }, 0, '222222222222');
+  const a = await store.createQueue('orders', {}, 0, '111111111111');
+  const b = await store.createQueue('orders', { DelaySeconds: '5' }, 0, '222222222222');
   assert.equal(a.outcome, 'created');
   assert.equal(b.outcome, 'created');
   assert.notEqual(a.queue.queueId, b.queue.queueId);
-  assert.equal(store.getQueueByName('orders', '111111111111')?.queueId, a.queue.queueId);
-  assert.equal(store.getQueueByName('orders', '222222222222')?.attributes.DelaySeconds, '5');
-  assert.equal(store.getQueueByName('orders', '333333333333'), undefined);
-  assert.equal(store.getQueueByName('orders'), undefined, 'the legacy account has none');
-  store.createQueue('orders-dlq', {}, 0, '111111111111');
-  assert.deepEqual(store.listQueues('ord', '111111111111').map((q) => [q.accountId, q.name]), [['111111111111', 'orders'], ['111111111111', 'orders-dlq']]);
-  assert.deepEqual(store.listQueues('', '222222222222').map((q) => q.name), ['orders']);
-  assert.throws(() => store.createQueue('x', {}, 0, '12'), isCode('InvalidArgument'));
+  assert.equal((await store.getQueueByName('orders', '111111111111'))?.queueId, a.queue.queueId);
+  assert.equal((await store.getQueueByName('orders', '222222222222'))?.attributes.DelaySeconds, '5');
+  assert.equal(await store.getQueueByName('orders', '333333333333'), undefined);
+  assert.equal(await store.getQueueByName('orders'), undefined, 'the legacy account has none');
+  await store.createQueue('orders-dlq', {}, 0, '111111111111');
+  assert.deepEqual((await store.listQueues('ord', '111111111111')).map((q) => [q.accountId, q.name]), [['111111111111', 'orders'], ['111111111111', 'orders-dlq']]);
+  assert.deepEqual((await store.listQueues('', '222222222222')).map((q) => q.name), ['orders']);
+  await assert.rejects(store.createQueue('x', {}, 0, '12'), isCode('InvalidArgument'));
   void store.close();
 });
 
 test('a database made by the schema-1 build (before accounts) opens: its queues and messages are the legacy account\'s', async () => {
   const path = join(tempDir(), 'messages.db');
   const store = SqliteMessageStore.open({ path });
-  const queueId = store.createQueue('orders', { VisibilityTimeout: '40' }, 10).queue.queueId;
+  const queueId = (await store.createQueue('orders', { VisibilityTimeout: '40' }, 10)).queue.queueId;
   await store.putMessages([message(queueId, 10, { messageId: 'm-1' })]);
   await store.close();
   // Back to exactly what schema 1 held: bare names, version 1.
@@ -491,7 +491,7 @@ test('a database made by the schema-1 build (before accounts) opens: its queues 
   raw.close();
 
   const reopened = SqliteMessageStore.open({ path });
-  const queue = reopened.getQueueByName('orders', '000000000000');
+  const queue = await reopened.getQueueByName('orders', '000000000000');
   assert.equal(queue?.queueId, queueId);
   assert.equal(queue?.attributes.VisibilityTimeout, '40');
   const got = await reopened.receiveMessages(queueId, 10, 1000, 20);
@@ -504,8 +504,8 @@ test('a database made by the schema-1 build (before accounts) opens: its queues 
 
 test('redrive: a message at its limit is leased, not received, and moveMessages swaps it into the DLQ once', async () => {
   const store = SqliteMessageStore.open({ path: ':memory:' });
-  const source = store.createQueue('src', {}, 0).queue.queueId;
-  const dlq = store.createQueue('dlq', {}, 0).queue.queueId;
+  const source = (await store.createQueue('src', {}, 0)).queue.queueId;
+  const dlq = (await store.createQueue('dlq', {}, 0)).queue.queueId;
   const sent = message(source, 0);
   await store.putMessages([sent]);
   const limit = { maxReceiveCount: 1, leaseMs: 30_000 };
@@ -524,7 +524,7 @@ test('redrive: a message at its limit is leased, not received, and moveMessages 
   assert.equal(await store.moveMessages(source, [{ receiptHandle: second[0]!.receiptHandle, message: resealed }]), 0, 'a lost lease moves nothing');
   assert.equal(await store.moveMessages(source, [{ receiptHandle: again[0]!.receiptHandle, message: resealed }]), 1);
   assert.equal(await store.moveMessages(source, [{ receiptHandle: again[0]!.receiptHandle, message: resealed }]), 0, 'a second move finds nothing');
-  assert.equal(store.nextVisibleAt(source), undefined, 'gone from the source');
+  assert.equal(await store.nextVisibleAt(source), undefined, 'gone from the source');
   const inDlq = await store.receiveMessages(dlq, 10, 1000, 50_000);
   assert.deepEqual(inDlq.map((m) => [m.messageId, m.receiveCount]), [[sent.messageId, 1]]);
   assert.deepEqual(inDlq[0]!.bodyCiphertext, resealed.bodyCiphertext);
@@ -540,8 +540,8 @@ test('kill -9 during dead-letter moves: every message is in exactly one of the t
 import { SqliteMessageStore } from ${JSON.stringify(storeModule)};
 import { randomBytes, randomUUID } from 'node:crypto';
 const store = SqliteMessageStore.open({ path: process.argv[2] });
-const source = store.createQueue('src', {}, 0).queue.queueId;
-const dlq = store.createQueue('dlq', {}, 0).queue.queueId;
+const source = (await store.createQueue('src', {}, 0)).queue.queueId;
+const dlq = (await store.createQueue('dlq', {}, 0)).queue.queueId;
 const row = (messageId, queueId) => ({
   messageId, queueId, bodyCiphertext: randomBytes(64), attributesCiphertext: null, encryptedDek: randomBytes(60),
   dekId: 'd', kmsKeyId: 'k', md5OfBody: 'm', md5OfMessageAttributes: null, senderPrincipal: 'p', sentAt: 0, visibleAt: 0, bodyBytes: 64,
@@ -585,7 +585,7 @@ for (let now = 1; ; now++) {
 
 test('FIFO: sequence numbers in order, deduplication within the window and scope, groups blocked while in flight', async () => {
   const store = SqliteMessageStore.open({ path: ':memory:' });
-  const queueId = store.createQueue('q.fifo', { FifoQueue: 'true' }, 0).queue.queueId;
+  const queueId = (await store.createQueue('q.fifo', { FifoQueue: 'true' }, 0)).queue.queueId;
   const fifo = (groupId: string, dedupId: string) => message(queueId, 0, { groupId, dedupId });
   const window = { scope: 'queue' as const, windowMs: 300_000 };
   const put = await store.putFifoMessages(queueId, [fifo('a', '1'), fifo('a', '2'), fifo('b', '3'), fifo('b', '1')], window, 10);

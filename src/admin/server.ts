@@ -85,7 +85,7 @@ export function createAdminServer(parts: AdminServerParts & { token: string }): 
     app.get('/assets/uPlot.min.css', async (_request, reply) => reply.type('text/css').header('cache-control', 'max-age=3600').send(uplotCss));
     app.get('/api/stats', async (request, reply) => {
       const seconds = Math.min(3600, Math.max(10, Number((request.query as { seconds?: string }).seconds ?? 600) || 600));
-      return reply.header('cache-control', 'no-store').send(stats.snapshot(seconds));
+      return reply.header('cache-control', 'no-store').send(await stats.snapshot(seconds));
     });
     app.get('/favicon.ico', async (_request, reply) => reply.code(204).send());
   }

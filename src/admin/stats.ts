@@ -9,11 +9,11 @@ import type { Metrics } from '../core/metrics.ts';
 import type { KeyCache } from '../keycache/key-cache.ts';
 import type { CountingKms } from '../kms/types.ts';
 import type { Prefetcher } from '../prefetcher/prefetcher.ts';
-import type { SqliteMessageStore } from '../store/sqlite-store.ts';
+import type { MessageStore } from '../store/types.ts';
 
 export interface StatsParts {
   clock: Clock;
-  store: SqliteMessageStore;
+  store: MessageStore;
   kms: CountingKms;
   metrics: Metrics;
   bus: EventBus;
@@ -154,7 +154,7 @@ export class ServiceStats {
   }
 
   /** Everything the dashboard shows, as JSON: current state, windowed figures and per-second series. */
-  snapshot(seriesSeconds = 600) {
+  async snapshot(seriesSeconds = 600) {
     const { store, frontends, prefetcher, clock } = this.parts;
     const now = clock.now();
     const minute = this.windowed(60_000);
@@ -165,10 +165,10 @@ export class ServiceStats {
       const [a, b] = recent;
       return ((b[m].get(queueId) ?? 0) - (a[m].get(queueId) ?? 0)) / Math.max(1e-3, (b.at - a.at) / 1000);
     };
-    const queues = store.listAllQueues().map((q) => {
-      const c = store.counts(q.queueId, now);
+    const queues = await Promise.all((await store.listAllQueues()).map(async (q) => {
+      const c = await store.counts(q.queueId, now);
       return { name: q.name, visible: c.visible, inFlight: c.inFlight, delayed: c.delayed, sendPerSecond: perSecond('sends', q.queueId), receivePerSecond: perSecond('receives', q.queueId) };
-    });
+    }));
     queues.sort((x, y) => y.visible + y.inFlight + y.delayed - (x.visible + x.inFlight + x.delayed) || (x.name < y.name ? -1 : 1));
     const budget = prefetcher?.budget;
     return {

@@ -35,7 +35,7 @@ export const DEFAULT_QUEUE_METRICS = 10;
 
 /** What the per-queue depth gauges read on each scrape. */
 export interface QueueDepthSource {
-  depths(): { queue: string; visible: number; inFlight: number; delayed: number }[];
+  depths(): Promise<{ queue: string; visible: number; inFlight: number; delayed: number }[]>;
 }
 
 /** All Prometheus metrics of one service instance, on their own registry. */
@@ -107,10 +107,10 @@ export function createMetrics(options: { defaultMetrics?: boolean; queueMetrics?
     queueMessages: new Gauge({
       name: 'pkp_queue_messages', help: `Messages per queue and state, for the ${queueLimit} deepest queues (bounded label set; --metrics-queues)`,
       labelNames: ['queue', 'state'] as const, registers,
-      collect() {
+      async collect() {
+        if (!queueSource || queueLimit === 0) return this.reset();
+        const all = [...(await queueSource.depths())];
         this.reset();
-        if (!queueSource || queueLimit === 0) return;
-        const all = [...queueSource.depths()];
         all.sort((a, b) => b.visible + b.inFlight + b.delayed - (a.visible + a.inFlight + a.delayed) || (a.queue < b.queue ? -1 : 1));
         for (const q of all.slice(0, queueLimit)) {
           this.set({ queue: q.queue, state: 'visible' }, q.visible);
@@ -121,7 +121,7 @@ export function createMetrics(options: { defaultMetrics?: boolean; queueMetrics?
     }),
     queues: new Gauge({
       name: 'pkp_queues', help: 'Queues that exist', registers,
-      collect() { if (queueSource) this.set(queueSource.depths().length); },
+      async collect() { if (queueSource) this.set((await queueSource.depths()).length); },
     }),
     prefetcherStreams: new Gauge({
       name: 'pkp_prefetcher_streams', help: 'Key streams (queue, principal) the prefetcher models', registers: [],

@@ -233,14 +233,14 @@ export class FrontendNode {
       checkFifoAttributes(attributes);
     }
     const tags = parseTags(p.tags);
-    this.checkRedriveTarget(attributes, ctx.accountId, name);
+    await this.checkRedriveTarget(attributes, ctx.accountId, name);
     const now = this.clock.now();
-    const deletedAt = this.store.queueDeletedAt(name, ctx.accountId);
-    if (deletedAt !== undefined && now - deletedAt < QUEUE_REUSE_MS && !this.store.getQueueByName(name, ctx.accountId)) {
+    const deletedAt = await this.store.queueDeletedAt(name, ctx.accountId);
+    if (deletedAt !== undefined && now - deletedAt < QUEUE_REUSE_MS && !(await this.store.getQueueByName(name, ctx.accountId))) {
       throw new SqsError('QueueDeletedRecently', 'You must wait 60 seconds after deleting a queue before you can create another with the same name.');
     }
     // Tags are applied only when the queue is created: an existing queue keeps its own, as in SQS.
-    const result = this.store.createQueue(name, attributes, now, ctx.accountId, tags);
+    const result = await this.store.createQueue(name, attributes, now, ctx.accountId, tags);
     if (result.outcome === 'exists') {
       const differing = conflictingAttribute(result.queue, attributes);
       if (differing !== undefined) {
@@ -255,7 +255,7 @@ export class FrontendNode {
     const name = requiredString(p, 'QueueName');
     const owner = optionalString(p, 'QueueOwnerAWSAccountId', 64);
     if (!isValidQueueName(name)) throw queueDoesNotExist();
-    const queue = this.authorized(this.store.getQueueByName(name, owner ?? ctx.accountId), ctx);
+    const queue = this.authorized(await this.store.getQueueByName(name, owner ?? ctx.accountId), ctx);
     this.report(queue.queueId, ctx, 'other');
     return { QueueUrl: queueUrl(ctx.baseUrl, queue.accountId, name) };
   }
@@ -264,7 +264,7 @@ export class FrontendNode {
     const prefix = optionalString(p, 'QueueNamePrefix', 80);
     const maxResults = optionalInt(p, 'MaxResults', 1, 1000);
     const after = decodeNextToken(optionalString(p, 'NextToken', 1024));
-    const names = this.store.listQueues(prefix || undefined, ctx.accountId).map((q) => q.name)
+    const names = (await this.store.listQueues(prefix || undefined, ctx.accountId)).map((q) => q.name)
       .filter((n) => (prefix ? n.startsWith(prefix) : true) && (after === undefined || n > after))
       .sort();
     const page = names.slice(0, maxResults ?? 1000);
@@ -274,9 +274,9 @@ export class FrontendNode {
   }
 
   private async deleteQueue(p: Params, ctx: Call): Promise<Result> {
-    const queue = this.queueOf(p, ctx);
+    const queue = await this.queueOf(p, ctx);
     this.report(queue.queueId, ctx, 'other');
-    this.store.deleteQueue(queue.queueId, this.clock.now());
+    await this.store.deleteQueue(queue.queueId, this.clock.now());
     this.lastSweep.delete(queue.queueId);
     this.lastQueueStats.delete(queue.queueId);
     this.waiters.forget(queue.queueId);
@@ -284,28 +284,28 @@ export class FrontendNode {
   }
 
   private async getQueueAttributes(p: Params, ctx: Call): Promise<Result> {
-    const queue = this.queueOf(p, ctx);
+    const queue = await this.queueOf(p, ctx);
     const wanted = parseAttributeNames(p.AttributeNames);
     this.report(queue.queueId, ctx, 'other');
     const now = this.clock.now();
-    return { Attributes: queueAttributeView(queue, wanted, () => this.store.counts(queue.queueId, now), this.region) };
+    return { Attributes: await queueAttributeView(queue, wanted, () => this.store.counts(queue.queueId, now), this.region) };
   }
 
   private async setQueueAttributes(p: Params, ctx: Call): Promise<Result> {
-    const queue = this.queueOf(p, ctx);
+    const queue = await this.queueOf(p, ctx);
     if (p.Attributes === undefined || p.Attributes === null) throw missingParameter('Attributes');
     const requested = parseQueueAttributes(p.Attributes, { fifo: isFifoQueue(queue), creating: false });
     if (isFifoQueue(queue)) checkFifoAttributes({ ...queue.attributes, ...requested });
-    this.checkRedriveTarget(requested, queue.accountId, queue.name);
+    await this.checkRedriveTarget(requested, queue.accountId, queue.name);
     this.report(queue.queueId, ctx, 'other');
     if (Object.keys(requested).length === 0) return {};
-    const updated = this.store.setQueueAttributes(queue.queueId, attributeUpdate(queue.attributes, requested), this.clock.now());
+    const updated = await this.store.setQueueAttributes(queue.queueId, attributeUpdate(queue.attributes, requested), this.clock.now());
     if (!updated) throw queueDoesNotExist();
     return {};
   }
 
   private async purgeQueue(p: Params, ctx: Call): Promise<Result> {
-    const queue = this.queueOf(p, ctx);
+    const queue = await this.queueOf(p, ctx);
     this.report(queue.queueId, ctx, 'other');
     const now = this.clock.now();
     if (queue.lastPurgedAt !== null && now - queue.lastPurgedAt < PURGE_INTERVAL_MS) {
@@ -318,29 +318,29 @@ export class FrontendNode {
   // ---- tags ----
 
   private async tagQueue(p: Params, ctx: Call): Promise<Result> {
-    const queue = this.queueOf(p, ctx);
+    const queue = await this.queueOf(p, ctx);
     if (p.Tags === undefined || p.Tags === null) throw missingParameter('Tags');
     const added = parseTags(p.Tags);
     const tags = { ...queue.tags, ...added };
     if (Object.keys(tags).length > MAX_TAGS) throw invalidParameter(`Too many tags: a queue can have at most ${MAX_TAGS}.`);
     this.report(queue.queueId, ctx, 'other');
-    if (!this.store.setQueueTags(queue.queueId, tags)) throw queueDoesNotExist();
+    if (!(await this.store.setQueueTags(queue.queueId, tags))) throw queueDoesNotExist();
     return {};
   }
 
   private async untagQueue(p: Params, ctx: Call): Promise<Result> {
-    const queue = this.queueOf(p, ctx);
+    const queue = await this.queueOf(p, ctx);
     const keys = optionalStringList(p, 'TagKeys');
     if (!keys || keys.length === 0) throw missingParameter('TagKeys');
     const tags = { ...queue.tags };
     for (const k of keys) delete tags[k];
     this.report(queue.queueId, ctx, 'other');
-    if (!this.store.setQueueTags(queue.queueId, tags)) throw queueDoesNotExist();
+    if (!(await this.store.setQueueTags(queue.queueId, tags))) throw queueDoesNotExist();
     return {};
   }
 
   private async listQueueTags(p: Params, ctx: Call): Promise<Result> {
-    const queue = this.queueOf(p, ctx);
+    const queue = await this.queueOf(p, ctx);
     this.report(queue.queueId, ctx, 'other');
     return Object.keys(queue.tags).length > 0 ? { Tags: { ...queue.tags } } : {};
   }
@@ -348,14 +348,14 @@ export class FrontendNode {
   // ---- sending ----
 
   private async sendMessage(p: Params, ctx: Call): Promise<Result> {
-    const queue = this.queueOf(p, ctx);
+    const queue = await this.queueOf(p, ctx);
     const message = this.prepare(queue, p);
     await this.seal(queue, ctx, [message], message.bodyBytes);
     return sentOutput(message);
   }
 
   private async sendMessageBatch(p: Params, ctx: Call): Promise<Result> {
-    const queue = this.queueOf(p, ctx);
+    const queue = await this.queueOf(p, ctx);
     const entries = batchEntries(p, 'SendMessageBatchRequestEntry');
     const ready: { id: string; message: Prepared }[] = [];
     const failed: FailedEntry[] = [];
@@ -478,7 +478,7 @@ export class FrontendNode {
   // ---- receiving ----
 
   private async receiveMessage(p: Params, ctx: Call): Promise<Result> {
-    let queue = this.queueOf(p, ctx);
+    let queue = await this.queueOf(p, ctx);
     const max = optionalInt(p, 'MaxNumberOfMessages', 1, 10) ?? 1;
     const visibilityTimeout = optionalInt(p, 'VisibilityTimeout', 0, MAX_VISIBILITY_TIMEOUT) ?? intAttribute(queue, 'VisibilityTimeout');
     const waitSeconds = optionalInt(p, 'WaitTimeSeconds', 0, 20) ?? intAttribute(queue, 'ReceiveMessageWaitTimeSeconds');
@@ -494,7 +494,7 @@ export class FrontendNode {
       const seen = this.waiters.version(queue.queueId);
       await this.sweepExpired(queue);
       const now = this.clock.now();
-      const dlq = this.deadLetterQueueOf(queue);
+      const dlq = await this.deadLetterQueueOf(queue);
       received = await this.store.receiveMessages(queue.queueId, max, visibilityTimeout * 1000, now, {
         redrive: dlq && { maxReceiveCount: dlq.maxReceiveCount, leaseMs: MOVE_LEASE_MS },
         fifo: isFifoQueue(queue),
@@ -508,7 +508,7 @@ export class FrontendNode {
       }
       if (received.length > 0 || now >= deadline || this.waiters.closed) break;
       // Wake for new messages (notify), for delayed or in-flight ones coming due, or at the deadline.
-      const nextVisible = this.store.nextVisibleAt(queue.queueId);
+      const nextVisible = await this.store.nextVisibleAt(queue.queueId);
       let until = deadline;
       if (nextVisible !== undefined && nextVisible < deadline) {
         if (nextVisible > now) until = nextVisible;
@@ -526,7 +526,7 @@ export class FrontendNode {
         this.longPolls--;
       }
       if (!parked) break; // too many long polls parked (or closing): answer empty now, the client polls again
-      const current = this.store.getQueueById(queue.queueId);
+      const current = await this.store.getQueueById(queue.queueId);
       if (!current) break; // deleted while we waited: an empty answer
       queue = current;
     }
@@ -538,11 +538,11 @@ export class FrontendNode {
   }
 
   /** The queue's dead-letter queue and limit, while both it and its target exist. */
-  private deadLetterQueueOf(queue: QueueRecord): { queue: QueueRecord; maxReceiveCount: number } | undefined {
+  private async deadLetterQueueOf(queue: QueueRecord): Promise<{ queue: QueueRecord; maxReceiveCount: number } | undefined> {
     const policy = redrivePolicyOf(queue.attributes);
     const target = policy && parseQueueArn(policy.deadLetterTargetArn);
     if (!policy || !target || target.accountId !== queue.accountId) return undefined;
-    const dlq = this.store.getQueueByName(target.name, target.accountId);
+    const dlq = await this.store.getQueueByName(target.name, target.accountId);
     return dlq && dlq.queueId !== queue.queueId ? { queue: dlq, maxReceiveCount: policy.maxReceiveCount } : undefined;
   }
 
@@ -606,24 +606,24 @@ export class FrontendNode {
   // ---- message move tasks ----
 
   /** The queue an ARN names, if the caller may use it for this request's action. */
-  private queueOfArn(arn: string, ctx: Call, name: string): QueueRecord {
+  private async queueOfArn(arn: string, ctx: Call, name: string): Promise<QueueRecord> {
     const parts = parseQueueArn(arn);
     if (!parts || parts.region !== this.region) throw invalidParameter(`Value ${arn.slice(0, 256)} for parameter ${name} is invalid. Reason: not a queue ARN of this region.`);
-    return this.authorized(this.store.getQueueByName(parts.name, parts.accountId), ctx);
+    return this.authorized(await this.store.getQueueByName(parts.name, parts.accountId), ctx);
   }
 
   private async startMessageMoveTask(p: Params, ctx: Call): Promise<Result> {
     const sourceArn = requiredString(p, 'SourceArn');
-    const source = this.queueOfArn(sourceArn, ctx, 'SourceArn');
-    const isDlq = this.store.listQueues(undefined, source.accountId).some((q) => redrivePolicyOf(q.attributes)?.deadLetterTargetArn === sourceArn);
+    const source = await this.queueOfArn(sourceArn, ctx, 'SourceArn');
+    const isDlq = (await this.store.listQueues(undefined, source.accountId)).some((q) => redrivePolicyOf(q.attributes)?.deadLetterTargetArn === sourceArn);
     if (!isDlq) throw invalidParameter('Source queue must be configured as a Dead Letter Queue.');
     const destinationArn = optionalString(p, 'DestinationArn', 1024);
     if (destinationArn !== undefined) {
-      const dest = this.queueOfArn(destinationArn, { ...ctx, iamAction: 'SendMessage' }, 'DestinationArn');
+      const dest = await this.queueOfArn(destinationArn, { ...ctx, iamAction: 'SendMessage' }, 'DestinationArn');
       if (dest.queueId === source.queueId) throw invalidParameter('The destination must differ from the source.');
     }
     const rate = optionalInt(p, 'MaxNumberOfMessagesPerSecond', 1, 500);
-    if (this.store.listMoveTasks(sourceArn, 1).some((t) => t.status === 'RUNNING' || t.status === 'CANCELLING')) {
+    if ((await this.store.listMoveTasks(sourceArn, 1)).some((t) => t.status === 'RUNNING' || t.status === 'CANCELLING')) {
       throw new SqsError('UnsupportedOperation', 'There is already a task running. Only one active task is allowed for a source queue arn at a given time.');
     }
     const now = this.clock.now();
@@ -634,10 +634,10 @@ export class FrontendNode {
       ...(destinationArn !== undefined ? { destinationArn } : {}),
       ...(rate !== undefined ? { maxNumberOfMessagesPerSecond: rate } : {}),
       approximateNumberOfMessagesMoved: 0,
-      approximateNumberOfMessagesToMove: this.store.counts(source.queueId, now).visible,
+      approximateNumberOfMessagesToMove: (await this.store.counts(source.queueId, now)).visible,
       startedAt: now,
     };
-    this.store.saveMoveTask(task);
+    await this.store.saveMoveTask(task);
     this.report(source.queueId, ctx, 'other');
     this.clock.setTimer(0, () => void this.moveTaskStep(task.taskHandle, source.queueId));
     return { TaskHandle: task.taskHandle };
@@ -647,45 +647,45 @@ export class FrontendNode {
   private async moveTaskStep(taskHandle: string, sourceQueueId: string): Promise<void> {
     let task: MoveTaskRecord | undefined;
     try {
-      task = this.store.getMoveTask(taskHandle);
+      task = await this.store.getMoveTask(taskHandle);
     } catch {
       return; // the store is closed: the task is failed when it reopens
     }
     if (!task || task.status !== 'RUNNING') {
-      if (task?.status === 'CANCELLING') this.store.saveMoveTask({ ...task, status: 'CANCELLED' });
+      if (task?.status === 'CANCELLING') await this.store.saveMoveTask({ ...task, status: 'CANCELLED' });
       return;
     }
     const current = task;
-    const finish = (status: MoveTaskRecord['status'], failureReason?: string): void =>
+    const finish = (status: MoveTaskRecord['status'], failureReason?: string): Promise<void> =>
       this.store.saveMoveTask({ ...current, status, ...(failureReason !== undefined ? { failureReason } : {}) });
     try {
-      const source = this.store.getQueueById(sourceQueueId);
-      if (!source) return finish('FAILED', 'The source queue was deleted.');
+      const source = await this.store.getQueueById(sourceQueueId);
+      if (!source) return await finish('FAILED', 'The source queue was deleted.');
       // At most a second's worth at the task's rate per step, and 10.
       const want = Math.min(10, task.maxNumberOfMessagesPerSecond ?? 10, task.approximateNumberOfMessagesToMove - task.approximateNumberOfMessagesMoved);
       const leased = want > 0 ? await this.store.receiveMessages(sourceQueueId, want, 0, this.clock.now(), { redrive: { maxReceiveCount: 0, leaseMs: MOVE_LEASE_MS } }) : [];
-      if (leased.length === 0) return finish('COMPLETED');
+      if (leased.length === 0) return await finish('COMPLETED');
       const byDest = new Map<string, ReceivedMessage[]>();
       for (const m of leased) {
         const dest = task.destinationArn ?? m.deadLetterSourceArn;
-        if (dest === undefined) return finish('FAILED', 'A message has no source queue to return to: give a DestinationArn.');
+        if (dest === undefined) return await finish('FAILED', 'A message has no source queue to return to: give a DestinationArn.');
         byDest.set(dest, [...(byDest.get(dest) ?? []), m]);
       }
       let moved = 0;
       for (const [arn, messages] of byDest) {
         const parts = parseQueueArn(arn);
-        const dest = parts && this.store.getQueueByName(parts.name, parts.accountId);
-        if (!dest) return finish('FAILED', `The destination queue ${arn} does not exist.`);
+        const dest = parts && (await this.store.getQueueByName(parts.name, parts.accountId));
+        if (!dest) return await finish('FAILED', `The destination queue ${arn} does not exist.`);
         moved += await this.reseal(source, dest, messages);
       }
       const next: MoveTaskRecord = { ...task, approximateNumberOfMessagesMoved: task.approximateNumberOfMessagesMoved + moved };
-      this.store.saveMoveTask(next);
+      await this.store.saveMoveTask(next);
       const pause = task.maxNumberOfMessagesPerSecond ? Math.ceil((leased.length * 1000) / task.maxNumberOfMessagesPerSecond) : 0;
       this.clock.setTimer(pause, () => void this.moveTaskStep(taskHandle, sourceQueueId));
     } catch (error) {
       this.logger.warn({ queueId: sourceQueueId, error: describeError(error) }, 'message move task failed');
       try {
-        finish('FAILED', 'The messages could not be moved.');
+        await finish('FAILED', 'The messages could not be moved.');
       } catch {
         // the store is closed: the task is failed when it reopens
       }
@@ -694,20 +694,20 @@ export class FrontendNode {
 
   private async cancelMessageMoveTask(p: Params, ctx: Call): Promise<Result> {
     const handle = requiredString(p, 'TaskHandle');
-    const task = this.store.getMoveTask(handle);
+    const task = await this.store.getMoveTask(handle);
     if (!task) throw new SqsError('ResourceNotFoundException', 'The task handle does not name a message move task.', 404);
-    this.queueOfArn(task.sourceArn, ctx, 'SourceArn');
+    await this.queueOfArn(task.sourceArn, ctx, 'SourceArn');
     if (task.status !== 'RUNNING') throw new SqsError('ResourceNotFoundException', `The task is ${task.status}, not RUNNING.`, 404);
-    this.store.saveMoveTask({ ...task, status: 'CANCELLING' });
+    await this.store.saveMoveTask({ ...task, status: 'CANCELLING' });
     return { ApproximateNumberOfMessagesMoved: task.approximateNumberOfMessagesMoved };
   }
 
   private async listMessageMoveTasks(p: Params, ctx: Call): Promise<Result> {
     const sourceArn = requiredString(p, 'SourceArn');
-    this.queueOfArn(sourceArn, ctx, 'SourceArn');
+    await this.queueOfArn(sourceArn, ctx, 'SourceArn');
     const max = optionalInt(p, 'MaxResults', 1, 10) ?? 1;
     return {
-      Results: this.store.listMoveTasks(sourceArn, max).map((t) => ({
+      Results: (await this.store.listMoveTasks(sourceArn, max)).map((t) => ({
         ...(t.status === 'RUNNING' ? { TaskHandle: t.taskHandle } : {}),
         Status: t.status,
         SourceArn: t.sourceArn,
@@ -722,11 +722,11 @@ export class FrontendNode {
   }
 
   /** A RedrivePolicy must name an existing queue of the same account that allows this source. */
-  private checkRedriveTarget(attributes: Readonly<Record<string, string>>, accountId: string, name: string): void {
+  private async checkRedriveTarget(attributes: Readonly<Record<string, string>>, accountId: string, name: string): Promise<void> {
     if (!attributes.RedrivePolicy) return;
     const policy = redrivePolicyOf(attributes)!;
     const target = parseQueueArn(policy.deadLetterTargetArn);
-    const dlq = target && target.accountId === accountId && target.region === this.region ? this.store.getQueueByName(target.name, accountId) : undefined;
+    const dlq = target && target.accountId === accountId && target.region === this.region ? await this.store.getQueueByName(target.name, accountId) : undefined;
     const reason = !dlq ? 'Dead letter target does not exist.'
       : dlq.name === name ? 'A queue cannot be its own dead-letter queue.'
         : isFifoQueue(dlq) !== isFifoName(name) ? 'The dead-letter queue of a FIFO queue must be a FIFO queue, and of a standard queue a standard queue.'
@@ -736,11 +736,11 @@ export class FrontendNode {
   }
 
   private async listDeadLetterSourceQueues(p: Params, ctx: Call): Promise<Result> {
-    const queue = this.queueOf(p, ctx);
+    const queue = await this.queueOf(p, ctx);
     const maxResults = optionalInt(p, 'MaxResults', 1, 1000);
     const after = decodeNextToken(optionalString(p, 'NextToken', 1024));
     const arn = queueArn(this.region, queue.accountId, queue.name);
-    const names = this.store.listQueues(undefined, queue.accountId)
+    const names = (await this.store.listQueues(undefined, queue.accountId))
       .filter((q) => redrivePolicyOf(q.attributes)?.deadLetterTargetArn === arn)
       .map((q) => q.name)
       .filter((n) => after === undefined || n > after)
@@ -775,7 +775,7 @@ export class FrontendNode {
   // ---- after receiving ----
 
   private async deleteMessage(p: Params, ctx: Call): Promise<Result> {
-    const queue = this.queueOf(p, ctx);
+    const queue = await this.queueOf(p, ctx);
     const handle = requiredString(p, 'ReceiptHandle');
     this.report(queue.queueId, ctx, 'delete');
     await this.deleteOne(queue.queueId, handle);
@@ -783,7 +783,7 @@ export class FrontendNode {
   }
 
   private async deleteMessageBatch(p: Params, ctx: Call): Promise<Result> {
-    const queue = this.queueOf(p, ctx);
+    const queue = await this.queueOf(p, ctx);
     const entries = batchEntries(p, 'DeleteMessageBatchRequestEntry');
     this.report(queue.queueId, ctx, 'delete');
     return this.perEntry(entries, (e) => this.deleteOne(queue.queueId, requiredString(e.params, 'ReceiptHandle')));
@@ -795,7 +795,7 @@ export class FrontendNode {
   }
 
   private async changeMessageVisibility(p: Params, ctx: Call): Promise<Result> {
-    const queue = this.queueOf(p, ctx);
+    const queue = await this.queueOf(p, ctx);
     const handle = requiredString(p, 'ReceiptHandle');
     const seconds = requiredInt(p, 'VisibilityTimeout', 0, MAX_VISIBILITY_TIMEOUT);
     this.report(queue.queueId, ctx, 'other');
@@ -804,7 +804,7 @@ export class FrontendNode {
   }
 
   private async changeMessageVisibilityBatch(p: Params, ctx: Call): Promise<Result> {
-    const queue = this.queueOf(p, ctx);
+    const queue = await this.queueOf(p, ctx);
     const entries = batchEntries(p, 'ChangeMessageVisibilityBatchRequestEntry');
     this.report(queue.queueId, ctx, 'other');
     return this.perEntry(entries, (e) => this.changeOne(
@@ -844,9 +844,9 @@ export class FrontendNode {
   // ---- shared ----
 
   /** The queue the request names, if the caller may use it for this action. */
-  private queueOf(p: Params, ctx: Call): QueueRecord {
+  private async queueOf(p: Params, ctx: Call): Promise<QueueRecord> {
     const ref = queueRefFromUrl(p.QueueUrl);
-    return this.authorized(this.store.getQueueByName(ref.name, ref.accountId ?? ctx.accountId), ctx);
+    return this.authorized(await this.store.getQueueByName(ref.name, ref.accountId ?? ctx.accountId), ctx);
   }
 
   /**
@@ -871,7 +871,7 @@ export class FrontendNode {
   // ---- permissions ----
 
   private async addPermission(p: Params, ctx: Call): Promise<Result> {
-    const queue = this.queueOf(p, ctx);
+    const queue = await this.queueOf(p, ctx);
     const label = permissionLabel(p);
     const accounts = optionalStringList(p, 'AWSAccountIds') ?? [];
     const actions = optionalStringList(p, 'Actions') ?? [];
@@ -889,19 +889,19 @@ export class FrontendNode {
       Resource: queueArn(this.region, queue.accountId, queue.name),
     });
     this.report(queue.queueId, ctx, 'other');
-    if (!this.store.setQueueAttributes(queue.queueId, { Policy: JSON.stringify(doc) }, this.clock.now())) throw queueDoesNotExist();
+    if (!(await this.store.setQueueAttributes(queue.queueId, { Policy: JSON.stringify(doc) }, this.clock.now()))) throw queueDoesNotExist();
     return {};
   }
 
   private async removePermission(p: Params, ctx: Call): Promise<Result> {
-    const queue = this.queueOf(p, ctx);
+    const queue = await this.queueOf(p, ctx);
     const label = permissionLabel(p);
     const doc = policyDocument(queue.attributes.Policy, queueArn(this.region, queue.accountId, queue.name));
     const kept = doc.Statement.filter((s) => s.Sid !== label);
     if (kept.length === doc.Statement.length) throw invalidParameter(`Value ${label} for parameter Label is invalid. Reason: can't find label.`);
     this.report(queue.queueId, ctx, 'other');
     const policy = kept.length === 0 ? '' : JSON.stringify({ ...doc, Statement: kept });
-    if (!this.store.setQueueAttributes(queue.queueId, { Policy: policy }, this.clock.now())) throw queueDoesNotExist();
+    if (!(await this.store.setQueueAttributes(queue.queueId, { Policy: policy }, this.clock.now()))) throw queueDoesNotExist();
     return {};
   }
 
@@ -924,12 +924,10 @@ export class FrontendNode {
     const last = this.lastQueueStats.get(queueId);
     if (this.queueStatsEveryMs === Infinity || (last !== undefined && at - last < this.queueStatsEveryMs)) return;
     this.lastQueueStats.set(queueId, at);
-    try {
-      const c = this.store.counts(queueId, at);
-      this.bus.publish({ type: 'queue-stats', at, queueId, nodeId: this.nodeId, backlog: c.visible + c.inFlight + c.delayed });
-    } catch (error) {
-      this.logger.debug({ queueId, error: describeError(error) }, 'queue stats not published');
-    }
+    // Not awaited: the request does not wait for its stats.
+    this.store.counts(queueId, at)
+      .then((c) => this.bus.publish({ type: 'queue-stats', at, queueId, nodeId: this.nodeId, backlog: c.visible + c.inFlight + c.delayed }))
+      .catch((error: unknown) => this.logger.debug({ queueId, error: describeError(error) }, 'queue stats not published'));
   }
 
   private keyCounts(): { hits: number; misses: number } | undefined {

@@ -217,12 +217,12 @@ export function queueArn(region: string, accountId: string, name: string): strin
  * What GetQueueAttributes returns. Counts are asked for only when wanted. KmsDataKeyReusePeriodSeconds
  * is always present: every queue here is encrypted (see keySettingsOf).
  */
-export function queueAttributeView(
+export async function queueAttributeView(
   queue: QueueRecord,
   wanted: 'all' | ReadonlySet<string>,
-  counts: () => QueueCounts,
+  counts: () => Promise<QueueCounts> | QueueCounts,
   region: string,
-): Record<string, string> {
+): Promise<Record<string, string>> {
   const want = (name: string): boolean => wanted === 'all' || wanted.has(name);
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(effectiveAttributes(queue.attributes))) {
@@ -230,7 +230,7 @@ export function queueAttributeView(
   }
   if (want('QueueArn')) out.QueueArn = queueArn(region, queue.accountId, queue.name);
   if (want('ApproximateNumberOfMessages') || want('ApproximateNumberOfMessagesNotVisible') || want('ApproximateNumberOfMessagesDelayed')) {
-    const c = counts();
+    const c = await counts();
     if (want('ApproximateNumberOfMessages')) out.ApproximateNumberOfMessages = String(c.visible);
     if (want('ApproximateNumberOfMessagesNotVisible')) out.ApproximateNumberOfMessagesNotVisible = String(c.inFlight);
     if (want('ApproximateNumberOfMessagesDelayed')) out.ApproximateNumberOfMessagesDelayed = String(c.delayed);

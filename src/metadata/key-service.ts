@@ -13,8 +13,8 @@ import type { QueueKeySettings } from './types.ts';
 export interface KeyServiceOptions {
   kms: Kms;
   clock: Clock;
-  /** The key settings of a queue, or undefined when the queue does not exist. */
-  settingsOf: (queueId: string) => QueueKeySettings | undefined;
+  /** The key settings of a queue, or undefined when the queue does not exist (from the queue registry: may be async). */
+  settingsOf: (queueId: string) => Promise<QueueKeySettings | undefined> | QueueKeySettings | undefined;
   scheduler?: Omit<KmsSchedulerOptions, 'clock'>;
   /** How long a failed KMS call is remembered before the next caller tries again (jittered ±50%). */
   failureBackoffMs?: number;
@@ -70,7 +70,7 @@ export function dekIdOf(encryptedDek: Buffer): string {
 export class KeyService {
   private readonly kms: Kms;
   private readonly clock: Clock;
-  private readonly settingsOf: (queueId: string) => QueueKeySettings | undefined;
+  private readonly settingsOf: KeyServiceOptions['settingsOf'];
   private readonly tier: KeyCache;
   private readonly scheduler: KmsScheduler;
   private readonly flights = new Map<string, Flight>();
@@ -140,7 +140,7 @@ export class KeyService {
     consume: (key: CachedKey) => T,
   ): Promise<T> {
     const callClass: CallClass = (request.reason ?? 'demand') === 'demand' ? 'demand' : 'background';
-    const settings = this.settingsOf(queueId);
+    const settings = await this.settingsOf(queueId);
     if (!settings) throw new PkpError('QueueDoesNotExist', 'queue does not exist');
     for (let attempt = 0; ; attempt++) {
       const key = pick();
@@ -198,7 +198,7 @@ export class KeyService {
   }
 
   private async generate(queueId: string, principal: string, reason: KeyReason, requestedAt: number | undefined): Promise<void> {
-    const settings = this.settingsOf(queueId);
+    const settings = await this.settingsOf(queueId);
     if (!settings) throw new PkpError('QueueDoesNotExist', 'queue does not exist');
     const issuedAt = issueTime(this.clock.now(), requestedAt);
     const generated = await this.kms.generateDataKey(settings.kmsMasterKeyId, queueContext(queueId), reason);
@@ -215,7 +215,7 @@ export class KeyService {
   }
 
   private async decrypt(queueId: string, encryptedDek: Buffer, dekId: string, reason: KeyReason, requestedAt: number | undefined): Promise<void> {
-    const settings = this.settingsOf(queueId);
+    const settings = await this.settingsOf(queueId);
     if (!settings) throw new PkpError('QueueDoesNotExist', 'queue does not exist');
     const issuedAt = issueTime(this.clock.now(), requestedAt);
     const decrypted = await this.kms.decrypt(encryptedDek, queueContext(queueId), reason);

@@ -109,8 +109,7 @@ export class MetadataService implements MetadataClient {
     if (nodes.length === 0) return { delivered: 0, keys: 0, failed: 0 };
     const { queueId, deadline } = instruction;
     const wanted = instruction.dekIds && new Set(instruction.dekIds);
-    const deks = backlog.store
-      .backlogDeks(queueId, { now: backlog.clock.now(), withinMs: instruction.withinMs })
+    const deks = (await backlog.store.backlogDeks(queueId, { now: backlog.clock.now(), withinMs: instruction.withinMs }))
       .filter((dek) => !wanted || wanted.has(dek.dekId));
     const score = instruction.score ?? 1;
     const outcome: DecryptPrefetchOutcome = { delivered: 0, keys: 0, failed: 0 };

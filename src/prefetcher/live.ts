@@ -23,7 +23,7 @@ export interface HistorySource {
 export interface LiveBootstrap {
   source: HistorySource;
   /** Maps a history queue (a name or an id) to the live queue id; undefined keeps it as it is. */
-  resolveQueue?: (queue: string) => string | undefined;
+  resolveQueue?: (queue: string) => Promise<string | undefined> | string | undefined;
   /** Principal for history events that name none (e.g. the service's only credential). */
   defaultPrincipal?: string;
 }
@@ -234,10 +234,10 @@ async function* alignedHistory(bootstrap: LiveBootstrap, lastT: number, now: num
   if (lastT === -Infinity) return;
   const shift = lastT <= now && now - lastT < WEEK_MS ? 0 : Math.floor((now - lastT) / WEEK_MS) * WEEK_MS;
   const queues = new Map<string, string>();
-  const mapQueue = (queue: string): string => {
+  const mapQueue = async (queue: string): Promise<string> => {
     let id = queues.get(queue);
     if (id === undefined) {
-      id = bootstrap.resolveQueue?.(queue) ?? queue;
+      id = (await bootstrap.resolveQueue?.(queue)) ?? queue;
       queues.set(queue, id);
     }
     return id;
@@ -246,7 +246,7 @@ async function* alignedHistory(bootstrap: LiveBootstrap, lastT: number, now: num
     const out: HistoryEvent[] = [];
     for (const e of batch) {
       if (typeof e.t !== 'number' || !Number.isFinite(e.t) || typeof e.queue !== 'string' || !OPS.has(e.op)) continue;
-      out.push({ t: e.t + shift, queue: mapQueue(e.queue), principal: e.principal ?? bootstrap.defaultPrincipal, node: e.node, op: e.op });
+      out.push({ t: e.t + shift, queue: await mapQueue(e.queue), principal: e.principal ?? bootstrap.defaultPrincipal, node: e.node, op: e.op });
     }
     yield out;
   }

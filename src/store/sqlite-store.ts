@@ -602,7 +602,7 @@ export class SqliteMessageStore implements MessageStore {
 
   // ---- queues ----
 
-  createQueue(name: string, attributes: Record<string, string>, now: number, accountId = LEGACY_ACCOUNT_ID, tags: Record<string, string> = {}): CreateQueueResult {
+  async createQueue(name: string, attributes: Record<string, string>, now: number, accountId = LEGACY_ACCOUNT_ID, tags: Record<string, string> = {}): Promise<CreateQueueResult> {
     this.begin('createQueue');
     requireAccount(accountId);
     const queue: QueueRecord = {
@@ -621,7 +621,7 @@ export class SqliteMessageStore implements MessageStore {
     return { outcome: 'exists', queue: this.remember(toQueue(this.s.queueByName.get(path)!)) };
   }
 
-  getQueueByName(name: string, accountId = LEGACY_ACCOUNT_ID): QueueRecord | undefined {
+  async getQueueByName(name: string, accountId = LEGACY_ACCOUNT_ID): Promise<QueueRecord | undefined> {
     this.begin('getQueueByName');
     const path = pathOf(accountId, name);
     const known = this.queueIdsByName.get(path);
@@ -630,33 +630,42 @@ export class SqliteMessageStore implements MessageStore {
     return row && this.remember(toQueue(row));
   }
 
-  getQueueById(queueId: string): QueueRecord | undefined {
+  async getQueueById(queueId: string): Promise<QueueRecord | undefined> {
     this.begin('getQueueById');
+    return this.queueById(queueId);
+  }
+
+  knownQueue(queueId: string): QueueRecord | undefined {
+    return this.queuesById.get(queueId);
+  }
+
+  /** The queue's record, from memory when known. */
+  private queueById(queueId: string): QueueRecord | undefined {
     const known = this.queuesById.get(queueId);
     if (known !== undefined) return known;
     const row = this.s.queueById.get(queueId);
     return row && this.remember(toQueue(row));
   }
 
-  listQueues(prefix = '', accountId = LEGACY_ACCOUNT_ID): QueueRecord[] {
+  async listQueues(prefix = '', accountId = LEGACY_ACCOUNT_ID): Promise<QueueRecord[]> {
     this.begin('listQueues');
     return this.s.listQueues.all({ prefix: pathOf(accountId, prefix) }).map(toQueue);
   }
 
-  listAllQueues(): QueueRecord[] {
+  async listAllQueues(): Promise<QueueRecord[]> {
     this.begin('listAllQueues');
     return this.s.listQueues.all({ prefix: '' }).map(toQueue);
   }
 
-  setQueueAttributes(queueId: string, attributes: Record<string, string>, now: number): QueueRecord | undefined {
+  async setQueueAttributes(queueId: string, attributes: Record<string, string>, now: number): Promise<QueueRecord | undefined> {
     this.begin('setQueueAttributes');
     const updated = this.setAttributesTx.immediate(queueId, attributes, now);
     return updated && this.remember(updated);
   }
 
-  deleteQueue(queueId: string, now?: number): boolean {
+  async deleteQueue(queueId: string, now?: number): Promise<boolean> {
     this.begin('deleteQueue', queueId);
-    const known = this.getQueueById(queueId);
+    const known = this.queueById(queueId);
     if (known) this.queueIdsByName.delete(pathOf(known.accountId, known.name));
     this.queuesById.delete(queueId);
     const deleted = this.deleteQueueTx.immediate(queueId);
@@ -664,14 +673,14 @@ export class SqliteMessageStore implements MessageStore {
     return deleted;
   }
 
-  queueDeletedAt(name: string, accountId = LEGACY_ACCOUNT_ID): number | undefined {
+  async queueDeletedAt(name: string, accountId = LEGACY_ACCOUNT_ID): Promise<number | undefined> {
     this.begin('queueDeletedAt');
     return this.s.deletedAt.get(pathOf(accountId, name))?.deleted_at;
   }
 
-  setQueueTags(queueId: string, tags: Record<string, string>): QueueRecord | undefined {
+  async setQueueTags(queueId: string, tags: Record<string, string>): Promise<QueueRecord | undefined> {
     this.begin('setQueueTags');
-    const current = this.getQueueById(queueId);
+    const current = this.queueById(queueId);
     if (!current || this.s.updateQueueTags.run(JSON.stringify(tags), queueId).changes === 0) return undefined;
     return this.remember({ ...current, attributes: { ...current.attributes }, tags: { ...tags } });
   }
@@ -712,18 +721,18 @@ export class SqliteMessageStore implements MessageStore {
     return this.evenIfFull(() => this.receiveTx.immediate(queueId, Math.floor(max), now + visibilityTimeoutMs, now, options));
   }
 
-  saveMoveTask(task: MoveTaskRecord): void {
+  async saveMoveTask(task: MoveTaskRecord): Promise<void> {
     this.begin('saveMoveTask');
     this.s.saveMoveTask.run(task.taskHandle, task.sourceArn, JSON.stringify(task), task.startedAt);
   }
 
-  getMoveTask(taskHandle: string): MoveTaskRecord | undefined {
+  async getMoveTask(taskHandle: string): Promise<MoveTaskRecord | undefined> {
     this.begin('getMoveTask');
     const row = this.s.moveTask.get(taskHandle);
     return row && (JSON.parse(row.record) as MoveTaskRecord);
   }
 
-  listMoveTasks(sourceArn: string, limit: number): MoveTaskRecord[] {
+  async listMoveTasks(sourceArn: string, limit: number): Promise<MoveTaskRecord[]> {
     this.begin('listMoveTasks');
     return this.s.moveTasksOf.all(sourceArn, limit).map((r) => JSON.parse(r.record) as MoveTaskRecord);
   }
@@ -786,7 +795,7 @@ export class SqliteMessageStore implements MessageStore {
     return purged;
   }
 
-  counts(queueId: string, now: number): QueueCounts {
+  async counts(queueId: string, now: number): Promise<QueueCounts> {
     this.begin('counts', queueId);
     const visible = this.s.countVisible.get(queueId, now)!.n;
     const invisible = this.s.countInvisible.get(queueId, now)!;
@@ -799,12 +808,12 @@ export class SqliteMessageStore implements MessageStore {
     return this.evenIfFull(() => this.s.dropSentBefore.run(queueId, now - retentionMs).changes);
   }
 
-  nextVisibleAt(queueId: string): number | undefined {
+  async nextVisibleAt(queueId: string): Promise<number | undefined> {
     this.begin('nextVisibleAt', queueId);
     return this.s.minVisibleAt.get(queueId)!.t ?? undefined;
   }
 
-  backlogDeks(queueId: string, query: BacklogDekQuery): BacklogDek[] {
+  async backlogDeks(queueId: string, query: BacklogDekQuery): Promise<BacklogDek[]> {
     // Checked before begin(): a bad call must not even flush pending puts.
     if (typeof queueId !== 'string' || queueId === '') throw new PkpError('InvalidArgument', 'queueId must be a non-empty string');
     if (typeof query !== 'object' || query === null) throw new PkpError('InvalidArgument', 'query must be an object');
@@ -817,13 +826,13 @@ export class SqliteMessageStore implements MessageStore {
     return this.s.backlogDeks.all({ queueId, until: query.now + withinMs, scan, maxDeks });
   }
 
-  /** Commits pending puts, then closes the database. Closing twice is harmless. */
   /** Readiness: a real write (one row of a health table), so a read-only or full disk shows. Throws when it cannot write. */
-  probeWritable(now: number): void {
+  async probeWritable(now: number): Promise<void> {
     this.db.exec('CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at INTEGER NOT NULL)');
     this.db.prepare('INSERT INTO health (id, checked_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at').run(now);
   }
 
+  /** Commits pending puts, then closes the database. Closing twice is harmless. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.flush();

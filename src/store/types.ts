@@ -165,21 +165,27 @@ export interface QueueStore {
    * Creates the queue in the account (default LEGACY_ACCOUNT_ID), or returns the account's existing
    * one with that name (the caller compares attributes).
    */
-  createQueue(name: string, attributes: Record<string, string>, now: number, accountId?: string, tags?: Record<string, string>): CreateQueueResult;
-  getQueueByName(name: string, accountId?: string): QueueRecord | undefined;
-  getQueueById(queueId: string): QueueRecord | undefined;
+  createQueue(name: string, attributes: Record<string, string>, now: number, accountId?: string, tags?: Record<string, string>): Promise<CreateQueueResult>;
+  getQueueByName(name: string, accountId?: string): Promise<QueueRecord | undefined>;
+  getQueueById(queueId: string): Promise<QueueRecord | undefined>;
   /** The account's queues whose names start with the prefix, by name. */
-  listQueues(prefix?: string, accountId?: string): QueueRecord[];
+  listQueues(prefix?: string, accountId?: string): Promise<QueueRecord[]>;
   /** Every account's queues (operators' views: dashboard, metrics, recording), by account and name. */
-  listAllQueues(): QueueRecord[];
+  listAllQueues(): Promise<QueueRecord[]>;
   /** Replaces the given attributes (others kept). Returns the updated record, or undefined if gone. */
-  setQueueAttributes(queueId: string, attributes: Record<string, string>, now: number): QueueRecord | undefined;
+  setQueueAttributes(queueId: string, attributes: Record<string, string>, now: number): Promise<QueueRecord | undefined>;
   /** Deletes the queue and all its messages; with `now`, remembers when. Returns false when it did not exist. */
-  deleteQueue(queueId: string, now?: number): boolean;
+  deleteQueue(queueId: string, now?: number): Promise<boolean>;
   /** When a queue of this name in the account was last deleted (with a time), if ever. */
-  queueDeletedAt(name: string, accountId?: string): number | undefined;
+  queueDeletedAt(name: string, accountId?: string): Promise<number | undefined>;
   /** Replaces the queue's tags. Returns the updated record, or undefined if gone. */
-  setQueueTags(queueId: string, tags: Record<string, string>): QueueRecord | undefined;
+  setQueueTags(queueId: string, tags: Record<string, string>): Promise<QueueRecord | undefined>;
+  /**
+   * Without I/O: the queue's record as this store last read or wrote it (undefined when it has not,
+   * or saw it deleted). For readers that cannot wait and can live with a slightly old record: every
+   * request reads its queue first, so a queue that is in use is known.
+   */
+  knownQueue(queueId: string): QueueRecord | undefined;
 }
 
 export interface MessageStore extends QueueStore {
@@ -201,9 +207,9 @@ export interface MessageStore extends QueueStore {
    */
   putFifoMessages(queueId: string, messages: NewMessage[], dedup: FifoDedup, now: number): Promise<FifoPutResult[]>;
   /** Message move tasks: saved (replaced) by handle; listed newest first. Running ones fail at reopen. */
-  saveMoveTask(task: MoveTaskRecord): void;
-  getMoveTask(taskHandle: string): MoveTaskRecord | undefined;
-  listMoveTasks(sourceArn: string, limit: number): MoveTaskRecord[];
+  saveMoveTask(task: MoveTaskRecord): Promise<void>;
+  getMoveTask(taskHandle: string): Promise<MoveTaskRecord | undefined>;
+  listMoveTasks(sourceArn: string, limit: number): Promise<MoveTaskRecord[]>;
   /**
    * Moves leased messages out of `sourceQueueId`: each is deleted there and stored as given in one
    * transaction, so exactly one copy exists whatever happens. A message whose lease was lost (it was
@@ -222,20 +228,22 @@ export interface MessageStore extends QueueStore {
   changeVisibility(queueId: string, receiptHandle: string, visibleAt: number, now: number): Promise<'changed' | 'expired' | 'not-in-flight' | 'invalid'>;
   /** Deletes the queue's messages; with `now`, records it as the queue's lastPurgedAt. */
   purgeQueue(queueId: string, now?: number): Promise<number>;
-  counts(queueId: string, now: number): QueueCounts;
+  counts(queueId: string, now: number): Promise<QueueCounts>;
   /** Deletes messages with sentAt older than the queue's retention; returns how many. */
   dropExpired(queueId: string, retentionMs: number, now: number): Promise<number>;
   /**
    * Earliest visibleAt of any message of the queue, or undefined when it has none. A time at or
    * before now means a message is visible already; otherwise it is when the next one becomes visible.
    */
-  nextVisibleAt(queueId: string): number | undefined;
+  nextVisibleAt(queueId: string): Promise<number | undefined>;
   /**
    * The distinct DEKs of the queue's waiting messages (visible by now + withinMs, not deleted), soonest
    * needed first: the first `scanMessages` messages in receive order are looked at, and their DEKs
    * are ordered by when receive will first reach each one. At most `maxDeks`. Ids and KMS blobs only.
-   * An unknown queue has none. Throws PkpError('InvalidArgument') on bad input.
+   * An unknown queue has none. Rejects with PkpError('InvalidArgument') on bad input.
    */
-  backlogDeks(queueId: string, query: BacklogDekQuery): BacklogDek[];
+  backlogDeks(queueId: string, query: BacklogDekQuery): Promise<BacklogDek[]>;
+  /** Readiness: a real write the store can take now (so a read-only or full disk, or a lost database, shows). Rejects when it cannot. */
+  probeWritable(now: number): Promise<void>;
   close(): Promise<void>;
 }
