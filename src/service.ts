@@ -17,15 +17,16 @@ import { createAdminServer, generateAdminToken, type AdminOptions } from './admi
 import { ServiceStats } from './admin/stats.ts';
 import { TraceRecorder, type RecorderOptions } from './record/recorder.ts';
 import { ReceiveWaiters } from './frontend/waiters.ts';
-import { KeyCache } from './keycache/key-cache.ts';
-import { NodeKeyring, joinMetadataService, keyEventsToBus } from './keycache/node-keyring.ts';
+import type { KeyCache } from './keycache/key-cache.ts';
+import { joinMetadataService, keyEventsToBus, type NodeKeyring } from './keycache/node-keyring.ts';
+import { createKeyTier, createNodeKeys } from './compose.ts';
 import { parseLatency } from './kms/latency.ts';
 import { LocalKms } from './kms/local-kms.ts';
 import { ModeledKms } from './kms/modeled-kms.ts';
 import { AwsKms, type AwsKmsOptions } from './kms/aws-kms.ts';
 import type { KeyReason, Kms, KmsOperation, ManagedKms } from './kms/types.ts';
-import { KeyService } from './metadata/key-service.ts';
-import { MetadataService } from './metadata/metadata-service.ts';
+import type { KeyService } from './metadata/key-service.ts';
+import type { MetadataService } from './metadata/metadata-service.ts';
 import { SqliteMessageStore } from './store/sqlite-store.ts';
 import type { MessageStore } from './store/types.ts';
 import { Random } from './core/random.ts';
@@ -163,14 +164,15 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   });
   /** A queue's SSE settings, read by the key tier and the prefetcher alike. */
   const queueKeySettings = new QueueKeySettingsSource(store, options.defaultReuseSeconds);
-  const keys = new KeyService({
+  // The store is read by the tier for two things only: queue key settings, and which DEKs a
+  // queue's waiting messages need (prefetchDecrypt).
+  const { keys, metadata } = createKeyTier({
     kms,
     clock,
     settingsOf: (queueId) => queueKeySettings.settingsOf(queueId),
     scheduler: { backgroundPerSecond: options.prefetchBudgetPerSecond ?? 50, onDropped: () => metrics.prefetchDropped.inc() },
+    backlog: { store, clock },
   });
-  // The store is read for one thing only: which DEKs a queue's waiting messages need (prefetchDecrypt).
-  const metadata = new MetadataService(keys, { backlog: { store, clock } });
   const bus = await openBus(options.nats, logger);
   const waiters = new ReceiveWaiters(clock, { maxWaiters: options.maxLongPolls, onRefused: () => metrics.longPollsRefused.inc() });
 
@@ -178,19 +180,17 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const frontends: FrontendParts[] = [];
   for (let i = 0; i < frontendCount; i++) {
     const nodeId = `fe-${i + 1}`;
-    const channel = joinMetadataService(metadata, nodeId);
     const publishKeyEvent = keyEventsToBus(bus, nodeId, clock);
-    const cache = new KeyCache({
-      clock,
-      maxEntries: options.cacheEntries ?? 10_000,
-      onEvent: (kind, use, queueId, entry) => {
-        metrics.keyCache.inc({ node: nodeId, kind, use });
-        publishKeyEvent(kind, use, queueId, entry);
+    const { cache, keyring } = createNodeKeys({
+      nodeId, clock, metadata, channel: joinMetadataService(metadata, nodeId),
+      cache: {
+        maxEntries: options.cacheEntries ?? 10_000,
+        onEvent: (kind, use, queueId, entry) => {
+          metrics.keyCache.inc({ node: nodeId, kind, use });
+          publishKeyEvent(kind, use, queueId, entry);
+        },
       },
-    });
-    const keyring = new NodeKeyring({
-      nodeId, clock, cache, metadata, channel,
-      onKeyWait: (use, waitedMs) => metrics.keyFetchSeconds.observe({ use }, waitedMs / 1000),
+      keyring: { onKeyWait: (use, waitedMs) => metrics.keyFetchSeconds.observe({ use }, waitedMs / 1000) },
     });
     const node = new FrontendNode({
       nodeId, store, keyring, bus, clock, waiters, logger: logger.child({ node: nodeId }),

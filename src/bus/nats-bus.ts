@@ -158,6 +158,26 @@ export class NatsEventBus implements EventBus {
     };
   }
 
+  /**
+   * What the stream holds of one partition (from `since`, or all it keeps), in batches, up to the
+   * moment of the call: the history a prefetcher learns from when it takes the partition over.
+   */
+  async *history(partition: number, since?: number): AsyncGenerator<PkpEvent[]> {
+    if (!Number.isInteger(partition) || partition < 0 || partition >= this.partitions) throw new RangeError(`no partition ${partition}`);
+    const consumer = await this.js.consumers.get(this.options.stream, { filter_subjects: this.subject(partition), ...deliverFrom({ from: 'retained', since }) });
+    // Asked first, so an empty partition costs one round trip, not a pull's whole wait.
+    let pending = (await consumer.info()).num_pending;
+    while (pending > 0) {
+      let got = 0;
+      for await (const m of await consumer.fetch({ max_messages: Math.min(200, pending), expires: PULL_EXPIRES_MS })) {
+        got++;
+        pending = m.info.pending;
+        yield this.decode(m.subject, m.data);
+      }
+      if (got === 0) return;
+    }
+  }
+
   /** Everything published so far has been sent (or dropped), and every subscription so far is listening. */
   async flush(): Promise<void> {
     await Promise.all([...this.starting]);

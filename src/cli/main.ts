@@ -4,6 +4,7 @@ import { registerBackup } from './backup.ts';
 import { registerGen } from './gen.ts';
 import { registerKms } from './kms.ts';
 import { registerReplay } from './replay.ts';
+import { registerRoles } from './roles.ts';
 import { registerUp } from './up.ts';
 
 const program = new Command();
@@ -17,6 +18,7 @@ registerReplay(program);
 registerGen(program);
 registerKms(program);
 registerBackup(program);
+registerRoles(program);
 
 try {
   await program.parseAsync(process.argv);

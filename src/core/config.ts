@@ -51,6 +51,13 @@ export const SCHEMA = {
   kmsEndpoint: { kind: 'string', scope: 'up', help: 'a KMS that speaks the AWS KMS API (`pkp kms`, or AWS KMS) instead of the embedded one' },
   kmsRegion: { kind: 'string', scope: 'up', help: 'region of the KMS at kms-endpoint (default us-east-1)' },
   kmsCredentials: { kind: 'string', scope: 'up', help: 'ID:SECRET for kms-endpoint (default: the AWS SDK chain); better in PKP_KMS_CREDENTIALS than in a file' },
+  postgres: { kind: 'string', scope: 'up', help: 'PostgreSQL URL (postgres://user@host:5432/db): the message store, and in distributed mode partition ownership and prefetcher snapshots' },
+  cluster: { kind: 'string', scope: 'up', help: 'distributed mode: the cluster name (prefixes NATS subjects, names the locks; default pkp)' },
+  credential: { kind: 'string', scope: 'up', help: "distributed mode: this process's cluster credential file (made by pkp init)" },
+  metadataUrl: { kind: 'string', scope: 'up', help: 'distributed mode: the metadata service (http://host:port) front-ends and prefetchers call' },
+  partitions: { kind: 'int', scope: 'up', min: 1, max: 1024, help: 'event partitions (NATS subjects, prefetcher shares; default 8)' },
+  prefetchers: { kind: 'int', scope: 'up', min: 0, max: 64, help: 'pkp up --distributed: prefetcher processes (default 2)' },
+  nodes: { kind: 'list', scope: 'up', help: 'pkp prefetcher: the front-end node ids a queue\'s requests may reach' },
 } as const satisfies Record<string, Setting>;
 
 export type ConfigKey = keyof typeof SCHEMA;
@@ -136,7 +143,7 @@ export function readConfigEnv(env: NodeJS.ProcessEnv): Config {
  * PKP_ variables that are not settings: secrets (kept out of files and flags), the development switch
  * of bin/pkp.js, and the test and bench harness's own (PKP_REQUIRE_SERVICES, PKP_BENCH_SECONDS, PKP_TEST_*).
  */
-const ENV_NOT_SETTINGS = new Set(['PKP_KMS_ROOT_KEY', 'PKP_ADMIN_TOKEN', 'PKP_FROM_SOURCE', 'PKP_REQUIRE_SERVICES', 'PKP_BENCH_SECONDS']);
+const ENV_NOT_SETTINGS = new Set(['PKP_KMS_ROOT_KEY', 'PKP_SQS_CREDENTIALS', 'PKP_ADMIN_TOKEN', 'PKP_FROM_SOURCE', 'PKP_REQUIRE_SERVICES', 'PKP_BENCH_SECONDS']);
 
 /**
  * The settings in force: flags > env > file > defaults. `flags` holds only what was given on the
