@@ -16,6 +16,7 @@ interface UpCliOptions {
   demo?: boolean;
   duration?: number;
   bootstrap?: string;
+  distributed?: boolean;
 }
 
 export function registerUp(program: Command): void {
@@ -25,16 +26,18 @@ export function registerUp(program: Command): void {
     .option('--credentials <id:secret[:account]>', 'accepted credentials (repeatable), each in its own account unless one is given; default: one generated principal', collect)
     .option('--demo', 'also drive a built-in workload through the SQS endpoint and show a live summary')
     .option('--duration <seconds>', 'with --demo: stop after this long (default: until Ctrl-C)', numberOption(1))
-    .option('--bootstrap <trace>', 'let the prefetcher learn from a trace file (events CSV or Azure) before serving');
+    .option('--bootstrap <trace>', 'let the prefetcher learn from a trace file (events CSV or Azure) before serving')
+    .option('--distributed', 'run each role as its own process on NATS and PostgreSQL: pkp kms, pkp metadata, --frontends × pkp frontend, --prefetchers × pkp prefetcher');
   configFlags(command, ['host', 'port', 'adminPort', 'dataDir', 'logLevel', 'frontends', 'cacheEntries', 'reuseSeconds', 'kmsLatency', 'kmsRate',
     'prefetch', 'prefetchBudget', 'missCost', 'kmsCallCost', 'maxKmsOverhead', 'pkpModels', 'metricsQueues', 'record', 'recordNames', 'recordMaxBytes', 'recordKeep',
-    'durability', 'nats', 'natsStream', 'kmsEndpoint', 'kmsRegion', 'kmsCredentials'], {
+    'durability', 'nats', 'natsStream', 'kmsEndpoint', 'kmsRegion', 'kmsCredentials', 'postgres', 'cluster', 'partitions', 'prefetchers'], {
     prefetch: 'turn the Predictive Key Prefetcher off: keys are fetched on demand only',
     kmsLatency: "modelled KMS latency, e.g. '20' or 'lognormal:20:0.5' (ms; default none)",
     kmsRate: 'modelled KMS request quota, calls/s (ThrottlingException beyond it)',
   });
   command.action(async (cli: UpCliOptions) => {
       const options = configOf(command, 'up', UP_DEFAULTS);
+      if (cli.distributed) return runDistributed(options, cli);
       // Loaded here, not at the top: `pkp --help` should not pay for the service and the SDK.
       const [{ createLogger }, { accountOf, parseCredential, startService }, { openTrace }, { runDemo }] = await Promise.all([
         import('../core/log.ts'), import('../service.ts'), import('../sim/traces/open.ts'), import('./demo.ts'),
@@ -120,4 +123,36 @@ export function registerUp(program: Command): void {
         await stop('duration');
       }
     });
+}
+
+/** `pkp up --distributed`: the roles as separate processes; prints the SQS endpoint line as `pkp up` does. */
+async function runDistributed(options: ReturnType<typeof configOf<typeof UP_DEFAULTS>>, cli: UpCliOptions): Promise<void> {
+  if (options.postgres === undefined) throw new Error('--distributed needs --postgres URL (partition ownership, snapshots and the message store)');
+  const [{ createLogger }, { loadOrCreateCredentials, parseCredential, accountOf }, { startLocalCluster }] = await Promise.all([
+    import('../core/log.ts'), import('../service.ts'), import('../roles/local-cluster.ts'),
+  ]);
+  const logger = createLogger({ level: options.logLevel, destination: process.stderr });
+  const dataDir = resolve(options.dataDir);
+  const credentials = cli.credentials?.map(parseCredential) ?? loadOrCreateCredentials(dataDir);
+  const local = await startLocalCluster({
+    dataDir, host: options.host, port: options.port, nats: options.nats ?? 'nats://127.0.0.1:4222', postgres: options.postgres, credentials,
+    frontends: options.frontends, prefetchers: options.prefetchers ?? 2, partitions: options.partitions ?? 8, cluster: options.cluster ?? 'pkp',
+    logger, logLevel: options.logLevel,
+  });
+  const print = (line: string): void => void process.stdout.write(`${line}\n`);
+  print(`SQS endpoint: ${local.endpoint}`);
+  for (const c of credentials) print(cli.credentials ? `Credentials: AWS_ACCESS_KEY_ID=${c.accessKeyId} (secret as given; account ${accountOf(c)})` : `Credentials: AWS_ACCESS_KEY_ID=${c.accessKeyId} AWS_SECRET_ACCESS_KEY=${c.secretAccessKey} (account ${accountOf(c)})`);
+  print(`Processes: ${local.processes().map((p) => `${p.role} ${p.id} (pid ${p.pid})`).join(', ')}`);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping the cluster');
+    void local.close().then(() => {
+      print('stopped: every acknowledged message is stored');
+      process.exit(0);
+    });
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
 }
