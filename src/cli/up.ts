@@ -142,6 +142,7 @@ async function runDistributed(options: ReturnType<typeof configOf<typeof UP_DEFA
   const print = (line: string): void => void process.stdout.write(`${line}\n`);
   print(`SQS endpoint: ${local.endpoint}`);
   for (const c of credentials) print(cli.credentials ? `Credentials: AWS_ACCESS_KEY_ID=${c.accessKeyId} (secret as given; account ${accountOf(c)})` : `Credentials: AWS_ACCESS_KEY_ID=${c.accessKeyId} AWS_SECRET_ACCESS_KEY=${c.secretAccessKey} (account ${accountOf(c)})`);
+  print(`Metadata service: ${local.metadataUrl}`);
   print(`Processes: ${local.processes().map((p) => `${p.role} ${p.id} (pid ${p.pid})`).join(', ')}`);
   let stopping = false;
   const stop = (signal: string): void => {

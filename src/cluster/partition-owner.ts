@@ -26,7 +26,7 @@ export interface PartitionOwnerOptions {
 }
 
 /** A 31-bit key from the cluster name, so that different clusters use different locks. */
-function clusterKey(cluster: string): number {
+export function clusterKey(cluster: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < cluster.length; i++) h = Math.imul(h ^ cluster.charCodeAt(i), 0x01000193);
   return (h >>> 1) & 0x3ffffffe;

@@ -50,7 +50,9 @@ export class RpcServer {
       const value = await entry.handler(body.args as never, { sender });
       return this.identity.sign(`reply:${rid}`, { ok: true, value } satisfies Reply<unknown>);
     } catch (error) {
-      return this.identity.sign(`reply:${rid}`, errorReply(error));
+      // A refused request's reply is bound to the id it claims (read, not trusted), so its sender
+      // learns why; the reply grants nothing.
+      return this.identity.sign(`reply:${rid || claimedRid(data)}`, errorReply(error));
     }
   }
 
@@ -92,6 +94,15 @@ export async function callRpc<A, R>(
   const reply = identity.open<Reply<R>>(`reply:${rid}`, data, from).body;
   if (reply.ok) return reply.value;
   throw rebuildError(reply);
+}
+
+function claimedRid(data: Uint8Array): string {
+  try {
+    const rid = (JSON.parse(JSON.parse(Buffer.from(data).toString('utf8')).body) as { rid?: unknown }).rid;
+    return typeof rid === 'string' && /^[0-9a-f]{32}$/.test(rid) ? rid : '';
+  } catch {
+    return '';
+  }
 }
 
 function errorReply(error: unknown): Reply<never> {

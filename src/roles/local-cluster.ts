@@ -24,6 +24,7 @@ export interface LocalClusterOptions {
 
 export interface LocalCluster {
   endpoint: string;
+  metadataUrl: string;
   /** Every process by its role and id (for tests and `ps`). */
   processes(): { role: string; id: string; pid: number | undefined }[];
   close(): Promise<void>;
@@ -110,6 +111,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     const host = options.host.includes(':') ? `[${options.host}]` : options.host;
     return {
       endpoint: `http://${host}:${ports[0]}`,
+      metadataUrl: metadataUrl!,
       processes: () => [
         ...children.map((c) => ({ role: c.role, id: c.id, pid: c.child.pid })),
         ...[...workers].map(([id, w]) => ({ role: 'frontend', id, pid: w.process.pid })),

@@ -1,0 +1,185 @@
+// The parts of distributed mode in one process, against the real NATS and PostgreSQL: the metadata
+// service over signed HTTP with keys pushed on NATS, partition ownership by advisory locks,
+// snapshots, and the front-end's access aggregation.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import pg from 'pg';
+import { AccessAggregator } from '../src/bus/access-aggregator.ts';
+import { InProcessBus } from '../src/bus/in-process.ts';
+import type { PkpEvent } from '../src/bus/types.ts';
+import { ClusterAuthority, ClusterIdentity } from '../src/cluster/identity.ts';
+import { metadataRpc, RemoteMetadata, RemotePrefetchApi } from '../src/cluster/metadata-remote.ts';
+import { PartitionOwner } from '../src/cluster/partition-owner.ts';
+import { RecentHistory, SnapshotStore } from '../src/cluster/prefetch-snapshots.ts';
+import { createKeyTier } from '../src/compose.ts';
+import { SystemClock, VirtualClock } from '../src/core/clock.ts';
+import { LocalKms } from '../src/kms/local-kms.ts';
+import type { SealedKeyDelivery } from '../src/metadata/types.ts';
+import { NATS_URL, skipUnless } from './services.ts';
+
+const PG_URL = process.env.PKP_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/** Waits for I/O (not time): polls until `done` holds; fails past `limitMs`. */
+async function until(done: () => boolean | Promise<boolean>, limitMs = 10_000): Promise<void> {
+  const start = Date.now();
+  while (!(await done())) {
+    if (Date.now() - start > limitMs) throw new Error(`timed out after ${limitMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('access aggregation', () => {
+  test('hits are counted per (queue, node, principal, op) per interval; misses and other events go at once', async () => {
+    const clock = new VirtualClock(1_000);
+    const inner = new InProcessBus();
+    const seen: PkpEvent[] = [];
+    inner.subscribe((e) => seen.push(e));
+    const bus = new AccessAggregator(inner, clock, 1_000);
+    const access = (at: number, keyHit: boolean | undefined, principal = 'p') =>
+      bus.publish({ type: 'access', at, queueId: 'q', nodeId: 'fe-1', principal, op: 'send', bytes: 10, keyHit });
+    access(1_000, true);
+    access(1_200, true);
+    access(1_300, false);
+    access(1_400, undefined, 'other');
+    bus.publish({ type: 'queue-stats', at: 1_500, queueId: 'q', nodeId: 'fe-1', backlog: 3 });
+    assert.deepEqual(seen.map((e) => e.type), ['access', 'queue-stats'], 'the miss and the stats at once');
+    assert.equal(seen[0]!.type === 'access' && seen[0]!.keyHit, false);
+    await clock.advance(1_000);
+    const counted = seen.slice(2) as Extract<PkpEvent, { type: 'access' }>[];
+    assert.deepEqual(counted.map((e) => [e.principal, e.count, e.firstAt, e.at, e.bytes]), [['p', 2, 1_000, 1_200, 20], ['other', 1, 1_400, 1_400, 10]]);
+    await bus.close();
+  });
+});
+
+describe('metadata service across the network', async () => {
+  const skip = await skipUnless('nats', NATS_URL);
+  const authority = ClusterAuthority.generate();
+  const prefix = `pkp_test_${process.pid}`;
+  let nc: NatsConnection;
+  let url = '';
+  let close: () => Promise<void> = async () => undefined;
+  const nodes: { remote: RemoteMetadata; got: SealedKeyDelivery[] }[] = [];
+
+  before(async () => {
+    if (skip) return;
+    const clock = new SystemClock();
+    const kms = await LocalKms.open({ clock });
+    const tier = createKeyTier({ kms, clock, settingsOf: (queueId) => ({ queueId, kmsMasterKeyId: 'alias/aws/sqs', reuseMs: 300_000 }) });
+    nc = await connect({ servers: NATS_URL });
+    const server = metadataRpc({
+      nc, identity: new ClusterIdentity(authority.issue('meta-1', 'metadata')), prefix, metadata: tier.metadata, reuseMsOf: () => 300_000, onError: () => undefined,
+    }).httpServer();
+    await server.listen({ host: '127.0.0.1', port: 0 });
+    url = `http://127.0.0.1:${(server.server.address() as { port: number }).port}`;
+    for (const id of ['fe-1', 'fe-2']) {
+      const got: SealedKeyDelivery[] = [];
+      const remote = await RemoteMetadata.join({ url, nc, identity: new ClusterIdentity(authority.issue(id, 'frontend')), prefix }, (d) => got.push(d));
+      nodes.push({ remote, got });
+    }
+    close = async () => {
+      for (const n of nodes) n.remote.close();
+      await server.close();
+      tier.metadata.close();
+      await kms.close();
+      await nc.close();
+    };
+  });
+
+  after(() => close());
+
+  test('a node fetches its own keys; a key sealed to it does not open at another node, nor altered', { skip }, async () => {
+    const [fe1, fe2] = nodes;
+    const delivery = await fe1!.remote.fetchEncryptKey('fe-1', 'q1', 'alice');
+    assert.equal(fe1!.remote.channel.open(delivery.sealedMaterial, delivery).length, 32);
+    assert.throws(() => fe2!.remote.channel.open(delivery.sealedMaterial, { ...delivery, nodeId: 'fe-2' }));
+    assert.throws(() => fe1!.remote.channel.open(delivery.sealedMaterial, { ...delivery, expiresAt: delivery.expiresAt + 1 }));
+    assert.throws(() => fe1!.remote.channel.open(delivery.sealedMaterial, { ...delivery, queueId: 'q2' }));
+  });
+
+  test('a node may not ask for another node\'s keys', { skip }, async () => {
+    await assert.rejects(nodes[0]!.remote.fetchEncryptKey('fe-2', 'q1', 'alice'), /may not act for node fe-2/);
+  });
+
+  test('a prefetch reaches the named nodes sealed on NATS; the prefetcher gets counts and times, never a key', { skip }, async () => {
+    const prefetcher = new RemotePrefetchApi(url, new ClusterIdentity(authority.issue('pf-1', 'prefetcher')));
+    const answer = await prefetcher.prefetch({ queueId: 'q3', principal: 'bob', nodeIds: ['fe-1', 'fe-2'], reason: 'prefetch' });
+    assert.deepEqual(Object.keys(answer).sort(), ['delivered', 'expiresAt']);
+    assert.equal(answer.delivered, 2);
+    await until(() => nodes.every((n) => n.got.some((d) => d.queueId === 'q3')));
+    for (const [i, n] of nodes.entries()) {
+      const d = n.got.find((x) => x.queueId === 'q3')!;
+      assert.equal(d.nodeId, `fe-${i + 1}`);
+      assert.equal(n.remote.channel.open(d.sealedMaterial, d).length, 32);
+    }
+  });
+
+  test('a front-end may not instruct prefetches, and a stranger may not fetch', { skip }, async () => {
+    const asFrontend = new RemotePrefetchApi(url, new ClusterIdentity(authority.issue('fe-1', 'frontend')));
+    await assert.rejects(asFrontend.prefetch({ queueId: 'q', principal: 'p', nodeIds: ['fe-1'], reason: 'prefetch' }), /a frontend may not send this/);
+    const stranger = await RemoteMetadata.join({ url, nc: undefined, identity: new ClusterIdentity(ClusterAuthority.generate().issue('fe-1', 'frontend')), prefix }, () => undefined);
+    try {
+      await assert.rejects(stranger.fetchEncryptKey('fe-1', 'q1', 'alice'), /not the cluster's/);
+    } finally {
+      stranger.close();
+    }
+  });
+});
+
+describe('partition ownership and snapshots on PostgreSQL', async () => {
+  const skip = await skipUnless('postgres', PG_URL);
+  const cluster = `pkp_test_owner_${process.pid}`;
+  let db: pg.Client | undefined;
+
+  before(async () => {
+    if (skip) return;
+    db = new pg.Client({ connectionString: PG_URL });
+    await db.connect();
+  });
+
+  after(async () => {
+    await db?.query('DELETE FROM pkp_prefetch_snapshots WHERE cluster = $1', [cluster]).catch(() => undefined);
+    await db?.end();
+  });
+
+  test('three members share 8 partitions fairly, never two owners at once; a member that goes leaves its share to the others', { skip }, async () => {
+    const owned = new Map<number, string>();
+    let conflicts = 0;
+    const member = (name: string) => new PartitionOwner({
+      url: PG_URL, cluster, partitions: 8, roundMs: 100,
+      onAcquire: async (p) => {
+        if (owned.has(p)) conflicts++;
+        owned.set(p, name);
+      },
+      onRelease: async (p) => void owned.delete(p),
+    });
+    const members = [member('a'), member('b'), member('c')];
+    try {
+      for (const m of members) m.start();
+      await until(() => owned.size === 8 && members.every((m) => m.members === 3 && m.partitions.length <= 3));
+      assert.deepEqual(members.map((m) => m.partitions.length).sort(), [2, 3, 3]);
+      await members[0]!.stop();
+      await until(() => owned.size === 8 && members.slice(1).every((m) => m.partitions.length === 4));
+      assert.equal(conflicts, 0);
+    } finally {
+      for (const m of members) await m.stop();
+    }
+  });
+
+  test('a snapshot keeps each stream\'s recent requests, and the next owner reads it back', { skip }, async () => {
+    const store = new SnapshotStore(PG_URL, cluster);
+    try {
+      const history = new RecentHistory();
+      for (let i = 0; i < 40; i++) history.add({ t: 1_000 + i, queue: 'q1', principal: 'p', node: 'fe-1', op: 'send' });
+      history.add({ t: 5_000, queue: 'q2', op: 'receive' });
+      await store.save(3, { takenAt: 9_000, events: history.events() });
+      const back = await store.load(3);
+      assert.equal(back?.takenAt, 9_000);
+      assert.equal(back?.events.filter((e) => e.queue === 'q1').length, 32, 'the last 32 of a stream');
+      assert.deepEqual(back?.events.at(-1), { t: 5_000, queue: 'q2', principal: undefined, node: undefined, op: 'receive' });
+      assert.equal(await store.load(4), undefined);
+    } finally {
+      await store.close();
+    }
+  });
+});
