@@ -21,7 +21,7 @@ const SECONDS = Number(process.env.PKP_BENCH_SECONDS ?? 6);
 const ROUNDS = 3;
 const BODY = 'x'.repeat(1024);
 
-interface Server {
+export interface Server {
   name: string;
   endpoint: string;
   child: ChildProcess;
@@ -31,9 +31,14 @@ function pinned(args: string[]): string[] {
   return process.platform === 'linux' ? ['taskset', '-c', '0', process.execPath, ...args] : [process.execPath, ...args];
 }
 
-async function start(name: string, args: string[], ready: RegExp, toEndpoint: (m: RegExpMatchArray) => string): Promise<Server> {
+/** The bench's own PKP_BENCH_* variables stay out of the servers (a server of an older commit may not know them). */
+function serverEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('PKP_BENCH_')));
+}
+
+export async function start(name: string, args: string[], ready: RegExp, toEndpoint: (m: RegExpMatchArray) => string): Promise<Server> {
   const [command, ...rest] = pinned(args);
-  const child = spawn(command!, rest, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(command!, rest, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: serverEnv() });
   const match = await new Promise<RegExpMatchArray>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (chunk: Buffer) => {
@@ -54,7 +59,7 @@ function cpuSeconds(pid: number): number {
 
 const signer = new SignatureV4({ credentials: CREDENTIALS, region: 'us-east-1', service: 'sqs', sha256: Sha256 });
 
-async function sign(endpoint: string, action: string, body: string): Promise<Record<string, string>> {
+export async function sign(endpoint: string, action: string, body: string): Promise<Record<string, string>> {
   const url = new URL(endpoint);
   const signed = await signer.sign({
     method: 'POST', protocol: 'http:', hostname: url.hostname, port: Number(url.port), path: '/',
@@ -64,7 +69,7 @@ async function sign(endpoint: string, action: string, body: string): Promise<Rec
   return signed.headers as Record<string, string>;
 }
 
-interface Measured {
+export interface Measured {
   rps: number;
   p50: number;
   p99: number;
@@ -73,7 +78,7 @@ interface Measured {
 }
 
 /** One load run of presigned requests, cycling through `requests`. */
-async function run(server: Server, requests: { headers: Record<string, string>; body: string }[]): Promise<Measured> {
+export async function run(server: Server, requests: { headers: Record<string, string>; body: string }[]): Promise<Measured> {
   let next = 0;
   const before = cpuSeconds(server.child.pid!);
   const result = await autocannon({
@@ -92,7 +97,7 @@ async function run(server: Server, requests: { headers: Record<string, string>; 
   };
 }
 
-async function createQueues(endpoint: string, names: string[]): Promise<string[]> {
+export async function createQueues(endpoint: string, names: string[]): Promise<string[]> {
   const sqs = new SQSClient({ endpoint, region: 'us-east-1', credentials: CREDENTIALS });
   try {
     const urls: string[] = [];

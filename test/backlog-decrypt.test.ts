@@ -40,49 +40,6 @@ async function memoryStore(): Promise<{ store: SqliteMessageStore; queueId: stri
   return { store, queueId: (await store.createQueue('q', {}, 0)).queue.queueId, ops };
 }
 
-test('store: distinct DEKs of waiting messages, soonest needed first, ids and blobs only', async () => {
-  const { store, queueId } = await memoryStore();
-  const other = (await store.createQueue('other', {}, 0)).queue.queueId;
-  await store.putMessages([
-    message(queueId, 'dek-b', 200), message(queueId, 'dek-a', 100), message(queueId, 'dek-b', 150),
-    message(queueId, 'dek-c', 300), message(queueId, 'dek-a', 250),
-    message(other, 'dek-other', 50),
-  ]);
-  const deks = await store.backlogDeks(queueId, { now: 1_000 });
-  assert.deepEqual(deks.map((d) => [d.dekId, d.messages, d.firstVisibleAt]), [['dek-a', 2, 100], ['dek-b', 2, 150], ['dek-c', 1, 300]]);
-  assert.deepEqual(Object.keys(deks[0]!).sort(), ['dekId', 'encryptedDek', 'firstVisibleAt', 'messages']);
-  assert.deepEqual(deks[0]!.encryptedDek, Buffer.from('blob-of-dek-a'));
-  assert.deepEqual(await store.backlogDeks('no-such-queue', { now: 1_000 }), []);
-  await store.close();
-});
-
-test('store: deleted messages and ones not visible within the horizon are not waiting', async () => {
-  const { store, queueId } = await memoryStore();
-  await store.putMessages([message(queueId, 'dek-gone', 10), message(queueId, 'dek-now', 20), message(queueId, 'dek-soon', 30_000), message(queueId, 'dek-later', 500_000)]);
-  const [first] = await store.receiveMessages(queueId, 1, 30_000, 100);
-  assert.equal(first!.dekId, 'dek-gone');
-  assert.equal(await store.deleteMessage(queueId, first!.receiptHandle), 'deleted');
-  const ids = async (withinMs?: number) => (await store.backlogDeks(queueId, { now: 100, withinMs })).map((d) => d.dekId);
-  assert.deepEqual(await ids(0), ['dek-now']);
-  assert.deepEqual(await ids(), ['dek-now', 'dek-soon']); // default horizon 60 s
-  assert.deepEqual(await ids(1_000_000), ['dek-now', 'dek-soon', 'dek-later']);
-  // An in-flight message counts once it is due back within the horizon.
-  const [inFlight] = await store.receiveMessages(queueId, 1, 10_000, 100);
-  assert.equal(inFlight!.dekId, 'dek-now');
-  assert.deepEqual(await ids(0), []);
-  assert.deepEqual(await ids(), ['dek-now', 'dek-soon']);
-  await store.close();
-});
-
-test('store: bounded by maxDeks (16 at most) and by the messages scanned from the head', async () => {
-  const { store, queueId } = await memoryStore();
-  await store.putMessages(Array.from({ length: 40 }, (_, i) => message(queueId, `dek-${String(i).padStart(2, '0')}`, i)));
-  assert.equal((await store.backlogDeks(queueId, { now: 100 })).length, 16);
-  assert.deepEqual((await store.backlogDeks(queueId, { now: 100, maxDeks: 3 })).map((d) => d.dekId), ['dek-00', 'dek-01', 'dek-02']);
-  assert.deepEqual((await store.backlogDeks(queueId, { now: 100, scanMessages: 2 })).map((d) => d.dekId), ['dek-00', 'dek-01']);
-  await store.close();
-});
-
 test('store: puts called before are seen; bad input is refused before anything is read', async () => {
   const { store, queueId, ops } = await memoryStore();
   void store.putMessages([message(queueId, 'dek-a', 0)]);

@@ -4,6 +4,8 @@
 import { connect } from 'node:net';
 
 export const NATS_URL = process.env.PKP_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
+/** A server (its maintenance database) where the tests may create and drop databases of their own. */
+export const POSTGRES_URL = process.env.PKP_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 const required = process.env.PKP_REQUIRE_SERVICES === '1';
 

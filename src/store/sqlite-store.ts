@@ -12,9 +12,8 @@ import { dirname } from 'node:path';
 import { PkpError } from '../core/errors.ts';
 import { DiskReserve, isDiskFull } from './disk-reserve.ts';
 import { decodeReceiptHandle, encodeReceiptHandle } from './receipt-handle.ts';
+import { backlogBounds, closedError, requireAccount, requireFinite, requireIntIn } from './validate.ts';
 import {
-  BACKLOG_DEFAULTS,
-  BACKLOG_LIMITS,
   type BacklogDek,
   type BacklogDekQuery,
   type CreateQueueResult,
@@ -312,10 +311,6 @@ function prepareStatements(db: Database.Database) {
   };
 }
 
-function closedError(): PkpError {
-  return new PkpError('StoreClosed', 'the message store is closed');
-}
-
 /** The name column's value for a queue: its path in the account namespace. */
 function pathOf(accountId: string, name: string): string {
   return `${accountId}/${name}`;
@@ -399,21 +394,6 @@ function putError(err: unknown): PkpError {
 /** New messages cannot be stored: nothing was written. Reads and deletes still work. */
 function storeFull(): PkpError {
   return new PkpError('StoreFull', 'the disk is full: no new message can be stored until space is freed');
-}
-
-function requireAccount(accountId: string): void {
-  if (!/^\d{12}$/.test(accountId)) throw new PkpError('InvalidArgument', 'an account id is 12 digits');
-}
-
-function requireFinite(name: string, value: number): void {
-  if (!Number.isFinite(value)) throw new PkpError('InvalidArgument', `${name} must be a finite number`);
-}
-
-function requireIntIn(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new PkpError('InvalidArgument', `${name} must be an integer in ${min}..${max}`);
-  }
-  return value;
 }
 
 export class SqliteMessageStore implements MessageStore {
@@ -815,19 +795,14 @@ export class SqliteMessageStore implements MessageStore {
 
   async backlogDeks(queueId: string, query: BacklogDekQuery): Promise<BacklogDek[]> {
     // Checked before begin(): a bad call must not even flush pending puts.
-    if (typeof queueId !== 'string' || queueId === '') throw new PkpError('InvalidArgument', 'queueId must be a non-empty string');
-    if (typeof query !== 'object' || query === null) throw new PkpError('InvalidArgument', 'query must be an object');
-    requireFinite('now', query.now);
-    const withinMs = query.withinMs ?? BACKLOG_DEFAULTS.withinMs;
-    if (!(Number.isFinite(withinMs) && withinMs >= 0)) throw new PkpError('InvalidArgument', 'withinMs must be a finite number >= 0');
-    const maxDeks = requireIntIn('maxDeks', query.maxDeks ?? BACKLOG_LIMITS.maxDeks, 1, BACKLOG_LIMITS.maxDeks);
-    const scan = requireIntIn('scanMessages', query.scanMessages ?? BACKLOG_DEFAULTS.scanMessages, 1, BACKLOG_LIMITS.scanMessages);
+    const { until, scan, maxDeks } = backlogBounds(queueId, query);
     this.begin('backlogDeks', queueId);
-    return this.s.backlogDeks.all({ queueId, until: query.now + withinMs, scan, maxDeks });
+    return this.s.backlogDeks.all({ queueId, until, scan, maxDeks });
   }
 
   /** Readiness: a real write (one row of a health table), so a read-only or full disk shows. Throws when it cannot write. */
   async probeWritable(now: number): Promise<void> {
+    if (this.closed) throw closedError();
     this.db.exec('CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at INTEGER NOT NULL)');
     this.db.prepare('INSERT INTO health (id, checked_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at').run(now);
   }
