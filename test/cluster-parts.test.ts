@@ -16,9 +16,9 @@ import { createKeyTier } from '../src/compose.ts';
 import { SystemClock, VirtualClock } from '../src/core/clock.ts';
 import { LocalKms } from '../src/kms/local-kms.ts';
 import type { SealedKeyDelivery } from '../src/metadata/types.ts';
-import { NATS_URL, skipUnless } from './services.ts';
+import { NATS_URL, POSTGRES_URL, skipUnless } from './services.ts';
+import { createTestDatabase, type TestDatabase } from './helpers/pg-database.ts';
 
-const PG_URL = process.env.PKP_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** Waits for I/O (not time): polls until `done` holds; fails past `limitMs`. */
 async function until(done: () => boolean | Promise<boolean>, limitMs = 10_000): Promise<void> {
@@ -127,19 +127,23 @@ describe('metadata service across the network', async () => {
 });
 
 describe('partition ownership and snapshots on PostgreSQL', async () => {
-  const skip = await skipUnless('postgres', PG_URL);
+  const skip = await skipUnless('postgres', POSTGRES_URL);
   const cluster = `pkp_test_owner_${process.pid}`;
   let db: pg.Client | undefined;
+  let database: TestDatabase | undefined;
+  let PG_URL = '';
 
   before(async () => {
     if (skip) return;
+    database = await createTestDatabase();
+    PG_URL = database.url;
     db = new pg.Client({ connectionString: PG_URL });
     await db.connect();
   });
 
   after(async () => {
-    await db?.query('DELETE FROM pkp_prefetch_snapshots WHERE cluster = $1', [cluster]).catch(() => undefined);
     await db?.end();
+    await database?.drop();
   });
 
   test('three members share 8 partitions fairly, never two owners at once; a member that goes leaves its share to the others', { skip }, async () => {

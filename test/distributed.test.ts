@@ -13,9 +13,9 @@ import { CreateQueueCommand, DeleteMessageCommand, ReceiveMessageCommand, SendMe
 import { ClusterAuthority, ClusterIdentity } from '../src/cluster/identity.ts';
 import { callRpc } from '../src/cluster/rpc.ts';
 import { clusterKey } from '../src/cluster/partition-owner.ts';
-import { skipUnless } from './services.ts';
+import { POSTGRES_URL, skipUnless } from './services.ts';
+import { createTestDatabase, type TestDatabase } from './helpers/pg-database.ts';
 
-const PG_URL = process.env.PKP_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const NATS_SERVER = '/usr/sbin/nats-server';
 const BIN = join(import.meta.dirname, '..', 'bin', 'pkp.js');
 
@@ -63,7 +63,7 @@ async function freePort(): Promise<number> {
 }
 
 describe('distributed mode: separate processes on NATS and PostgreSQL', async () => {
-  const skip = (await skipUnless('postgres', PG_URL)) || (existsSync(NATS_SERVER) ? false : `${NATS_SERVER} is not installed`);
+  const skip = (await skipUnless('postgres', POSTGRES_URL)) || (existsSync(NATS_SERVER) ? false : `${NATS_SERVER} is not installed`);
   const dir = mkdtempSync(join(tmpdir(), 'pkp-dist-'));
   const cluster = `pkp_test_${process.pid}`;
   let nats: ChildProcess | undefined;
@@ -74,6 +74,8 @@ describe('distributed mode: separate processes on NATS and PostgreSQL', async ()
   let processes: { role: string; id: string; pid: number }[] = [];
   let sqs: SQSClient;
   let db: pg.Client;
+  let database: TestDatabase | undefined;
+  let PG_URL = '';
 
   const startNats = (): ChildProcess => spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', join(dir, 'nats')], { stdio: 'ignore' });
 
@@ -81,6 +83,8 @@ describe('distributed mode: separate processes on NATS and PostgreSQL', async ()
     if (skip) return;
     natsPort = await freePort();
     nats = startNats();
+    database = await createTestDatabase();
+    PG_URL = database.url;
     db = new pg.Client({ connectionString: PG_URL });
     await db.connect();
     up = spawn(process.execPath, [BIN, 'up', '--distributed', '--port', '0', '--data-dir', join(dir, 'data'), '--postgres', PG_URL,
@@ -118,8 +122,8 @@ describe('distributed mode: separate processes on NATS and PostgreSQL', async ()
         // already gone
       }
     }
-    await db?.query('DELETE FROM pkp_prefetch_snapshots WHERE cluster = $1', [cluster]).catch(() => undefined);
     await db?.end();
+    await database?.drop();
     nats?.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });

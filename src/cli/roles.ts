@@ -71,7 +71,7 @@ export function registerRoles(program: Command): void {
     const { logger, identity, store } = await common(options);
     const [{ startMetadataRole }, { openKms }] = await Promise.all([import('../roles/metadata-role.ts'), import('../roles/open-kms.ts')]);
     const role = await startMetadataRole({
-      identity, cluster: options.cluster, nats: options.nats, store: await store(), logger, host: options.host, port: options.port,
+      identity, cluster: options.cluster, nats: options.nats, store: (await store()).store, logger, host: options.host, port: options.port,
       kms: await openKms({ dataDir: resolve(options.dataDir), endpoint: options.kmsEndpoint, region: options.kmsRegion, credentials: options.kmsCredentials }),
       defaultReuseSeconds: options.reuseSeconds, prefetchBudgetPerSecond: options.prefetchBudget,
     });

@@ -14,7 +14,7 @@ import { FrontendNode } from '../frontend/node.ts';
 import { createSqsServer } from '../frontend/server.ts';
 import { ReceiveWaiters } from '../frontend/waiters.ts';
 import { keyEventsToBus } from '../keycache/node-keyring.ts';
-import type { MessageStore } from '../store/types.ts';
+import type { OpenedStore } from '../store/open-store.ts';
 
 export interface FrontendRoleOptions {
   identity: ClusterIdentity;
@@ -25,7 +25,7 @@ export interface FrontendRoleOptions {
   nats: string;
   stream: string;
   partitions: number;
-  store: MessageStore;
+  store: OpenedStore;
   credentials: Map<string, { secretAccessKey: string; accountId: string }>;
   host: string;
   port: number;
@@ -76,8 +76,10 @@ export async function startFrontendRole(options: FrontendRoleOptions): Promise<F
   });
   keyring = parts.keyring;
   const waiters = new ReceiveWaiters(clock, { maxWaiters: options.maxLongPolls, onRefused: () => metrics.longPollsRefused.inc() });
+  // Sends through the other front-ends wake this one's long polls.
+  const stopWakeups = options.store.subscribeWakeups?.((queueId) => waiters.notify(queueId));
   const node = new FrontendNode({
-    nodeId, store: options.store, keyring: parts.keyring, bus, clock, waiters, logger: logger.child({ node: nodeId }),
+    nodeId, store: options.store.store, keyring: parts.keyring, bus, clock, waiters, logger: logger.child({ node: nodeId }),
     keyCache: parts.cache, queueStatsEveryMs: QUEUE_STATS_EVERY_MS,
   });
   const server = createSqsServer({ nodes: [node], credentials: options.credentials, clock, logger, metrics });
@@ -89,13 +91,14 @@ export async function startFrontendRole(options: FrontendRoleOptions): Promise<F
     nodeId,
     server,
     close: () => (closing ??= (async () => {
+      stopWakeups?.();
       waiters.closeAll();
       await server.close();
       remote.close();
       parts.cache.clear();
       await bus.close();
       await nc?.drain().catch(() => undefined);
-      await options.store.close();
+      await options.store.store.close();
     })()),
   };
 }
