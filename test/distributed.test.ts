@@ -229,17 +229,25 @@ describe('distributed mode: separate processes on NATS and PostgreSQL', async ()
     await assert.rejects(callRpc(metadataUrl, stranger, 'register', { nodeId: 'fe-1', publicKey: 'AAAA' }, ['metadata'], 5_000), /not the cluster's/);
   });
 
-  test('NATS restarted: front-ends keep serving and reconnect', { skip }, async () => {
+  test('NATS restarted: front-ends keep serving, reconnect, and events flow to the prefetchers again', { skip }, async () => {
     const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'dist-nats' }));
     await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'before' }));
     nats!.kill('SIGKILL');
     await new Promise((resolve) => nats!.once('exit', resolve));
     // Cached keys serve; key fetches go over HTTP, not NATS.
     for (let i = 0; i < 10; i++) await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: `during ${i}` }));
+    const { QueueUrl: other } = await sqs.send(new CreateQueueCommand({ QueueName: 'dist-nats-new-key' }));
+    await sqs.send(new SendMessageCommand({ QueueUrl: other, MessageBody: 'a new key with NATS down' }));
+    const restartedAt = Date.now();
     nats = startNats();
-    const { QueueUrl: other } = await sqs.send(new CreateQueueCommand({ QueueName: 'dist-nats-after' }));
-    await sqs.send(new SendMessageCommand({ QueueUrl: other, MessageBody: 'after' }));
+    // Events flow again: a prefetcher saves a snapshot only when it has learned something new.
+    const snapshotAfterRestart = async (): Promise<boolean> => {
+      await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'after' }));
+      const { rows } = await db.query<{ t: string }>('SELECT max(taken_at) AS t FROM pkp_prefetch_snapshots WHERE cluster = $1', [cluster]);
+      return Number(rows[0]?.t ?? 0) > restartedAt + 1_000;
+    };
+    await until(snapshotAfterRestart, 30_000);
     const r = await sqs.send(new ReceiveMessageCommand({ QueueUrl: other, WaitTimeSeconds: 5 }));
-    assert.equal(r.Messages?.[0]?.Body, 'after');
+    assert.equal(r.Messages?.[0]?.Body, 'a new key with NATS down');
   });
 });
