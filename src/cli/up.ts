@@ -135,7 +135,7 @@ async function runDistributed(options: ReturnType<typeof configOf<typeof UP_DEFA
   const dataDir = resolve(options.dataDir);
   const credentials = cli.credentials?.map(parseCredential) ?? loadOrCreateCredentials(dataDir);
   const local = await startLocalCluster({
-    dataDir, host: options.host, port: options.port, nats: options.nats ?? 'nats://127.0.0.1:4222', postgres: options.postgres, credentials,
+    dataDir, host: options.host, port: options.port, nats: options.nats ?? 'nats://127.0.0.1:4222', stream: options.natsStream, postgres: options.postgres, credentials,
     frontends: options.frontends, prefetchers: options.prefetchers ?? 2, partitions: options.partitions ?? 8, cluster: options.cluster ?? 'pkp',
     logger, logLevel: options.logLevel,
   });

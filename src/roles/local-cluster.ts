@@ -12,6 +12,8 @@ export interface LocalClusterOptions {
   host: string;
   port: number;
   nats: string;
+  /** The JetStream stream of the events. */
+  stream: string;
   postgres: string;
   credentials: Credential[];
   frontends: number;
@@ -78,14 +80,14 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
 
     const nodeIds = Array.from({ length: options.frontends }, (_, i) => `fe-${i + 1}`);
     await Promise.all(Array.from({ length: options.prefetchers }, (_, i) => start('prefetcher', `pf-${i + 1}`, [
-      ...common, '--metadata-url', metadataUrl!, '--postgres', options.postgres, '--partitions', String(options.partitions),
+      ...common, '--nats-stream', options.stream, '--metadata-url', metadataUrl!, '--postgres', options.postgres, '--partitions', String(options.partitions),
       '--nodes', nodeIds.join(','), '--credential', credentialFile('prefetcher', `pf-${i + 1}`),
     ], /^Prefetcher /)));
 
     // Front-ends: workers of this process, all on one port. A worker that dies is replaced under its own id.
     cluster.setupPrimary({
       exec: bin,
-      args: ['frontend', ...common, '--host', options.host, '--port', String(options.port), '--data-dir', options.dataDir, '--postgres', options.postgres,
+      args: ['frontend', ...common, '--nats-stream', options.stream, '--host', options.host, '--port', String(options.port), '--data-dir', options.dataDir, '--postgres', options.postgres,
         '--metadata-url', metadataUrl!, '--partitions', String(options.partitions)],
       // Their stdout is theirs (this process prints the endpoint line); their logs go to stderr.
       silent: true,
