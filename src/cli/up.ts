@@ -28,7 +28,7 @@ export function registerUp(program: Command): void {
     .option('--bootstrap <trace>', 'let the prefetcher learn from a trace file (events CSV or Azure) before serving');
   configFlags(command, ['host', 'port', 'adminPort', 'dataDir', 'logLevel', 'frontends', 'cacheEntries', 'reuseSeconds', 'kmsLatency', 'kmsRate',
     'prefetch', 'prefetchBudget', 'missCost', 'kmsCallCost', 'maxKmsOverhead', 'pkpModels', 'metricsQueues', 'record', 'recordNames', 'recordMaxBytes', 'recordKeep',
-    'durability', 'nats', 'natsStream', 'kmsEndpoint', 'kmsRegion', 'kmsCredentials'], {
+    'durability', 'postgres', 'nats', 'natsStream', 'kmsEndpoint', 'kmsRegion', 'kmsCredentials'], {
     prefetch: 'turn the Predictive Key Prefetcher off: keys are fetched on demand only',
     kmsLatency: "modelled KMS latency, e.g. '20' or 'lognormal:20:0.5' (ms; default none)",
     kmsRate: 'modelled KMS request quota, calls/s (ThrottlingException beyond it)',
@@ -53,6 +53,7 @@ export function registerUp(program: Command): void {
         credentials: cli.credentials?.map(parseCredential),
         logger,
         durability: options.durability as 'normal' | 'full',
+        postgres: options.postgres,
         nats: options.nats === undefined ? undefined : { servers: options.nats, stream: options.natsStream },
         kms: options.kmsEndpoint === undefined ? undefined : {
           endpoint: options.kmsEndpoint,

@@ -46,6 +46,7 @@ export const SCHEMA = {
   recordMaxBytes: { kind: 'int', scope: 'up', min: 1024, max: 2 ** 40, help: 'rotate the recording past this size (bytes; default 64 MiB)' },
   recordKeep: { kind: 'int', scope: 'up', min: 0, max: 1000, help: 'rotated recordings kept (FILE.1 … FILE.n; default 5)' },
   durability: { kind: 'string', scope: 'up', oneOf: ['normal', 'full'], help: "when a send is acknowledged: 'normal' (survives kill -9) or 'full' (survives power loss: an fsync per group commit)" },
+  postgres: { kind: 'string', scope: 'up', help: 'keep queues and messages in this PostgreSQL database (postgres://user[:password]@host:5432/db) instead of SQLite in data-dir; better in PKP_POSTGRES when it holds a password' },
   nats: { kind: 'string', scope: 'up', help: 'carry events over NATS JetStream at this URL (nats://host:4222) instead of in-process' },
   natsStream: { kind: 'string', scope: 'up', help: 'JetStream stream for the events (default PKP_EVENTS)' },
   kmsEndpoint: { kind: 'string', scope: 'up', help: 'a KMS that speaks the AWS KMS API (`pkp kms`, or AWS KMS) instead of the embedded one' },
