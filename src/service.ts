@@ -27,7 +27,7 @@ import { AwsKms, type AwsKmsOptions } from './kms/aws-kms.ts';
 import type { KeyReason, Kms, KmsOperation, ManagedKms } from './kms/types.ts';
 import type { KeyService } from './metadata/key-service.ts';
 import type { MetadataService } from './metadata/metadata-service.ts';
-import { SqliteMessageStore } from './store/sqlite-store.ts';
+import { openMessageStore } from './store/open-store.ts';
 import type { MessageStore } from './store/types.ts';
 import { Random } from './core/random.ts';
 import { defaultAccountId } from './frontend/accounts.ts';
@@ -70,6 +70,8 @@ export interface ServiceOptions {
    * (kill -9), 'full' once it survives a crash of the machine (an fsync per group commit).
    */
   durability?: 'normal' | 'full';
+  /** Keep queues and messages in this PostgreSQL database (postgres://…) instead of SQLite in dataDir. */
+  postgres?: string;
   /** Long polls parked at once (default 10,000); beyond it a receive answers empty at once. */
   maxLongPolls?: number;
   /** Idle, keep-alive and header timeouts and the connection cap of the SQS endpoint. */
@@ -156,9 +158,15 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     });
   }
 
-  const store = SqliteMessageStore.open({
-    path: join(options.dataDir, 'messages.db'), synchronous: options.durability, onOp: (op) => metrics.storeOps.inc({ op }),
-  });
+  let store: MessageStore;
+  try {
+    store = await openMessageStore({
+      dataDir: options.dataDir, postgres: options.postgres, durability: options.durability, onOp: (op) => metrics.storeOps.inc({ op }),
+    });
+  } catch (error) {
+    await kmsCore.close();
+    throw error;
+  }
   metrics.setQueueSource({
     depths: async () => Promise.all((await store.listAllQueues()).map(async (q) => ({ queue: q.name, ...(await store.counts(q.queueId, clock.now())) }))),
   });
@@ -175,6 +183,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   });
   const bus = await openBus(options.nats, logger);
   const waiters = new ReceiveWaiters(clock, { maxWaiters: options.maxLongPolls, onRefused: () => metrics.longPollsRefused.inc() });
+  // A store shared with other processes wakes this one's long polls when they send.
+  store.subscribeWakeups?.((queueId) => waiters.notify(queueId));
 
   const prefetchOn = options.prefetch ?? true;
   const frontends: FrontendParts[] = [];

@@ -14,6 +14,7 @@ import { VirtualClock } from '../src/core/clock.ts';
 import { md5OfMessageAttributes } from '../src/frontend/md5.ts';
 import { accountOf, startService, type RunningService } from '../src/service.ts';
 import { failure } from './helpers/failure.ts';
+import { openTestStore, type TestStore } from './helpers/test-store.ts';
 
 /** End to end: the official SDK against the running service, time driven by a virtual clock. */
 
@@ -25,6 +26,7 @@ let clock: VirtualClock;
 let dataDir: string;
 let service: RunningService;
 let sqs: SQSClient;
+let store: TestStore | undefined;
 
 function client(secretAccessKey = CREDENTIALS.secretAccessKey): SQSClient {
   // One attempt: a retry would hide the first answer and back off in real time.
@@ -70,13 +72,15 @@ async function receive(queueUrl: string, input: Partial<ReceiveMessageCommandInp
 before(async () => {
   clock = new VirtualClock(Date.now()); // SigV4 dates come from the real clock: start near it
   dataDir = mkdtempSync(join(tmpdir(), 'pkp-sqs-e2e-'));
-  service = await startService({ dataDir, port: 0, frontends: 3, credentials: [CREDENTIALS], clock });
+  store = await openTestStore();
+  service = await startService({ dataDir, port: 0, frontends: 3, credentials: [CREDENTIALS], clock, postgres: store.postgres });
   sqs = client();
 });
 
 after(async () => {
   sqs?.destroy();
   await service?.close();
+  await store?.drop();
   rmSync(dataDir, { recursive: true, force: true });
 });
 

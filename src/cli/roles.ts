@@ -23,12 +23,12 @@ function need<T>(value: T | undefined, flag: string): T {
 }
 
 async function common(options: Config & typeof ROLE_DEFAULTS) {
-  const [{ createLogger }, { ClusterIdentity, readCredential }, { openStore }] = await Promise.all([
+  const [{ createLogger }, { ClusterIdentity, readCredential }, { openMessageStore }] = await Promise.all([
     import('../core/log.ts'), import('../cluster/identity.ts'), import('../store/open-store.ts'),
   ]);
   const logger = createLogger({ level: options.logLevel, destination: process.stderr });
   const identity = new ClusterIdentity(readCredential(resolve(need(options.credential, 'credential'))));
-  const store = () => openStore({ dataDir: resolve(options.dataDir), postgres: options.postgres, durability: options.durability as 'normal' | 'full' });
+  const store = () => openMessageStore({ dataDir: resolve(options.dataDir), postgres: options.postgres, durability: options.durability as 'normal' | 'full' });
   return { logger, identity, store };
 }
 
@@ -71,7 +71,7 @@ export function registerRoles(program: Command): void {
     const { logger, identity, store } = await common(options);
     const [{ startMetadataRole }, { openKms }] = await Promise.all([import('../roles/metadata-role.ts'), import('../roles/open-kms.ts')]);
     const role = await startMetadataRole({
-      identity, cluster: options.cluster, nats: options.nats, store: (await store()).store, logger, host: options.host, port: options.port,
+      identity, cluster: options.cluster, nats: options.nats, store: await store(), logger, host: options.host, port: options.port,
       kms: await openKms({ dataDir: resolve(options.dataDir), endpoint: options.kmsEndpoint, region: options.kmsRegion, credentials: options.kmsCredentials }),
       defaultReuseSeconds: options.reuseSeconds, prefetchBudgetPerSecond: options.prefetchBudget,
     });

@@ -56,6 +56,7 @@ export function registerUp(program: Command): void {
         credentials: cli.credentials?.map(parseCredential),
         logger,
         durability: options.durability as 'normal' | 'full',
+        postgres: options.postgres,
         nats: options.nats === undefined ? undefined : { servers: options.nats, stream: options.natsStream },
         kms: options.kmsEndpoint === undefined ? undefined : {
           endpoint: options.kmsEndpoint,

@@ -12,7 +12,9 @@ export function createLogger(options: { level?: string; name?: string; destinati
     name: options.name ?? 'pkp',
     level: options.level ?? process.env.PKP_LOG_LEVEL ?? 'info',
     redact: {
-      paths: ['*.plaintext', '*.material', '*.key', '*.body', '*.MessageBody', '*.secret', 'plaintext', 'material', 'body', 'secret'],
+      // config.*: settings that can carry a password (the PostgreSQL URL, the KMS credentials).
+      paths: ['*.plaintext', '*.material', '*.key', '*.body', '*.MessageBody', '*.secret', 'plaintext', 'material', 'body', 'secret',
+        'config.postgres', 'config.kmsCredentials'],
       censor: '[redacted]',
     },
   };

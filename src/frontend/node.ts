@@ -656,8 +656,11 @@ export class FrontendNode {
       return;
     }
     const current = task;
-    const finish = (status: MoveTaskRecord['status'], failureReason?: string): Promise<void> =>
-      this.store.saveMoveTask({ ...current, status, ...(failureReason !== undefined ? { failureReason } : {}) });
+    const step = (): void => void this.moveTaskStep(taskHandle, sourceQueueId);
+    // Saved only while still RUNNING: a cancel that came in meanwhile stands, and the next step ends the task.
+    const finish = async (status: MoveTaskRecord['status'], failureReason?: string): Promise<void> => {
+      if (!(await this.store.saveMoveTask({ ...current, status, ...(failureReason !== undefined ? { failureReason } : {}) }, 'RUNNING'))) this.clock.setTimer(0, step);
+    };
     try {
       const source = await this.store.getQueueById(sourceQueueId);
       if (!source) return await finish('FAILED', 'The source queue was deleted.');
@@ -679,9 +682,9 @@ export class FrontendNode {
         moved += await this.reseal(source, dest, messages);
       }
       const next: MoveTaskRecord = { ...task, approximateNumberOfMessagesMoved: task.approximateNumberOfMessagesMoved + moved };
-      await this.store.saveMoveTask(next);
+      if (!(await this.store.saveMoveTask(next, 'RUNNING'))) return await this.endCancelled(taskHandle, moved);
       const pause = task.maxNumberOfMessagesPerSecond ? Math.ceil((leased.length * 1000) / task.maxNumberOfMessagesPerSecond) : 0;
-      this.clock.setTimer(pause, () => void this.moveTaskStep(taskHandle, sourceQueueId));
+      this.clock.setTimer(pause, step);
     } catch (error) {
       this.logger.warn({ queueId: sourceQueueId, error: describeError(error) }, 'message move task failed');
       try {
@@ -692,13 +695,22 @@ export class FrontendNode {
     }
   }
 
+  /** A cancel came in while a step moved `moved` messages: the task ends CANCELLED, counting them. */
+  private async endCancelled(taskHandle: string, moved: number): Promise<void> {
+    const task = await this.store.getMoveTask(taskHandle);
+    if (task?.status !== 'CANCELLING') return;
+    await this.store.saveMoveTask({ ...task, status: 'CANCELLED', approximateNumberOfMessagesMoved: task.approximateNumberOfMessagesMoved + moved }, 'CANCELLING');
+  }
+
   private async cancelMessageMoveTask(p: Params, ctx: Call): Promise<Result> {
     const handle = requiredString(p, 'TaskHandle');
     const task = await this.store.getMoveTask(handle);
     if (!task) throw new SqsError('ResourceNotFoundException', 'The task handle does not name a message move task.', 404);
     await this.queueOfArn(task.sourceArn, ctx, 'SourceArn');
     if (task.status !== 'RUNNING') throw new SqsError('ResourceNotFoundException', `The task is ${task.status}, not RUNNING.`, 404);
-    await this.store.saveMoveTask({ ...task, status: 'CANCELLING' });
+    if (!(await this.store.saveMoveTask({ ...task, status: 'CANCELLING' }, 'RUNNING'))) {
+      throw new SqsError('ResourceNotFoundException', 'The task is no longer RUNNING.', 404);
+    }
     return { ApproximateNumberOfMessagesMoved: task.approximateNumberOfMessagesMoved };
   }
 
@@ -976,6 +988,7 @@ export class FrontendNode {
       if (error.code === 'QueueDoesNotExist') return queueDoesNotExist();
       if (error.code === 'KeyUnavailable' || error.code === 'ServiceClosed') return serviceUnavailable();
       if (error.code === 'StoreFull') return serviceUnavailable('The service cannot store new messages now: its disk is full. Stored messages can still be received and deleted.');
+      if (error.code === 'StoreUnavailable') return serviceUnavailable('The message store cannot be reached now. Try again.');
     }
     this.logger.error({ action, node: this.nodeId, error: describeError(error) }, 'request failed');
     return internalFailure();

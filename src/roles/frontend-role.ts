@@ -14,7 +14,7 @@ import { FrontendNode } from '../frontend/node.ts';
 import { createSqsServer } from '../frontend/server.ts';
 import { ReceiveWaiters } from '../frontend/waiters.ts';
 import { keyEventsToBus } from '../keycache/node-keyring.ts';
-import type { OpenedStore } from '../store/open-store.ts';
+import type { MessageStore } from '../store/types.ts';
 
 export interface FrontendRoleOptions {
   identity: ClusterIdentity;
@@ -25,7 +25,7 @@ export interface FrontendRoleOptions {
   nats: string;
   stream: string;
   partitions: number;
-  store: OpenedStore;
+  store: MessageStore;
   credentials: Map<string, { secretAccessKey: string; accountId: string }>;
   host: string;
   port: number;
@@ -79,7 +79,7 @@ export async function startFrontendRole(options: FrontendRoleOptions): Promise<F
   // Sends through the other front-ends wake this one's long polls.
   const stopWakeups = options.store.subscribeWakeups?.((queueId) => waiters.notify(queueId));
   const node = new FrontendNode({
-    nodeId, store: options.store.store, keyring: parts.keyring, bus, clock, waiters, logger: logger.child({ node: nodeId }),
+    nodeId, store: options.store, keyring: parts.keyring, bus, clock, waiters, logger: logger.child({ node: nodeId }),
     keyCache: parts.cache, queueStatsEveryMs: QUEUE_STATS_EVERY_MS,
   });
   const server = createSqsServer({ nodes: [node], credentials: options.credentials, clock, logger, metrics });
@@ -98,7 +98,7 @@ export async function startFrontendRole(options: FrontendRoleOptions): Promise<F
       parts.cache.clear();
       await bus.close();
       await nc?.drain().catch(() => undefined);
-      await options.store.store.close();
+      await options.store.close();
     })()),
   };
 }

@@ -409,7 +409,7 @@ export class PostgresMessageStore implements MessageStore {
     }
     if (!(max >= 1)) return [];
     const params = [queueId, now, Math.floor(max), redrive?.maxReceiveCount ?? NO_LIMIT, now + (redrive?.leaseMs ?? 0), now + visibilityTimeoutMs];
-    if (!options.fifo) return toReceived(await this.rows<ReceivedRow>(RECEIVE, params, 'receive'));
+    if (!options.fifo) return toReceived(await this.rows<ReceivedRow>(RECEIVE, params, 'receive'), false);
     const attempt = options.attempt;
     return this.transaction(async (c) => {
       // FIFO receives of one queue take turns: each sees the groups the one before left in flight.
@@ -419,7 +419,7 @@ export class PostgresMessageStore implements MessageStore {
         const again = await repeatAttempt(c, queueId, attempt.id, now);
         if (again) return again;
       }
-      const received = toReceived((await c.query<ReceivedRow>(RECEIVE_FIFO, params)).rows);
+      const received = toReceived((await c.query<ReceivedRow>(RECEIVE_FIFO, params)).rows, true);
       if (attempt) {
         const record = received.filter((m) => !m.redrive).map((m) => ({ messageId: m.messageId, handle: m.receiptHandle, visibleAt: m.visibleAt }));
         await c.query(
@@ -474,13 +474,23 @@ export class PostgresMessageStore implements MessageStore {
     });
   }
 
-  async saveMoveTask(task: MoveTaskRecord): Promise<void> {
+  async saveMoveTask(task: MoveTaskRecord, ifStatus?: MoveTaskRecord['status']): Promise<boolean> {
     this.begin('saveMoveTask');
-    await this.rows(
-      `INSERT INTO move_tasks (task_handle, source_arn, record, started_at, saved_at) VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (task_handle) DO UPDATE SET record = excluded.record, saved_at = excluded.saved_at`,
-      [task.taskHandle, task.sourceArn, JSON.stringify(task), task.startedAt, Date.now()],
+    const record = JSON.stringify(task);
+    if (ifStatus === undefined) {
+      await this.run(
+        `INSERT INTO move_tasks (task_handle, source_arn, record, started_at, saved_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (task_handle) DO UPDATE SET record = excluded.record, saved_at = excluded.saved_at`,
+        [task.taskHandle, task.sourceArn, record, task.startedAt, Date.now()],
+      );
+      return true;
+    }
+    // Compare and set in one statement: a concurrent save of another status makes this one miss.
+    const updated = await this.run(
+      "UPDATE move_tasks SET record = $2, saved_at = $3 WHERE task_handle = $1 AND record->>'status' = $4",
+      [task.taskHandle, record, Date.now(), ifStatus],
     );
+    return updated.rowCount! > 0;
   }
 
   async getMoveTask(taskHandle: string): Promise<MoveTaskRecord | undefined> {
@@ -784,9 +794,9 @@ function toStored(row: MessageRow): StoredMessage {
   };
 }
 
-/** Received rows in receive order (RETURNING has none), with their receipt handles. */
-function toReceived(rows: ReceivedRow[]): ReceivedMessage[] {
-  rows.sort((a, b) => a.was_visible_at - b.was_visible_at || a.seq - b.seq);
+/** Received rows in receive order (RETURNING keeps none): FIFO by send order, else by when each became visible. */
+function toReceived(rows: ReceivedRow[], fifo: boolean): ReceivedMessage[] {
+  rows.sort((a, b) => (fifo ? 0 : a.was_visible_at - b.was_visible_at) || a.seq - b.seq);
   return rows.map((row) => {
     const receiptHandle = encodeReceiptHandle({ queueId: row.queue_id, messageId: row.message_id, nonce: row.receipt_nonce! });
     return row.leased ? { ...toStored(row), receiptHandle, redrive: true } : { ...toStored(row), receiptHandle };

@@ -701,9 +701,15 @@ export class SqliteMessageStore implements MessageStore {
     return this.evenIfFull(() => this.receiveTx.immediate(queueId, Math.floor(max), now + visibilityTimeoutMs, now, options));
   }
 
-  async saveMoveTask(task: MoveTaskRecord): Promise<void> {
+  async saveMoveTask(task: MoveTaskRecord, ifStatus?: MoveTaskRecord['status']): Promise<boolean> {
     this.begin('saveMoveTask');
+    // Read and write in one synchronous stretch: nothing else runs in between.
+    if (ifStatus !== undefined) {
+      const row = this.s.moveTask.get(task.taskHandle);
+      if (!row || (JSON.parse(row.record) as MoveTaskRecord).status !== ifStatus) return false;
+    }
     this.s.saveMoveTask.run(task.taskHandle, task.sourceArn, JSON.stringify(task), task.startedAt);
+    return true;
   }
 
   async getMoveTask(taskHandle: string): Promise<MoveTaskRecord | undefined> {

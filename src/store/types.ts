@@ -206,8 +206,12 @@ export interface MessageStore extends QueueStore {
    * window, in which case the earlier message's id and sequence number are returned and nothing is stored.
    */
   putFifoMessages(queueId: string, messages: NewMessage[], dedup: FifoDedup, now: number): Promise<FifoPutResult[]>;
-  /** Message move tasks: saved (replaced) by handle; listed newest first. Running ones fail at reopen. */
-  saveMoveTask(task: MoveTaskRecord): Promise<void>;
+  /**
+   * Message move tasks: saved (replaced) by handle; listed newest first. Running ones whose process
+   * stopped fail when a store opens. With `ifStatus`, saved only when the stored task has that
+   * status (a step must not undo a cancel that came in meanwhile). Resolves whether it saved.
+   */
+  saveMoveTask(task: MoveTaskRecord, ifStatus?: MoveTaskRecord['status']): Promise<boolean>;
   getMoveTask(taskHandle: string): Promise<MoveTaskRecord | undefined>;
   listMoveTasks(sourceArn: string, limit: number): Promise<MoveTaskRecord[]>;
   /**
@@ -243,6 +247,12 @@ export interface MessageStore extends QueueStore {
    * An unknown queue has none. Rejects with PkpError('InvalidArgument') on bad input.
    */
   backlogDeks(queueId: string, query: BacklogDekQuery): Promise<BacklogDek[]>;
+  /**
+   * Stores shared by several processes only: calls `listener` with a queue's id when another process
+   * made messages receivable there (a send, a move, a message made visible) or deleted it, so that
+   * long polls parked here look again. Returns the unsubscribe function.
+   */
+  subscribeWakeups?(listener: (queueId: string) => void): () => void;
   /** Readiness: a real write the store can take now (so a read-only or full disk, or a lost database, shows). Rejects when it cannot. */
   probeWritable(now: number): Promise<void>;
   close(): Promise<void>;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { VirtualClock } from '../../src/core/clock.ts';
 import { startService, type Credential, type RunningService } from '../../src/service.ts';
+import { openTestStore } from './test-store.ts';
 
 export interface SdkService {
   clock: VirtualClock;
@@ -16,10 +17,12 @@ export interface SdkService {
 export async function openSdkService(credentials: Credential, dirPrefix: string, frontends: number): Promise<SdkService> {
   const clock = new VirtualClock(Date.now());
   const dataDir = mkdtempSync(join(tmpdir(), dirPrefix));
+  const store = await openTestStore();
   let service: RunningService;
   try {
-    service = await startService({ dataDir, port: 0, adminPort: null, frontends, credentials: [credentials], clock });
+    service = await startService({ dataDir, port: 0, adminPort: null, frontends, credentials: [credentials], clock, postgres: store.postgres });
   } catch (error) {
+    await store.drop();
     rmSync(dataDir, { recursive: true, force: true });
     throw error;
   }
@@ -29,6 +32,7 @@ export async function openSdkService(credentials: Credential, dirPrefix: string,
     close: async () => {
       sqs.destroy();
       await service.close();
+      await store.drop();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -318,7 +318,7 @@ export function describeStoreContract(kind: string, target: StoreTarget, options
       await assert.rejects(s.putFifoMessages('f'.repeat(32), [{ ...fifo('a', '9'), queueId: 'f'.repeat(32) }], window, 0), isCode('QueueNotFound'));
     });
 
-    it('move tasks: saved by handle (replaced), listed newest first', async () => {
+    it('move tasks: saved by handle (replaced), listed newest first, saved only while in the expected status', async () => {
       const s = await store();
       const arn = `arn:aws:sqs:us-east-1:${account()}:dlq`;
       const task = (handle: string, startedAt: number) => ({
@@ -331,6 +331,10 @@ export function describeStoreContract(kind: string, target: StoreTarget, options
       assert.equal(await s.getMoveTask('nope'), undefined);
       assert.deepEqual((await s.listMoveTasks(arn, 10)).map((t) => t.taskHandle), ['t2', 't1']);
       assert.deepEqual((await s.listMoveTasks(arn, 1)).map((t) => t.taskHandle), ['t2']);
+      assert.equal(await s.saveMoveTask({ ...task('t2', 200), status: 'CANCELLING' }, 'RUNNING'), true);
+      assert.equal(await s.saveMoveTask({ ...task('t2', 200), approximateNumberOfMessagesMoved: 3 }, 'RUNNING'), false, 'a cancel that came in stands');
+      assert.equal((await s.getMoveTask('t2'))?.status, 'CANCELLING');
+      assert.equal(await s.saveMoveTask(task('t3', 300), 'RUNNING'), false, 'no task to compare with');
     });
 
     it('backlog DEK ids: distinct DEKs of waiting messages, soonest needed first, bounded; ids and blobs only', async () => {
