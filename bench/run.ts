@@ -2,7 +2,7 @@
  * `npm run bench [-- section...]`: key cache, AES-GCM, SendMessage through the SQS endpoint, the
  * simulator and the Predictive Key Prefetcher. Every figure is measured beside its limit on the same
  * machine in the same run; results go to bench/results/<section>.json. Sections: keycache, aead,
- * send, sim, prefetcher, sqs-peers, stores (default: all).
+ * send, sim, prefetcher, sqs-peers, stores, distributed (default: all).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { benchSim } from './sim.ts';
 import { benchPrefetcher } from './prefetcher.ts';
 import { benchSqsPeers } from './sqs-peers.ts';
 import { benchStores } from './stores.ts';
+import { benchDistributed } from './distributed.ts';
 
 const sections: Record<string, () => Promise<Record<string, unknown>>> = {
   keycache: benchKeyCache,
@@ -22,6 +23,7 @@ const sections: Record<string, () => Promise<Record<string, unknown>>> = {
   prefetcher: benchPrefetcher,
   'sqs-peers': benchSqsPeers,
   stores: benchStores,
+  distributed: benchDistributed,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -114,6 +114,24 @@ describe('metadata service across the network', async () => {
     }
   });
 
+  test('nothing on NATS carries a key in clear', { skip }, async () => {
+    const seen: Buffer[] = [];
+    const tap = nc.subscribe('>', { callback: (_e, m) => void seen.push(Buffer.from(m.data)) });
+    try {
+      const prefetcher = new RemotePrefetchApi(url, new ClusterIdentity(authority.issue('pf-1', 'prefetcher')));
+      await prefetcher.prefetch({ queueId: 'q4', principal: 'carol', nodeIds: ['fe-1', 'fe-2'], reason: 'prefetch' });
+      await until(() => nodes.every((n) => n.got.some((d) => d.queueId === 'q4')));
+      const d = nodes[0]!.got.find((x) => x.queueId === 'q4')!;
+      const material = nodes[0]!.remote.channel.open(d.sealedMaterial, d);
+      assert.ok(seen.length >= 2, 'the deliveries were seen on the wire');
+      for (const form of [material, Buffer.from(material.toString('base64')), Buffer.from(material.toString('hex'))]) {
+        assert.ok(seen.every((m) => !m.includes(form)), 'no message holds the key');
+      }
+    } finally {
+      tap.unsubscribe();
+    }
+  });
+
   test('a front-end may not instruct prefetches, and a stranger may not fetch', { skip }, async () => {
     const asFrontend = new RemotePrefetchApi(url, new ClusterIdentity(authority.issue('fe-1', 'frontend')));
     await assert.rejects(asFrontend.prefetch({ queueId: 'q', principal: 'p', nodeIds: ['fe-1'], reason: 'prefetch' }), /a frontend may not send this/);

@@ -1,4 +1,5 @@
-import type { EventBus, PkpEvent, QueueOp, Unsubscribe } from '../bus/types.ts';
+import type { AccessEvent, EventBus, PkpEvent, QueueOp, Unsubscribe } from '../bus/types.ts';
+import { observationsOf } from './aggregated.ts';
 import type { Clock, Timer } from '../core/clock.ts';
 import { describeError, silentLogger, type Logger } from '../core/log.ts';
 import type { PrefetchMetricsSource } from '../core/metrics.ts';
@@ -61,8 +62,6 @@ export interface LivePrefetcher {
 
 const OPS: ReadonlySet<string> = new Set<QueueOp>(['send', 'receive', 'delete']);
 const WEEK_MS = 7 * 86_400_000;
-/** Observations one aggregated access event becomes at most (its count beyond adds nothing to the gaps). */
-const MAX_EXPANDED = 16;
 
 /**
  * Runs the Predictive Key Prefetcher against the live service: front-end events from the bus become
@@ -174,19 +173,8 @@ export async function startLivePrefetcher(options: LivePrefetcherOptions): Promi
     if (e.type === 'access') {
       const { at, queueId, principal, nodeId, op } = e;
       if (!isTime(at) || !isId(queueId) || !isId(principal) || typeof nodeId !== 'string' || typeof op !== 'string' || !OPS.has(op)) return;
-      // Undefined (a receive, or a node that cannot tell): a hit with no known expiry.
-      const hit = e.keyHit !== false;
       try {
-        const keyExpiresAt = hit && isTime(e.keyExpiresAt) ? e.keyExpiresAt : undefined;
-        // An aggregated event (count requests from firstAt to at): a few observations spread over its span.
-        const count = typeof e.count === 'number' && e.count > 1 && isTime(e.firstAt) && e.firstAt <= at ? Math.min(e.count, MAX_EXPANDED) : 1;
-        const first = count > 1 ? e.firstAt as number : at;
-        for (let i = 0; i < count; i++) {
-          p.observe({
-            at: count > 1 ? first + ((at - first) * i) / (count - 1) : at, queueId, principal, nodeId, op: op as QueueOp, hit,
-            keyExpiresAt, prefetchedFirstUse: i === 0 && hit && e.prefetchedFirstUse === true,
-          });
-        }
+        for (const o of observationsOf(event as AccessEvent)) p.observe(o);
       } catch (error) {
         failOpen(error, 'observe');
       }
