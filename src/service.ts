@@ -155,7 +155,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   }
 
   const store = SqliteMessageStore.open({
-    path: join(options.dataDir, 'messages.db'), synchronous: options.durability, onOp: (op) => metrics.storeOps.inc({ op }),
+    path: join(options.dataDir, 'messages.db'), synchronous: options.durability, onOp: (op) => metrics.countStoreOp(op).inc(),
   });
   metrics.setQueueSource({
     depths: () => store.listAllQueues().map((q) => ({ queue: q.name, ...store.counts(q.queueId, clock.now()) })),
@@ -189,7 +189,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       clock,
       maxEntries: options.cacheEntries ?? 10_000,
       onEvent: (kind, use, queueId, entry) => {
-        metrics.keyCache.inc({ node: nodeId, kind, use });
+        metrics.countKeyCacheEvent(nodeId, kind, use).inc();
         publishKeyEvent(kind, use, queueId, entry);
       },
     });

@@ -46,6 +46,8 @@ const DEFAULT_LIMITS: Required<ConnectionLimits> = { idleMs: 60_000, keepAliveMs
 const JSON_CONTENT_TYPE = 'application/x-amz-json-1.0';
 const TARGET_PREFIX = 'AmazonSQS.';
 const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
+/** Stateless between calls (no streaming), so one decoder serves every request. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * The SQS endpoint: AWS JSON 1.0 and the Query protocol on the same paths. Every request is authenticated with SigV4 before
@@ -107,8 +109,10 @@ export function createSqsServer(options: SqsServerOptions): FastifyInstance {
       status = sqsError.status;
       return sendError(reply, wire.protocol, sqsError, requestId);
     } finally {
-      metrics?.requests.inc({ action: label, code: String(status) });
-      metrics?.requestSeconds.observe({ action: label }, Number(process.hrtime.bigint() - started) / 1e9);
+      if (metrics) {
+        metrics.countRequest(label, String(status)).inc();
+        metrics.requestSecondsOf(label).observe(Number(process.hrtime.bigint() - started) / 1e9);
+      }
     }
   };
 
@@ -210,7 +214,7 @@ function parseJsonRequest(request: FastifyRequest, action: string | undefined, b
   let text: string;
   let value: unknown;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(body);
+    text = UTF8.decode(body);
     value = JSON.parse(text);
   } catch {
     throw new SqsError('SerializationException', 'The request body is not valid UTF-8 JSON.');
