@@ -736,9 +736,11 @@ export class SqliteMessageStore implements MessageStore {
         throw new PkpError('InvalidArgument', 'a FIFO message names its queue, a group id and a deduplication id');
       }
     }
+    if (!this.hasRoomFor(messages)) throw storeFull();
     try {
       return this.fifoPutTx.immediate(queueId, messages, dedup, now);
     } catch (err) {
+      this.noteIfFull(err);
       throw err instanceof PkpError ? err : putError(err);
     }
   }
@@ -747,9 +749,13 @@ export class SqliteMessageStore implements MessageStore {
     this.begin('moveMessages', sourceQueueId);
     if (moves.length === 0) return 0;
     if (moves.some((m) => this.pendingQueues.has(m.message.queueId))) this.flush(); // puts to the destination commit first
+    // A move writes a new row before its old one is freed: refused like a send on a full disk (the
+    // messages stay leased and come back), so that receives and deletes keep the reserve's room.
+    if (!this.hasRoomFor(moves.map((m) => m.message))) throw storeFull();
     try {
       return this.moveTx.immediate(sourceQueueId, moves);
     } catch (err) {
+      this.noteIfFull(err);
       throw err instanceof PkpError ? err : putError(err);
     }
   }
@@ -870,12 +876,28 @@ export class SqliteMessageStore implements MessageStore {
     }
   }
 
-  /** Whether the database's free pages hold this batch twice over (rows, index entries, WAL copies). */
-  private fitsInFreePages(batch: PendingPut[]): boolean {
+  /**
+   * Whether new messages may be written now (sends, FIFO sends, moves). After a full disk the
+   * reserve is laid down again as soon as there is room. Until then new messages are written only
+   * into pages that deletes freed inside the database, never into the disk's last bytes.
+   */
+  private hasRoomFor(messages: readonly NewMessage[]): boolean {
+    if (!this.full) return true;
+    this.full = !this.reserve.ensure();
+    return !this.full || this.fitsInFreePages(messages);
+  }
+
+  /** A write of new messages met a full disk: the reserve is given up so that reading goes on. */
+  private noteIfFull(err: unknown): void {
+    if (!isDiskFull(err)) return;
+    this.full = true;
+    this.reserve.release();
+  }
+
+  /** Whether the database's free pages hold these messages twice over (rows, index entries, WAL copies). */
+  private fitsInFreePages(messages: readonly NewMessage[]): boolean {
     let bytes = 0;
-    for (const call of batch) {
-      for (const m of call.messages) bytes += m.bodyCiphertext.length + (m.attributesCiphertext?.length ?? 0) + m.encryptedDek.length + 256;
-    }
+    for (const m of messages) bytes += m.bodyCiphertext.length + (m.attributesCiphertext?.length ?? 0) + m.encryptedDek.length + 256;
     const free = (this.db.pragma('freelist_count', { simple: true }) as number) * (this.db.pragma('page_size', { simple: true }) as number);
     return free >= 2 * bytes + 64 * 1024;
   }
@@ -888,23 +910,15 @@ export class SqliteMessageStore implements MessageStore {
     if (batch.length === 0) return;
     this.pending = [];
     this.pendingQueues.clear();
-    // After a full disk the reserve is laid down again as soon as there is room. Until then a batch
-    // is written only into pages that deletes freed inside the database, never into the disk's last bytes.
-    if (this.full) {
-      this.full = !this.reserve.ensure();
-      if (this.full && !this.fitsInFreePages(batch)) {
-        for (const call of batch) call.reject(storeFull());
-        return;
-      }
+    if (this.full && !this.hasRoomFor(batch.flatMap((call) => call.messages))) {
+      for (const call of batch) call.reject(storeFull());
+      return;
     }
     const failures = new Map<PendingPut, PkpError>();
     try {
       this.writeBatch.immediate(batch, failures);
     } catch (err) {
-      if (isDiskFull(err)) {
-        this.full = true;
-        this.reserve.release();
-      }
+      this.noteIfFull(err);
       const error = putError(err);
       for (const call of batch) call.reject(error);
       return;
