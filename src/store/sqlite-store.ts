@@ -3,7 +3,9 @@
  * needed to route and schedule it, never a key or a plaintext.
  *
  * Writes of new messages are group-committed: every putMessages call made in one event-loop turn is
- * written by a single transaction, each call in its own savepoint so a bad call fails alone.
+ * written by a single transaction, each call in its own savepoint so a bad call fails alone. Deletes
+ * are group-committed the same way, in a transaction of their own (a delete must work on a full disk,
+ * where a send fails). Each call resolves only once its transaction has committed.
  */
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
@@ -197,6 +199,13 @@ interface MessageParams {
 interface PendingPut {
   messages: NewMessage[];
   resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+interface PendingDelete {
+  queueId: string;
+  messageId: string;
+  resolve: (outcome: 'deleted' | 'gone') => void;
   reject: (error: unknown) => void;
 }
 
@@ -425,7 +434,8 @@ export class SqliteMessageStore implements MessageStore {
   private readonly queuesById = new Map<string, QueueRecord>();
   private readonly queueIdsByName = new Map<string, string>();
   private pending: PendingPut[] = [];
-  /** Queues with uncommitted puts, so a read of another queue does not force a flush. */
+  private pendingDeletes: PendingDelete[] = [];
+  /** Queues with uncommitted puts or deletes, so a read of another queue does not force a flush. */
   private pendingQueues = new Set<string>();
   private flushScheduled: NodeJS.Immediate | undefined;
   /** The disk filled up: sends are refused until the reserve can be laid down again. */
@@ -433,6 +443,7 @@ export class SqliteMessageStore implements MessageStore {
 
   // Transactions are built once; nested calls (a put inside the batch) become savepoints.
   private readonly writeBatch: Database.Transaction<(batch: PendingPut[], failures: Map<PendingPut, PkpError>) => void>;
+  private readonly deleteBatch: Database.Transaction<(batch: PendingDelete[]) => number[]>;
   private readonly insertCall: Database.Transaction<(messages: NewMessage[]) => void>;
   private readonly receiveTx: Database.Transaction<(queueId: string, max: number, visibleAt: number, now: number, options: ReceiveOptions) => ReceivedMessage[]>;
   private readonly fifoPutTx: Database.Transaction<(queueId: string, messages: NewMessage[], dedup: FifoDedup, now: number) => FifoPutResult[]>;
@@ -459,6 +470,8 @@ export class SqliteMessageStore implements MessageStore {
         }
       }
     });
+
+    this.deleteBatch = db.transaction((batch: PendingDelete[]) => batch.map((d) => this.s.deleteMessage.run(d.queueId, d.messageId).changes));
 
     this.receiveTx = db.transaction((queueId: string, max: number, visibleAt: number, now: number, options: ReceiveOptions) => {
       const attempt = options.attempt;
@@ -765,7 +778,11 @@ export class SqliteMessageStore implements MessageStore {
     const handle = decodeReceiptHandle(receiptHandle);
     if (!handle || handle.queueId !== queueId) return 'invalid';
     // Like SQS, any handle of the message deletes it, even one from an earlier receive.
-    return this.evenIfFull(() => this.s.deleteMessage.run(queueId, handle.messageId).changes) > 0 ? 'deleted' : 'gone';
+    return new Promise((resolve, reject) => {
+      this.pendingDeletes.push({ queueId, messageId: handle.messageId, resolve, reject });
+      this.pendingQueues.add(queueId);
+      this.flushScheduled ??= setImmediate(() => this.flush());
+    });
   }
 
   async changeVisibility(queueId: string, receiptHandle: string, visibleAt: number, now: number): Promise<'changed' | 'expired' | 'not-in-flight' | 'invalid'> {
@@ -902,14 +919,31 @@ export class SqliteMessageStore implements MessageStore {
     return free >= 2 * bytes + 64 * 1024;
   }
 
-  /** Writes every pending put in one transaction; each promise settles only after the commit. */
+  private commitDeletes(deletes: PendingDelete[]): void {
+    let changes: number[];
+    try {
+      changes = this.evenIfFull(() => this.deleteBatch.immediate(deletes));
+    } catch (err) {
+      for (const d of deletes) d.reject(err);
+      return;
+    }
+    deletes.forEach((d, i) => d.resolve(changes[i]! > 0 ? 'deleted' : 'gone'));
+    this.onOp('groupCommit');
+  }
+
+  /** Writes every pending delete in one transaction, then every pending put in another; each promise settles only after its commit. */
   private flush(): void {
     if (this.flushScheduled) clearImmediate(this.flushScheduled);
     this.flushScheduled = undefined;
+    this.pendingQueues.clear();
+    const deletes = this.pendingDeletes;
+    if (deletes.length > 0) {
+      this.pendingDeletes = [];
+      this.commitDeletes(deletes);
+    }
     const batch = this.pending;
     if (batch.length === 0) return;
     this.pending = [];
-    this.pendingQueues.clear();
     if (this.full && !this.hasRoomFor(batch.flatMap((call) => call.messages))) {
       for (const call of batch) call.reject(storeFull());
       return;
