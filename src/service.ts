@@ -188,6 +188,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     const cache = new KeyCache({
       clock,
       maxEntries: options.cacheEntries ?? 10_000,
+      // The byte cap grows with a larger entry cap (1 KiB an entry), so that the default 8 MiB does not cut it short.
+      maxBytes: Math.max(8 * 1024 * 1024, (options.cacheEntries ?? 0) * 1024),
       onEvent: (kind, use, queueId, entry) => {
         metrics.countKeyCacheEvent(nodeId, kind, use).inc();
         publishKeyEvent(kind, use, queueId, entry);
