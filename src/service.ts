@@ -161,7 +161,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   let store: MessageStore;
   try {
     store = await openMessageStore({
-      dataDir: options.dataDir, postgres: options.postgres, durability: options.durability, onOp: (op) => metrics.storeOps.inc({ op }),
+      dataDir: options.dataDir, postgres: options.postgres, durability: options.durability, onOp: (op) => metrics.countStoreOp(op).inc(),
     });
   } catch (error) {
     await kmsCore.close();

@@ -91,3 +91,40 @@ test('a full disk: sends fail whole, stored messages are still received and dele
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+const fifoDir = mkdtempSync(join(tmpdir(), 'pkp-disk-full-fifo-'));
+const fifoSkip = mountTmpfs(fifoDir, '16m');
+
+test('a full disk: FIFO sends and dead-letter moves are refused whole too, so receives and deletes keep their room', { skip: fifoSkip, timeout: 120_000 }, async () => {
+  let store: SqliteMessageStore | undefined;
+  try {
+    store = SqliteMessageStore.open({ path: join(fifoDir, 'messages.db'), reserveBytes: 1024 * 1024 });
+    const queueId = (await store.createQueue('q', {}, 0)).queue.queueId;
+    const dlqId = (await store.createQueue('dlq', {}, 0)).queue.queueId;
+    const fifoId = (await store.createQueue('f.fifo', { FifoQueue: 'true' }, 0)).queue.queueId;
+    const acked = await fill(store, queueId);
+    assert.ok(acked.length > 1000, `only ${acked.length} messages fit`);
+
+    // The reserve was given up for reading: a FIFO send must not take its room.
+    const fifoMessage = (): NewMessage => ({ ...message(fifoId), groupId: 'g', dedupId: randomUUID() });
+    await assert.rejects(store.putFifoMessages(fifoId, [fifoMessage(), fifoMessage()], { scope: 'queue', windowMs: 300_000 }, 1), isStoreFull);
+    assert.deepEqual((await store.counts(fifoId, 1)), { visible: 0, inFlight: 0, delayed: 0 });
+
+    // Nor a dead-letter move: the leased messages stay where they were.
+    const leased = await store.receiveMessages(queueId, 10, 0, 1, { redrive: { maxReceiveCount: 0, leaseMs: 30_000 } });
+    assert.equal(leased.length, 10);
+    await assert.rejects(store.moveMessages(queueId, leased.map((m) => ({ receiptHandle: m.receiptHandle, message: { ...message(dlqId), messageId: m.messageId } }))), isStoreFull);
+    assert.equal((await store.counts(dlqId, 1)).visible, 0);
+    assert.equal((await store.counts(queueId, 40_000)).visible, acked.length);
+
+    // Everything stored is still received and deleted; then there is room and FIFO sends work again.
+    assert.equal((await drain(store, queueId, 40_000, true)).size, acked.length);
+    const stored = await store.putFifoMessages(fifoId, [fifoMessage()], { scope: 'queue', windowMs: 300_000 }, 50_000);
+    assert.equal(stored.length, 1);
+    assert.equal((await store.counts(fifoId, 50_000)).visible, 1);
+  } finally {
+    await store?.close().catch(() => undefined);
+    if (!fifoSkip) execFileSync('umount', [fifoDir]);
+    rmSync(fifoDir, { recursive: true, force: true });
+  }
+});

@@ -342,3 +342,18 @@ for (let now = 1; ; now++) {
   await store.close();
 });
 
+test('receives and deletes called in one turn share one commit, each in call order and settling after it', async () => {
+  const ops: string[] = [];
+  const { store, queueId } = await memoryStore((op) => ops.push(op));
+  const sent = Array.from({ length: 4 }, () => message(queueId, 0));
+  await store.putMessages(sent);
+  const [a, b] = await Promise.all([store.receiveMessages(queueId, 2, 1000, 0), store.receiveMessages(queueId, 2, 1000, 0)]);
+  assert.equal(ops.filter((op) => op === 'opsCommit').length, 1);
+  // Run in call order: the first receive took the first two messages, the second the next two.
+  assert.deepEqual([...a!, ...b!].map((m) => m.messageId), sent.map((m) => m.messageId));
+  const outcomes = await Promise.all([...a!, ...b!, a![0]!].map((m) => store.deleteMessage(queueId, m.receiptHandle)));
+  assert.deepEqual(outcomes, ['deleted', 'deleted', 'deleted', 'deleted', 'gone']);
+  assert.equal(ops.filter((op) => op === 'opsCommit').length, 2);
+  assert.deepEqual(await store.counts(queueId, 0), { visible: 0, inFlight: 0, delayed: 0 });
+  await store.close();
+});

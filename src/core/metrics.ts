@@ -141,7 +141,28 @@ export function createMetrics(options: { defaultMetrics?: boolean; queueMetrics?
       queueSource = source;
     },
   };
-  return metrics;
+  return Object.assign(metrics, {
+    // The per-request counts, through label children bound once per label combination: given a
+    // label object, prom-client builds and hashes a key from it on every call.
+    countRequest: bound((action: string, code: string) => metrics.requests.labels({ action, code })),
+    requestSecondsOf: bound((action: string) => metrics.requestSeconds.labels({ action })),
+    countStoreOp: bound((op: string) => metrics.storeOps.labels({ op })),
+    countKeyCacheEvent: bound((node: string, kind: string, use: string) => metrics.keyCache.labels({ node, kind, use })),
+  });
+}
+
+/** Memoises `bind` per argument list (label values: a small, bounded set). */
+function bound<A extends string[], T>(bind: (...labels: A) => T): (...labels: A) => T {
+  const children = new Map<string, T>();
+  return (...labels) => {
+    const key = labels.length === 1 ? labels[0]! : labels.join('\u0000');
+    let child = children.get(key);
+    if (child === undefined) {
+      child = bind(...labels);
+      children.set(key, child);
+    }
+    return child;
+  };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -838,18 +838,22 @@ export class FrontendNode {
     if (seconds === 0) this.waiters.notify(queueId);
   }
 
-  /** Runs `fn` for each entry in order; SQS errors become Failed entries, anything else fails the request. */
+  /**
+   * Starts `fn` for each entry in order, all at once, so that the store commits their writes
+   * together; SQS errors become Failed entries (in entry order), anything else fails the request.
+   */
   private async perEntry(entries: BatchEntry[], fn: (entry: BatchEntry) => Promise<void>): Promise<Result> {
-    const successful: { Id: string }[] = [];
-    const failed: FailedEntry[] = [];
-    for (const entry of entries) {
+    const outcomes = await Promise.all(entries.map(async (entry) => {
       try {
         await fn(entry);
-        successful.push({ Id: entry.id });
+        return undefined;
       } catch (error) {
-        failed.push(failedEntry(entry, error));
+        return failedEntry(entry, error);
       }
-    }
+    }));
+    const successful: { Id: string }[] = [];
+    const failed: FailedEntry[] = [];
+    outcomes.forEach((failure, i) => (failure ? failed.push(failure) : successful.push({ Id: entries[i]!.id })));
     return { Successful: successful, Failed: failed };
   }
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Clock } from '../core/clock.ts';
@@ -46,46 +47,54 @@ const DEFAULT_LIMITS: Required<ConnectionLimits> = { idleMs: 60_000, keepAliveMs
 const JSON_CONTENT_TYPE = 'application/x-amz-json-1.0';
 const TARGET_PREFIX = 'AmazonSQS.';
 const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
+/** Stateless between calls (no streaming), so one decoder serves every request. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A request as the SQS layer reads it: node's raw parts, the body still unparsed. */
+interface RawRequest {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** What goes back: status, headers and the encoded body. */
+interface Answer {
+  status: number;
+  headers: Record<string, string>;
+  payload: string;
+}
+
+const EMPTY = Buffer.alloc(0);
 
 /**
  * The SQS endpoint: AWS JSON 1.0 and the Query protocol on the same paths. Every request is authenticated with SigV4 before
  * anything else is looked at, then handed to the next front-end node in turn.
+ *
+ * JSON-protocol POSTs (what every current SDK sends) are read and answered on node:http directly:
+ * fastify's routing, hooks and reply machinery cost more than the rest of the HTTP layer (see the
+ * README's bench section). Everything else (Query, GETs, the health routes, framing errors) goes
+ * through fastify, and both paths answer through the same `answer`.
  */
 export function createSqsServer(options: SqsServerOptions): FastifyInstance {
   const { nodes, credentials, clock, logger, metrics } = options;
   const region = options.region ?? DEFAULT_REGION;
   if (nodes.length === 0) throw new RangeError('createSqsServer needs at least one front-end node');
   const limits = { ...DEFAULT_LIMITS, ...options.connections };
-  const app = Fastify({
-    logger: false,
-    bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
-    clientErrorHandler: answerClientError,
-    connectionTimeout: limits.idleMs,
-    keepAliveTimeout: limits.keepAliveMs,
-    // A whole request (headers and body) must arrive within the idle limit.
-    requestTimeout: limits.idleMs,
-  });
-  app.server.headersTimeout = limits.headersMs;
-  app.server.maxConnections = limits.maxConnections;
-  app.server.on('drop', () => metrics?.connectionsRefused.inc());
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   let turn = 0;
 
-  // The signature covers the exact bytes, so every body is kept raw and parsed here, after the check.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
-
-  const handle = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+  const answer = async (req: RawRequest): Promise<Answer> => {
     const started = process.hrtime.bigint(); // latency is an observation of real time, not logic
-    const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-    const wire = readWire(request, body);
+    const wire = readWire(req.headers, req.url, req.body);
     const label = wire.action !== undefined && isSqsAction(wire.action) ? wire.action : 'Unknown';
     const requestId = randomUUID();
     let status = 200;
     try {
-      const url = request.raw.url ?? '/';
-      const q = url.indexOf('?');
+      const q = req.url.indexOf('?');
+      const path = q < 0 ? req.url : req.url.slice(0, q);
       const { principal } = verifySigV4(
-        { method: request.method, path: q < 0 ? url : url.slice(0, q), query: q < 0 ? '' : url.slice(q + 1), headers: request.headers, body },
+        { method: req.method, path, query: q < 0 ? '' : req.url.slice(q + 1), headers: req.headers, body: req.body },
         (accessKeyId) => credentials.get(accessKeyId)?.secretAccessKey,
         clock.now(),
         // A captured request must not be replayable as another action or another protocol. A JSON
@@ -95,21 +104,79 @@ export function createSqsServer(options: SqsServerOptions): FastifyInstance {
         { region, mustSign: wire.protocol === 'json' ? ['content-type', 'x-amz-target'] : [] },
       );
       const accountId = credentials.get(principal)!.accountId;
-      const baseUrl = baseUrlOf(request.headers.host);
-      const input = wire.protocol === 'json' ? parseJsonRequest(request, wire.action, body) : queryInput(wire, baseUrl, q < 0 ? url : url.slice(0, q));
+      const baseUrl = baseUrlOf(req.headers.host);
+      const input = wire.protocol === 'json' ? parseJsonRequest(req.headers, wire.action, req.body) : queryInput(wire, baseUrl, path);
       const node = nodes[turn++ % nodes.length]!;
       const result = await node.handle(wire.action!, input, { principal, baseUrl, accountId });
-      reply.code(200).header('x-amzn-requestid', requestId);
-      if (wire.protocol === 'query') return reply.header('content-type', XML_CONTENT_TYPE).send(encodeQueryResult(wire.action!, result, requestId));
-      return reply.header('content-type', JSON_CONTENT_TYPE).send(JSON.stringify(result));
+      if (wire.protocol === 'query') {
+        return { status: 200, headers: { 'x-amzn-requestid': requestId, 'content-type': XML_CONTENT_TYPE }, payload: encodeQueryResult(wire.action!, result, requestId) };
+      }
+      return { status: 200, headers: { 'x-amzn-requestid': requestId, 'content-type': JSON_CONTENT_TYPE }, payload: JSON.stringify(result) };
     } catch (error) {
       const sqsError = error instanceof SqsError ? error : unexpected(logger, error, label);
       status = sqsError.status;
-      return sendError(reply, wire.protocol, sqsError, requestId);
+      return errorAnswer(wire.protocol, sqsError, requestId);
     } finally {
-      metrics?.requests.inc({ action: label, code: String(status) });
-      metrics?.requestSeconds.observe({ action: label }, Number(process.hrtime.bigint() - started) / 1e9);
+      if (metrics) {
+        metrics.countRequest(label, String(status)).inc();
+        metrics.requestSecondsOf(label).observe(Number(process.hrtime.bigint() - started) / 1e9);
+      }
     }
+  };
+
+  /** A body over the limit: refused unread, as fastify does, with the error SQS gives. */
+  const tooLarge = (action: string | undefined, protocol: Protocol): Answer => {
+    const sqsError = action === 'SendMessageBatch'
+      ? new SqsError('BatchRequestTooLong', 'Batch requests cannot be longer than 1048576 bytes.')
+      : invalidParameter('One or more parameters are invalid. Reason: the request is too large.');
+    metrics?.countRequest(action !== undefined && isSqsAction(action) ? action : 'Unknown', String(sqsError.status)).inc();
+    return errorAnswer(protocol, sqsError, randomUUID());
+  };
+
+  /** The JSON protocol's POSTs: the body is collected, answered, written. */
+  const serveJson = (req: IncomingMessage, res: ServerResponse): void => {
+    const refuse = () => write(res, tooLarge(actionOf(req.headers['x-amz-target']), 'json'));
+    if (Number(req.headers['content-length']) > bodyLimit) return refuse();
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let refused = false;
+    req.on('data', (chunk: Buffer) => {
+      if (refused) return; // the rest is read and dropped
+      size += chunk.length;
+      if (size <= bodyLimit) return void chunks.push(chunk);
+      refused = true;
+      chunks.length = 0;
+      refuse();
+    });
+    req.on('end', () => {
+      if (refused) return;
+      const body = chunks.length === 1 ? chunks[0]! : chunks.length === 0 ? EMPTY : Buffer.concat(chunks, size);
+      void answer({ method: 'POST', url: req.url ?? '/', headers: req.headers, body }).then((a) => write(res, a));
+    });
+    req.on('error', () => {}); // an aborted upload: nobody to answer
+  };
+
+  const app = Fastify({
+    logger: false,
+    bodyLimit,
+    clientErrorHandler: answerClientError,
+    serverFactory: (route) => createServer((req, res) => (req.method === 'POST' && protocolOf(req.headers) === 'json' ? serveJson(req, res) : route(req, res))),
+  });
+  app.server.setTimeout(limits.idleMs);
+  app.server.keepAliveTimeout = limits.keepAliveMs;
+  // A whole request (headers and body) must arrive within the idle limit.
+  app.server.requestTimeout = limits.idleMs;
+  app.server.headersTimeout = limits.headersMs;
+  app.server.maxConnections = limits.maxConnections;
+  app.server.on('drop', () => metrics?.connectionsRefused.inc());
+
+  // The signature covers the exact bytes, so every body is kept raw and parsed here, after the check.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+
+  const handle = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+    const a = await answer({ method: request.method, url: request.raw.url ?? '/', headers: request.headers, body: Buffer.isBuffer(request.body) ? request.body : EMPTY });
+    return reply.code(a.status).headers(a.headers).send(a.payload);
   };
 
   // The SDK posts to '/' or, with useQueueUrlAsEndpoint, to the queue URL's path: any path will do.
@@ -120,31 +187,37 @@ export function createSqsServer(options: SqsServerOptions): FastifyInstance {
   app.get('/*', handle);
 
   app.setNotFoundHandler((request, reply) => {
-    metrics?.requests.inc({ action: 'Unknown', code: '400' });
-    return sendError(reply, protocolOf(request), new SqsError('InvalidAction', `${request.method.slice(0, 16)} is not supported: SQS actions are POST or GET requests.`), randomUUID());
+    metrics?.countRequest('Unknown', '400').inc();
+    const a = errorAnswer(protocolOf(request.headers), new SqsError('InvalidAction', `${request.method.slice(0, 16)} is not supported: SQS actions are POST or GET requests.`), randomUUID());
+    return reply.code(a.status).headers(a.headers).send(a.payload);
   });
 
   // Errors raised by fastify itself before the handler ran (body too large, bad framing).
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    const protocol = protocolOf(request);
+    const protocol = protocolOf(request.headers);
     // The body was not read: a Query request's action is known only when it came in the URL.
-    const action = protocol === 'json' ? actionOf(request.headers['x-amz-target']) : readWire(request, Buffer.alloc(0)).action;
-    const label = action !== undefined && isSqsAction(action) ? action : 'Unknown';
-    let sqsError: SqsError;
+    const action = protocol === 'json' ? actionOf(request.headers['x-amz-target']) : readWire(request.headers, request.raw.url ?? '/', EMPTY).action;
+    let a: Answer;
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      sqsError = action === 'SendMessageBatch'
-        ? new SqsError('BatchRequestTooLong', 'Batch requests cannot be longer than 1048576 bytes.')
-        : invalidParameter('One or more parameters are invalid. Reason: the request is too large.');
-    } else if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
-      sqsError = invalidParameter('The request could not be read.');
+      a = tooLarge(action, protocol);
     } else {
-      sqsError = unexpected(logger, error, label);
+      const label = action !== undefined && isSqsAction(action) ? action : 'Unknown';
+      const sqsError = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500
+        ? invalidParameter('The request could not be read.')
+        : unexpected(logger, error, label);
+      metrics?.countRequest(label, String(sqsError.status)).inc();
+      a = errorAnswer(protocol, sqsError, randomUUID());
     }
-    metrics?.requests.inc({ action: label, code: String(sqsError.status) });
-    return sendError(reply, protocol, sqsError, randomUUID());
+    return reply.code(a.status).headers(a.headers).send(a.payload);
   });
 
   return app;
+}
+
+function write(res: ServerResponse, a: Answer): void {
+  a.headers['content-length'] = String(Buffer.byteLength(a.payload));
+  res.writeHead(a.status, a.headers);
+  res.end(a.payload);
 }
 
 type Protocol = 'json' | 'query';
@@ -161,18 +234,20 @@ interface WireRequest {
  * JSON 1.0 when the client says so (its content type or an X-Amz-Target); otherwise the Query
  * protocol, whose clients send forms (or GETs) without a target.
  */
-function protocolOf(request: FastifyRequest): Protocol {
-  const contentType = request.headers['content-type'];
-  const type = typeof contentType === 'string' ? contentType.split(';', 1)[0]!.trim().toLowerCase() : '';
-  if (type === JSON_CONTENT_TYPE || request.headers['x-amz-target'] !== undefined) return 'json';
+function protocolOf(headers: IncomingHttpHeaders): Protocol {
+  if (headers['x-amz-target'] !== undefined || isJsonType(headers['content-type'])) return 'json';
   return 'query';
 }
 
+function isJsonType(contentType: string | undefined): boolean {
+  if (contentType === JSON_CONTENT_TYPE) return true; // as SDKs send it
+  return typeof contentType === 'string' && contentType.split(';', 1)[0]!.trim().toLowerCase() === JSON_CONTENT_TYPE;
+}
+
 /** What can be read of a request before it is authenticated: its protocol and action name. */
-function readWire(request: FastifyRequest, body: Buffer): WireRequest {
-  const protocol = protocolOf(request);
-  if (protocol === 'json') return { protocol, action: actionOf(request.headers['x-amz-target']) };
-  const url = request.raw.url ?? '/';
+function readWire(headers: IncomingHttpHeaders, url: string, body: Buffer): WireRequest {
+  const protocol = protocolOf(headers);
+  if (protocol === 'json') return { protocol, action: actionOf(headers['x-amz-target']) };
   const q = url.indexOf('?');
   const params = parseForm(q < 0 ? '' : url.slice(q + 1));
   if (body.length > 0) parseForm(body.toString('utf8'), params);
@@ -197,20 +272,19 @@ function queryInput(wire: WireRequest, baseUrl: string, path: string): unknown {
 }
 
 /** Content type, target and JSON checks; runs only for authenticated requests. */
-function parseJsonRequest(request: FastifyRequest, action: string | undefined, body: Buffer): unknown {
-  const contentType = request.headers['content-type'];
-  if (typeof contentType !== 'string' || contentType.split(';', 1)[0]!.trim().toLowerCase() !== JSON_CONTENT_TYPE) {
+function parseJsonRequest(headers: IncomingHttpHeaders, action: string | undefined, body: Buffer): unknown {
+  if (!isJsonType(headers['content-type'])) {
     throw new SqsError('InvalidAction', `Only the AWS JSON 1.0 protocol is supported: Content-Type must be ${JSON_CONTENT_TYPE}.`);
   }
-  if (request.headers['x-amz-target'] === undefined) throw new SqsError('MissingAction', 'The request must contain the header X-Amz-Target.');
+  if (headers['x-amz-target'] === undefined) throw new SqsError('MissingAction', 'The request must contain the header X-Amz-Target.');
   if (action === undefined || !isSqsAction(action)) {
-    throw new SqsError('InvalidAction', `The action or operation requested is invalid: ${String(request.headers['x-amz-target']).slice(0, 80)}`);
+    throw new SqsError('InvalidAction', `The action or operation requested is invalid: ${String(headers['x-amz-target']).slice(0, 80)}`);
   }
   if (body.length === 0) return {};
   let text: string;
   let value: unknown;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(body);
+    text = UTF8.decode(body);
     value = JSON.parse(text);
   } catch {
     throw new SqsError('SerializationException', 'The request body is not valid UTF-8 JSON.');
@@ -231,11 +305,12 @@ function baseUrlOf(host: string | undefined): string {
   return `http://${host !== undefined && /^[A-Za-z0-9.:[\]-]{1,255}$/.test(host) ? host : 'localhost'}`;
 }
 
-function sendError(reply: FastifyReply, protocol: Protocol, error: SqsError, requestId: string): FastifyReply {
+function errorAnswer(protocol: Protocol, error: SqsError, requestId: string): Answer {
   const wire = toWire(error);
-  reply.code(wire.status).header('x-amzn-requestid', requestId);
-  if (protocol === 'query') return reply.header('content-type', XML_CONTENT_TYPE).send(encodeQueryError(error, requestId));
-  return reply.headers(wire.headers).header('content-type', JSON_CONTENT_TYPE).send(JSON.stringify(wire.body));
+  if (protocol === 'query') {
+    return { status: wire.status, headers: { 'x-amzn-requestid': requestId, 'content-type': XML_CONTENT_TYPE }, payload: encodeQueryError(error, requestId) };
+  }
+  return { status: wire.status, headers: { 'x-amzn-requestid': requestId, ...wire.headers, 'content-type': JSON_CONTENT_TYPE }, payload: JSON.stringify(wire.body) };
 }
 
 /**

@@ -103,7 +103,7 @@ interface ParsedAuthorization {
   date: string;
   region: string;
   service: string;
-  signedHeaders: string[];
+  signedHeaders: readonly string[];
   signature: string;
 }
 
@@ -126,22 +126,63 @@ function parseAuthorization(value: string): ParsedAuthorization {
   if (credential === undefined || signedHeaders === undefined || signature === undefined || fields.size !== 3) {
     throw incomplete('Authorization header requires Credential, SignedHeaders and Signature, and nothing else.');
   }
-  const scope = credential.split('/');
-  if (scope.length !== 5 || scope[4] !== 'aws4_request') {
-    throw incomplete("Credential must have the form <access key id>/<date>/<region>/<service>/aws4_request.");
-  }
-  const [accessKeyId, date, region, service] = scope as [string, string, string, string];
-  if (!/^[A-Za-z0-9]{1,128}$/.test(accessKeyId)) throw incomplete('Credential has a malformed access key id.');
-  if (!/^\d{8}$/.test(date)) throw incomplete('Credential has a malformed date.');
-  if (!/^[a-z0-9-]{1,64}$/.test(region)) throw incomplete('Credential has a malformed region.');
-  if (!/^[a-z0-9-]{1,64}$/.test(service)) throw incomplete('Credential has a malformed service.');
-  if (!/^[a-z0-9-]+(;[a-z0-9-]+)*$/.test(signedHeaders)) throw incomplete('SignedHeaders must be lower-case header names separated by semicolons.');
+  const scope = credentialScope(credential);
+  const headers = signedHeaderList(signedHeaders);
   if (!/^[0-9a-f]{64}$/.test(signature)) throw incomplete('Signature must be 64 lower-case hex digits.');
-  return { accessKeyId, date, region, service, signedHeaders: signedHeaders.split(';'), signature };
+  return { ...scope, signedHeaders: headers, signature };
 }
+
+/**
+ * A client sends the same credential scope and signed-header list on request after request: each
+ * distinct string is checked once and its parse kept (a few hundred at most; the oldest go first).
+ */
+const PARSE_CACHE_MAX = 256;
+const scopes = new Map<string, Readonly<{ accessKeyId: string; date: string; region: string; service: string }>>();
+const headerLists = new Map<string, readonly string[]>();
+
+function remembered<T>(cache: Map<string, T>, text: string, parse: (text: string) => T): T {
+  const known = cache.get(text);
+  if (known !== undefined) return known;
+  const parsed = parse(text);
+  if (cache.size >= PARSE_CACHE_MAX) cache.delete(cache.keys().next().value!);
+  cache.set(text, parsed);
+  return parsed;
+}
+
+function credentialScope(credential: string): Readonly<{ accessKeyId: string; date: string; region: string; service: string }> {
+  return remembered(scopes, credential, () => {
+    const scope = credential.split('/');
+    if (scope.length !== 5 || scope[4] !== 'aws4_request') {
+      throw incomplete("Credential must have the form <access key id>/<date>/<region>/<service>/aws4_request.");
+    }
+    const [accessKeyId, date, region, service] = scope as [string, string, string, string];
+    if (!/^[A-Za-z0-9]{1,128}$/.test(accessKeyId)) throw incomplete('Credential has a malformed access key id.');
+    if (!/^\d{8}$/.test(date)) throw incomplete('Credential has a malformed date.');
+    if (!/^[a-z0-9-]{1,64}$/.test(region)) throw incomplete('Credential has a malformed region.');
+    if (!/^[a-z0-9-]{1,64}$/.test(service)) throw incomplete('Credential has a malformed service.');
+    return Object.freeze({ accessKeyId, date, region, service });
+  });
+}
+
+function signedHeaderList(signedHeaders: string): readonly string[] {
+  return remembered(headerLists, signedHeaders, () => {
+    if (!/^[a-z0-9-]+(;[a-z0-9-]+)*$/.test(signedHeaders)) throw incomplete('SignedHeaders must be lower-case header names separated by semicolons.');
+    return Object.freeze(signedHeaders.split(';'));
+  });
+}
+
+/** Requests signed within the same second share their date: the last one parsed is kept. */
+let lastAmzDate = { text: '', ms: 0 };
 
 /** ISO 8601 basic format, UTC: 20240102T030405Z. */
 function parseAmzDate(value: string): number {
+  if (value === lastAmzDate.text) return lastAmzDate.ms;
+  const ms = parseAmzDateText(value);
+  lastAmzDate = { text: value, ms };
+  return ms;
+}
+
+function parseAmzDateText(value: string): number {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
   if (!m) throw incomplete("X-Amz-Date must be in the ISO 8601 basic format 'yyyyMMddTHHmmssZ'.");
   const [y, mo, d, h, mi, s] = m.slice(1).map(Number) as [number, number, number, number, number, number];
@@ -163,6 +204,7 @@ function uriEncode(text: string): string {
  * encode the wire path once more, so a '%' already on the wire becomes '%25'.
  */
 export function canonicalUri(path: string): string {
+  if (path === '/') return path; // what SDKs post to
   const segments: string[] = [];
   for (const segment of path.split('/')) {
     if (segment === '' || segment === '.') continue;
@@ -199,7 +241,7 @@ export function canonicalQuery(query: string): string {
 /** `name:value\n` for each signed header, values with runs of blanks collapsed and ends trimmed. */
 const NEEDS_NORMALIZING = /[\r\n\t]| {2}|^ | $/;
 
-function canonicalHeaders(headers: SigV4Request['headers'], signed: string[]): string {
+function canonicalHeaders(headers: SigV4Request['headers'], signed: readonly string[]): string {
   let out = '';
   for (const name of signed) {
     const raw = headers[name];

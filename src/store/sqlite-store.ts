@@ -3,7 +3,10 @@
  * needed to route and schedule it, never a key or a plaintext.
  *
  * Writes of new messages are group-committed: every putMessages call made in one event-loop turn is
- * written by a single transaction, each call in its own savepoint so a bad call fails alone.
+ * written by a single transaction, each call in its own savepoint so a bad call fails alone. Receives
+ * and deletes are group-committed the same way, in call order, in a transaction of their own (they
+ * must work on a full disk, where a send fails). Each call resolves only once its transaction has
+ * committed.
  */
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
@@ -39,7 +42,7 @@ export interface SqliteStoreOptions {
    * 'full': a commit also survives power loss, at the price of an fsync per commit.
    */
   synchronous?: 'normal' | 'full';
-  /** Called with the operation's name on every store operation, and with 'groupCommit' per batch. */
+  /** Called with the operation's name on every store operation, with 'groupCommit' per batch of puts and 'opsCommit' per batch of receives and deletes. */
   onOp?: (op: string) => void;
   /** Bytes of the disk-full reserve beside the database (see DiskReserve); 0 turns it off. Default 8 MiB. */
   reserveBytes?: number;
@@ -198,6 +201,15 @@ interface PendingPut {
   resolve: () => void;
   reject: (error: unknown) => void;
 }
+
+/** A receive or a delete waiting for the turn's commit: run in call order, each in its own savepoint. */
+interface PendingOp {
+  run: () => unknown;
+  resolve: (value: never) => void;
+  reject: (error: unknown) => void;
+}
+
+type OpOutcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 function prepareStatements(db: Database.Database) {
   return {
@@ -405,14 +417,19 @@ export class SqliteMessageStore implements MessageStore {
   private readonly queuesById = new Map<string, QueueRecord>();
   private readonly queueIdsByName = new Map<string, string>();
   private pending: PendingPut[] = [];
-  /** Queues with uncommitted puts, so a read of another queue does not force a flush. */
+  private pendingOps: PendingOp[] = [];
+  /** Queues with uncommitted puts, receives or deletes, so a read of another queue does not force a flush. */
   private pendingQueues = new Set<string>();
+  /** Those with uncommitted puts: a receive must see them, while it may join the receives and deletes pending. */
+  private putQueues = new Set<string>();
   private flushScheduled: NodeJS.Immediate | undefined;
   /** The disk filled up: sends are refused until the reserve can be laid down again. */
   private full = false;
 
   // Transactions are built once; nested calls (a put inside the batch) become savepoints.
   private readonly writeBatch: Database.Transaction<(batch: PendingPut[], failures: Map<PendingPut, PkpError>) => void>;
+  private readonly opsBatch: Database.Transaction<(ops: PendingOp[]) => OpOutcome[]>;
+  private readonly inSavepoint: Database.Transaction<(run: () => unknown) => unknown>;
   private readonly insertCall: Database.Transaction<(messages: NewMessage[]) => void>;
   private readonly receiveTx: Database.Transaction<(queueId: string, max: number, visibleAt: number, now: number, options: ReceiveOptions) => ReceivedMessage[]>;
   private readonly fifoPutTx: Database.Transaction<(queueId: string, messages: NewMessage[], dedup: FifoDedup, now: number) => FifoPutResult[]>;
@@ -439,6 +456,18 @@ export class SqliteMessageStore implements MessageStore {
         }
       }
     });
+
+    this.inSavepoint = db.transaction((run: () => unknown) => run());
+    this.opsBatch = db.transaction((ops: PendingOp[]) => ops.map((op): OpOutcome => {
+      try {
+        return { ok: true, value: this.inSavepoint(op.run) };
+      } catch (error) {
+        // Some errors (I/O) make SQLite abandon the whole transaction: then every op fails. A full
+        // disk fails the batch too, which evenIfFull then retries with the reserve given up.
+        if (!db.inTransaction || isDiskFull(error)) throw error;
+        return { ok: false, error };
+      }
+    }));
 
     this.receiveTx = db.transaction((queueId: string, max: number, visibleAt: number, now: number, options: ReceiveOptions) => {
       const attempt = options.attempt;
@@ -508,8 +537,9 @@ export class SqliteMessageStore implements MessageStore {
   private receiveRows(queueId: string, max: number, visibleAt: number, now: number, options: ReceiveOptions): ReceivedMessage[] {
     const redrive = options.redrive;
     const rows = options.fifo ? this.s.selectVisibleFifo.all({ queueId, now, max }) : this.s.selectVisible.all(queueId, now, max);
-    return rows.map((row): ReceivedMessage => {
-      const nonce = randomBytes(16).toString('hex');
+    const nonces = rows.length > 0 ? randomBytes(16 * rows.length).toString('hex') : '';
+    return rows.map((row, i): ReceivedMessage => {
+      const nonce = nonces.slice(32 * i, 32 * (i + 1));
       if (redrive && row.receive_count >= redrive.maxReceiveCount) {
         // Not received: leased for its move to the dead-letter queue, in this same transaction.
         this.s.markLeased.run(now + redrive.leaseMs, nonce, row.seq);
@@ -683,13 +713,17 @@ export class SqliteMessageStore implements MessageStore {
     return new Promise<void>((resolve, reject) => {
       // A copy of the list, so a caller reusing its array cannot change what gets written.
       this.pending.push({ messages: [...messages], resolve, reject });
-      for (const m of messages) this.pendingQueues.add(m.queueId);
+      for (const m of messages) {
+        this.pendingQueues.add(m.queueId);
+        this.putQueues.add(m.queueId);
+      }
       this.flushScheduled ??= setImmediate(() => this.flush());
     });
   }
 
   async receiveMessages(queueId: string, max: number, visibilityTimeoutMs: number, now: number, options: ReceiveOptions = {}): Promise<ReceivedMessage[]> {
-    this.begin('receiveMessages', queueId);
+    this.begin('receiveMessages');
+    if (this.putQueues.has(queueId)) this.flush();
     requireFinite('now', now);
     requireFinite('visibilityTimeoutMs', visibilityTimeoutMs);
     const redrive = options.redrive;
@@ -698,7 +732,7 @@ export class SqliteMessageStore implements MessageStore {
       requireFinite('leaseMs', redrive.leaseMs);
     }
     if (!(max >= 1)) return [];
-    return this.evenIfFull(() => this.receiveTx.immediate(queueId, Math.floor(max), now + visibilityTimeoutMs, now, options));
+    return this.deferred(queueId, () => this.receiveTx(queueId, Math.floor(max), now + visibilityTimeoutMs, now, options));
   }
 
   async saveMoveTask(task: MoveTaskRecord, ifStatus?: MoveTaskRecord['status']): Promise<boolean> {
@@ -731,9 +765,11 @@ export class SqliteMessageStore implements MessageStore {
         throw new PkpError('InvalidArgument', 'a FIFO message names its queue, a group id and a deduplication id');
       }
     }
+    if (!this.hasRoomFor(messages)) throw storeFull();
     try {
       return this.fifoPutTx.immediate(queueId, messages, dedup, now);
     } catch (err) {
+      this.noteIfFull(err);
       throw err instanceof PkpError ? err : putError(err);
     }
   }
@@ -742,9 +778,13 @@ export class SqliteMessageStore implements MessageStore {
     this.begin('moveMessages', sourceQueueId);
     if (moves.length === 0) return 0;
     if (moves.some((m) => this.pendingQueues.has(m.message.queueId))) this.flush(); // puts to the destination commit first
+    // A move writes a new row before its old one is freed: refused like a send on a full disk (the
+    // messages stay leased and come back), so that receives and deletes keep the reserve's room.
+    if (!this.hasRoomFor(moves.map((m) => m.message))) throw storeFull();
     try {
       return this.moveTx.immediate(sourceQueueId, moves);
     } catch (err) {
+      this.noteIfFull(err);
       throw err instanceof PkpError ? err : putError(err);
     }
   }
@@ -754,7 +794,8 @@ export class SqliteMessageStore implements MessageStore {
     const handle = decodeReceiptHandle(receiptHandle);
     if (!handle || handle.queueId !== queueId) return 'invalid';
     // Like SQS, any handle of the message deletes it, even one from an earlier receive.
-    return this.evenIfFull(() => this.s.deleteMessage.run(queueId, handle.messageId).changes) > 0 ? 'deleted' : 'gone';
+    const changes = await this.deferred(queueId, () => this.s.deleteMessage.run(queueId, handle.messageId).changes);
+    return changes > 0 ? 'deleted' : 'gone';
   }
 
   async changeVisibility(queueId: string, receiptHandle: string, visibleAt: number, now: number): Promise<'changed' | 'expired' | 'not-in-flight' | 'invalid'> {
@@ -860,41 +901,75 @@ export class SqliteMessageStore implements MessageStore {
     }
   }
 
-  /** Whether the database's free pages hold this batch twice over (rows, index entries, WAL copies). */
-  private fitsInFreePages(batch: PendingPut[]): boolean {
+  /**
+   * Whether new messages may be written now (sends, FIFO sends, moves). After a full disk the
+   * reserve is laid down again as soon as there is room. Until then new messages are written only
+   * into pages that deletes freed inside the database, never into the disk's last bytes.
+   */
+  private hasRoomFor(messages: readonly NewMessage[]): boolean {
+    if (!this.full) return true;
+    this.full = !this.reserve.ensure();
+    return !this.full || this.fitsInFreePages(messages);
+  }
+
+  /** A write of new messages met a full disk: the reserve is given up so that reading goes on. */
+  private noteIfFull(err: unknown): void {
+    if (!isDiskFull(err)) return;
+    this.full = true;
+    this.reserve.release();
+  }
+
+  /** Whether the database's free pages hold these messages twice over (rows, index entries, WAL copies). */
+  private fitsInFreePages(messages: readonly NewMessage[]): boolean {
     let bytes = 0;
-    for (const call of batch) {
-      for (const m of call.messages) bytes += m.bodyCiphertext.length + (m.attributesCiphertext?.length ?? 0) + m.encryptedDek.length + 256;
-    }
+    for (const m of messages) bytes += m.bodyCiphertext.length + (m.attributesCiphertext?.length ?? 0) + m.encryptedDek.length + 256;
     const free = (this.db.pragma('freelist_count', { simple: true }) as number) * (this.db.pragma('page_size', { simple: true }) as number);
     return free >= 2 * bytes + 64 * 1024;
   }
 
-  /** Writes every pending put in one transaction; each promise settles only after the commit. */
+  /** Runs `run` (a receive's or a delete's writes) in the turn's shared transaction; settles after its commit. */
+  private deferred<T>(queueId: string, run: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pendingOps.push({ run, resolve: resolve as (value: never) => void, reject });
+      this.pendingQueues.add(queueId);
+      this.flushScheduled ??= setImmediate(() => this.flush());
+    });
+  }
+
+  /** Writes every pending put in one transaction, then every pending receive and delete in another; each promise settles only after its commit. */
   private flush(): void {
     if (this.flushScheduled) clearImmediate(this.flushScheduled);
     this.flushScheduled = undefined;
+    this.pendingQueues.clear();
+    this.putQueues.clear();
+    this.commitPuts();
+    const ops = this.pendingOps;
+    if (ops.length === 0) return;
+    this.pendingOps = [];
+    let outcomes: OpOutcome[];
+    try {
+      outcomes = this.evenIfFull(() => this.opsBatch.immediate(ops));
+    } catch (err) {
+      for (const op of ops) op.reject(err);
+      return;
+    }
+    outcomes.forEach((o, i) => (o.ok ? ops[i]!.resolve(o.value as never) : ops[i]!.reject(o.error)));
+    this.onOp('opsCommit');
+  }
+
+  private commitPuts(): void {
     const batch = this.pending;
     if (batch.length === 0) return;
     this.pending = [];
-    this.pendingQueues.clear();
-    // After a full disk the reserve is laid down again as soon as there is room. Until then a batch
-    // is written only into pages that deletes freed inside the database, never into the disk's last bytes.
-    if (this.full) {
-      this.full = !this.reserve.ensure();
-      if (this.full && !this.fitsInFreePages(batch)) {
-        for (const call of batch) call.reject(storeFull());
-        return;
-      }
+    if (this.full && !this.hasRoomFor(batch.flatMap((call) => call.messages))) {
+      for (const call of batch) call.reject(storeFull());
+      return;
     }
     const failures = new Map<PendingPut, PkpError>();
     try {
       this.writeBatch.immediate(batch, failures);
     } catch (err) {
-      if (isDiskFull(err)) {
-        this.full = true;
-        this.reserve.release();
-      }
+      this.noteIfFull(err);
       const error = putError(err);
       for (const call of batch) call.reject(error);
       return;
