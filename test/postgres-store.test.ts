@@ -1,11 +1,13 @@
 // What only the PostgreSQL store does: a database that goes away, wake-ups across processes,
 // its versioned schema, and what it keeps at rest. The shared semantics are in store-contract.test.ts.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { CreateQueueCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import pg from 'pg';
@@ -140,6 +142,30 @@ describe('PostgreSQL store', { skip: await skipUnless('postgres', POSTGRES_URL) 
       await assert.rejects(PostgresMessageStore.open({ url: fresh.url }), isCode('StoreSchemaTooNew'));
     } finally {
       await fresh.drop();
+    }
+  });
+
+  it('pkp up with PKP_POSTGRES runs on the database, and its settings log does not show the password', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'pkp-pg-up-'));
+    const url = new URL(database.url);
+    url.password = 'not-shown-anywhere'; // trust auth: accepted and ignored
+    const up = spawn(process.execPath, ['bin/pkp.js', 'up', '--port', '0', '--admin-port', '0', '--data-dir', dataDir, '--log-level', 'info'], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)), env: { ...process.env, PKP_POSTGRES: url.toString() }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    up.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    up.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    try {
+      await until(() => /SQS endpoint: http/.test(stdout) || up.exitCode !== null, 'pkp up to start', 60_000);
+      assert.match(stdout, /SQS endpoint: http/, stderr);
+      await until(() => /settings in force/.test(stderr), 'the settings log');
+      assert.doesNotMatch(stderr + stdout, /not-shown-anywhere/);
+      assert.match(stderr, /"postgres":"\[redacted\]"/);
+    } finally {
+      up.kill('SIGTERM');
+      await new Promise((resolve) => (up.exitCode !== null ? resolve(null) : up.once('exit', resolve)));
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 
