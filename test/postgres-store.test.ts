@@ -111,6 +111,24 @@ describe('PostgreSQL store', { skip: await skipUnless('postgres', POSTGRES_URL) 
     await relay.cut();
   });
 
+  it('group commit: the puts of one turn are one statement; a bad call fails alone and whole', async () => {
+    const ops: string[] = [];
+    const store = await PostgresMessageStore.open({ url: database.url, onOp: (op) => ops.push(op) });
+    closers.push(() => store.close());
+    const commits = () => ops.filter((op) => op === 'groupCommit').length;
+    const queueId = (await store.createQueue('group', {}, 0, ACCOUNT)).queue.queueId;
+    await Promise.all(Array.from({ length: 200 }, () => store.putMessages([message(queueId)])));
+    assert.equal(commits(), 1);
+    const existing = message(queueId);
+    await store.putMessages([existing]);
+    const results = await Promise.allSettled([
+      store.putMessages([message(queueId)]), store.putMessages([message(queueId), { ...existing }]), store.putMessages([message(queueId)]),
+    ]);
+    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+    assert.ok(isCode('DuplicateMessageId')((results[1] as PromiseRejectedResult).reason));
+    assert.equal((await store.counts(queueId, 0)).visible, 203, 'the bad call left nothing, not even its first message');
+  });
+
   it('a send through one store wakes subscribers of another on the same database, not its own', async () => {
     const a = await open();
     const b = await open();
