@@ -262,6 +262,9 @@ export class PostgresMessageStore implements MessageStore {
       max: options.maxConnections ?? 10,
       connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
       idleTimeoutMillis: 30_000,
+      // A database that stops answering without closing the connection fails the call, not hangs it.
+      query_timeout: 30_000,
+      keepAlive: true,
       types: TYPES,
       application_name: 'pkp',
     };
@@ -899,5 +902,5 @@ function isUnreachable(error: unknown): boolean {
     return /^E[A-Z]+$/.test(code) || code.startsWith('08') || code.startsWith('57P') || code === '53300';
   }
   const message = error instanceof Error ? error.message : '';
-  return /timeout exceeded when trying to connect|Connection terminated|connection.*(closed|ended)|Client has encountered a connection error/i.test(message);
+  return /timeout exceeded when trying to connect|Query read timeout|Connection terminated|connection.*(closed|ended)|Client has encountered a connection error/i.test(message);
 }
