@@ -7,9 +7,11 @@
  * Each server runs pinned to core 0, the load generator to core 1 (see sqs-peers.ts).
  */
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { createQueues, run, sign, start, type Measured, type Server } from './sqs-peers.ts';
 import { median } from './stats.ts';
 
@@ -17,6 +19,29 @@ const ROOT = join(import.meta.dirname, '..');
 const CREDENTIALS = 'AKPKBENCH:bench-secret-0123456789';
 const ROUNDS = 3;
 const BODY = 'x'.repeat(1024);
+const POSTGRES_URL = process.env.PKP_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/** A new database on the bench's PostgreSQL, or undefined (with why) when it does not answer. */
+async function benchDatabase(): Promise<{ url: string; drop: () => Promise<void> } | string> {
+  const name = `pkp_bench_${randomBytes(6).toString('hex')}`;
+  const admin = async (sql: string): Promise<void> => {
+    const client = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 2_000 });
+    await client.connect();
+    try {
+      await client.query(sql);
+    } finally {
+      await client.end();
+    }
+  };
+  try {
+    await admin(`CREATE DATABASE ${name}`);
+  } catch (error) {
+    return `PostgreSQL not measured: ${(error as Error).message} (PKP_BENCH_POSTGRES_URL)`;
+  }
+  const url = new URL(POSTGRES_URL);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
 
 /** The tracked files of `ref` in a temporary directory, sharing this tree's node_modules. */
 function exportTree(ref: string): string {
@@ -32,6 +57,7 @@ export async function benchStores(): Promise<Record<string, unknown>> {
   const dirs: string[] = [];
   const servers: Server[] = [];
   const notes: string[] = [];
+  let database: { url: string; drop: () => Promise<void> } | undefined;
   const pkp = async (name: string, tree: string, extra: string[] = []): Promise<Server> => {
     const dataDir = mkdtempSync(join(tmpdir(), 'pkp-bench-stores-'));
     dirs.push(dataDir);
@@ -51,6 +77,12 @@ export async function benchStores(): Promise<Record<string, unknown>> {
       stores.push(await pkp(`sqlite-baseline`, tree));
     } else {
       notes.push('no baseline: set PKP_BENCH_BASELINE=<git ref> to measure SQLite before a change');
+    }
+    const pgDatabase = await benchDatabase();
+    if (typeof pgDatabase === 'string') notes.push(pgDatabase);
+    else {
+      database = pgDatabase;
+      stores.push(await pkp('postgres', ROOT, ['--postgres', database.url]));
     }
 
     const requests = new Map<Server, { headers: Record<string, string>; body: string }[]>();
@@ -75,11 +107,12 @@ export async function benchStores(): Promise<Record<string, unknown>> {
     const ratio = (a: string, b: string) => (rounds[a] && rounds[b] ? med(a, 'rps') / med(b, 'rps') : null);
     return {
       secondsPerRound: Number(process.env.PKP_BENCH_SECONDS ?? 6), rounds: ROUNDS, baseline: baseline ?? null, notes,
-      sendMessage, sqliteVsBaseline: ratio('sqlite', 'sqlite-baseline'), raw: rounds,
+      sendMessage, sqliteVsBaseline: ratio('sqlite', 'sqlite-baseline'), postgresVsSqlite: ratio('postgres', 'sqlite'), raw: rounds,
     };
   } finally {
     for (const s of servers) s.child.kill('SIGTERM');
     await Promise.all(servers.map((s) => new Promise((resolve) => (s.child.exitCode !== null ? resolve(null) : s.child.once('exit', resolve)))));
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    await database?.drop();
   }
 }

@@ -174,6 +174,12 @@ interface MessageRow {
   dead_letter_source: string | null;
 }
 
+interface PendingPut {
+  messages: NewMessage[];
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
 /** A received row: the message as updated, its place in the receive order, and whether it was leased. */
 interface ReceivedRow extends MessageRow {
   was_visible_at: number;
@@ -240,6 +246,10 @@ export class PostgresMessageStore implements MessageStore {
   private readonly queueIdsByPath = new Map<string, string>();
   private listener: PgListener | undefined;
   private closed = false;
+  /** Puts of this event-loop turn, written together by flush(). */
+  private pending: PendingPut[] = [];
+  private flushScheduled: NodeJS.Immediate | undefined;
+  private readonly flushing = new Set<Promise<void>>();
 
   private constructor(private readonly pool: pg.Pool, onOp: ((op: string) => void) | undefined) {
     this.onOp = onOp ?? (() => {});
@@ -252,6 +262,9 @@ export class PostgresMessageStore implements MessageStore {
       max: options.maxConnections ?? 10,
       connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
       idleTimeoutMillis: 30_000,
+      // A database that stops answering without closing the connection fails the call, not hangs it.
+      query_timeout: 30_000,
+      keepAlive: true,
       types: TYPES,
       application_name: 'pkp',
     };
@@ -391,11 +404,19 @@ export class PostgresMessageStore implements MessageStore {
 
   // ---- messages ----
 
-  async putMessages(messages: NewMessage[]): Promise<void> {
-    this.begin('putMessages');
-    if (messages.length === 0) return;
-    messages.forEach(checkMessage);
-    await this.rows(INSERT_MESSAGES, [...columnsOf(messages), this.instance], 'putMessages');
+  putMessages(messages: NewMessage[]): Promise<void> {
+    try {
+      this.begin('putMessages');
+      messages.forEach(checkMessage);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (messages.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      // A copy of the list, so a caller reusing its array cannot change what gets written.
+      this.pending.push({ messages: [...messages], resolve, reject });
+      this.flushScheduled ??= setImmediate(() => void this.flush());
+    });
   }
 
   async receiveMessages(queueId: string, max: number, visibilityTimeoutMs: number, now: number, options: ReceiveOptions = {}): Promise<ReceivedMessage[]> {
@@ -619,11 +640,43 @@ export class PostgresMessageStore implements MessageStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    void this.flush();
+    await Promise.all(this.flushing);
     await this.listener?.close();
     await this.pool.end();
   }
 
   // ---- internals ----
+
+  /**
+   * Group commit: every put called in one event-loop turn goes into one INSERT (one round trip, one
+   * commit). When that fails for a reason other than the database being away, each call is tried
+   * on its own, so a bad call (a duplicate id, an unknown queue) fails alone and whole.
+   */
+  private flush(): Promise<void> {
+    if (this.flushScheduled) clearImmediate(this.flushScheduled);
+    this.flushScheduled = undefined;
+    const batch = this.pending;
+    if (batch.length === 0) return Promise.resolve();
+    this.pending = [];
+    const insert = (messages: NewMessage[]) => this.rows(INSERT_MESSAGES, [...columnsOf(messages), this.instance], 'putMessages');
+    const done = insert(batch.flatMap((call) => call.messages)).then(
+      () => {
+        for (const call of batch) call.resolve();
+        this.onOp('groupCommit');
+      },
+      async (error: unknown) => {
+        if (batch.length === 1 || isCode(error, 'StoreUnavailable')) {
+          for (const call of batch) call.reject(error);
+          return;
+        }
+        await Promise.all(batch.map((call) => insert(call.messages).then(() => call.resolve(), (e: unknown) => call.reject(e))));
+      },
+    );
+    this.flushing.add(done);
+    void done.finally(() => this.flushing.delete(done));
+    return done;
+  }
 
   private begin(op: string): void {
     if (this.closed) throw closedError();
@@ -837,6 +890,10 @@ function storeError(error: unknown): unknown {
   return mapped;
 }
 
+function isCode(error: unknown, code: string): boolean {
+  return error instanceof PkpError && error.code === code;
+}
+
 /** Connection refused, lost or timed out, the server shutting down or refusing connections. */
 function isUnreachable(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
@@ -845,5 +902,5 @@ function isUnreachable(error: unknown): boolean {
     return /^E[A-Z]+$/.test(code) || code.startsWith('08') || code.startsWith('57P') || code === '53300';
   }
   const message = error instanceof Error ? error.message : '';
-  return /timeout exceeded when trying to connect|Connection terminated|connection.*(closed|ended)|Client has encountered a connection error/i.test(message);
+  return /timeout exceeded when trying to connect|Query read timeout|Connection terminated|connection.*(closed|ended)|Client has encountered a connection error/i.test(message);
 }
