@@ -207,7 +207,12 @@ export class NatsEventBus implements EventBus {
   /** One sender at a time; each round sends a batch per partition, in parallel across partitions. */
   private send(): Promise<void> {
     this.sendScheduled = false;
-    this.sending ??= (async () => {
+    if (this.sending) return this.sending;
+    // Nothing to send: no round is started. (An async function with nothing to await would finish,
+    // clearing `sending`, before the assignment below, which would then hold a settled promise for
+    // ever and make flush() spin.)
+    if (this.buffered === 0) return Promise.resolve();
+    this.sending = (async () => {
       try {
         while (this.buffered > 0) {
           const rounds: Promise<void>[] = [];
