@@ -49,6 +49,9 @@ interface Envelope {
 const STREAM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 /** How long one pull waits on the server; also the longest a consumer takes to close. */
 const PULL_EXPIRES_MS = 1_000;
+/** A failed consumer is made again after this long, doubling up to the most. */
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 5_000;
 
 /**
  * The event bus on NATS JetStream. Publishing buffers (bounded) and sends batches per partition
@@ -131,24 +134,7 @@ export class NatsEventBus implements EventBus {
     for (const p of partitions) if (!Number.isInteger(p) || p < 0 || p >= this.partitions) throw new RangeError(`no partition ${p}`);
     const mine = new Set<ConsumerMessages>();
     let stopped = false;
-    for (const partition of partitions) {
-      const start = (async () => {
-        const consumer = await this.js.consumers.get(this.options.stream, {
-          filter_subjects: this.subject(partition),
-          ...deliverFrom(options),
-        });
-        const messages = await consumer.consume({ expires: PULL_EXPIRES_MS });
-        if (stopped || this.closed) {
-          await messages.close();
-          return;
-        }
-        mine.add(messages);
-        this.consumers.add(messages);
-        void this.deliver(messages, handler);
-      })().catch((error: unknown) => this.options.onError?.(error));
-      this.starting.add(start);
-      void start.finally(() => this.starting.delete(start));
-    }
+    for (const partition of partitions) this.follow(partition, options, handler, mine, () => stopped);
     return () => {
       stopped = true;
       for (const messages of mine) {
@@ -156,6 +142,54 @@ export class NatsEventBus implements EventBus {
         void messages.close().catch(() => undefined);
       }
     };
+  }
+
+  /**
+   * One partition's consumer, for as long as the subscription lasts: when it fails or ends (the
+   * server restarted, the stream was briefly gone) it is made again, from the message after the
+   * last one delivered, so nothing is skipped or seen twice. flush() waits for its first start.
+   */
+  private follow(partition: number, options: SubscribeOptions, handler: (event: PkpEvent) => void, mine: Set<ConsumerMessages>, stopped: () => boolean): void {
+    let ready!: () => void;
+    const listening = new Promise<void>((resolve) => (ready = resolve));
+    this.starting.add(listening);
+    void listening.finally(() => this.starting.delete(listening));
+    const over = (): boolean => stopped() || this.closed;
+    void (async () => {
+      let resumeAt: number | undefined;
+      let backoffMs = RETRY_MIN_MS;
+      while (!over()) {
+        try {
+          const consumer = await this.js.consumers.get(this.options.stream, {
+            filter_subjects: this.subject(partition),
+            ...(resumeAt === undefined ? deliverFrom(options) : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: resumeAt }),
+          });
+          const messages = await consumer.consume({ expires: PULL_EXPIRES_MS });
+          if (over()) {
+            await messages.close();
+            break;
+          }
+          mine.add(messages);
+          this.consumers.add(messages);
+          ready();
+          backoffMs = RETRY_MIN_MS;
+          for await (const m of messages) {
+            resumeAt = m.seq + 1;
+            this.hand(m.subject, m.data, handler);
+          }
+          mine.delete(messages);
+          this.consumers.delete(messages);
+        } catch (error) {
+          if (!over()) this.options.onError?.(error);
+        }
+        // A first start that failed must not hold flush() up: it is retried in the background.
+        ready();
+        if (over()) break;
+        await new Promise((resolve) => setTimeout(resolve, backoffMs).unref());
+        backoffMs = Math.min(backoffMs * 2, RETRY_MAX_MS);
+      }
+      ready();
+    })();
   }
 
   /**
@@ -241,21 +275,16 @@ export class NatsEventBus implements EventBus {
     return this.sending;
   }
 
-  private async deliver(messages: ConsumerMessages, handler: (event: PkpEvent) => void): Promise<void> {
-    try {
-      for await (const m of messages) {
-        for (const event of this.decode(m.subject, m.data)) {
-          try {
-            this.counts.delivered++;
-            handler(event);
-          } catch (error) {
-            this.counts.handlerErrors++;
-            this.options.onError?.(error);
-          }
-        }
+  /** Hands the valid events of one message to the subscriber; its failures are counted, never thrown. */
+  private hand(subject: string, data: Uint8Array, handler: (event: PkpEvent) => void): void {
+    for (const event of this.decode(subject, data)) {
+      try {
+        this.counts.delivered++;
+        handler(event);
+      } catch (error) {
+        this.counts.handlerErrors++;
+        this.options.onError?.(error);
       }
-    } catch (error) {
-      if (!this.closed) this.options.onError?.(error);
     }
   }
 
