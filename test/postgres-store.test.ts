@@ -86,7 +86,7 @@ describe('PostgreSQL store', { skip: await skipUnless('postgres', POSTGRES_URL) 
     assert.doesNotMatch((error as Error).message, /secret-password/);
   });
 
-  it('the database goes away: every call fails with StoreUnavailable, nothing is half-written, and calls work again once it is back', async () => {
+  it('the database goes away: every call fails with StoreUnavailable, nothing is half-written; once it is back calls work and long polls look again', async () => {
     const relay = new Relay();
     await relay.start();
     closers.push(() => relay.cut().catch(() => undefined));
@@ -94,6 +94,8 @@ describe('PostgreSQL store', { skip: await skipUnless('postgres', POSTGRES_URL) 
     const queueId = (await store.createQueue('cut', {}, 0, ACCOUNT)).queue.queueId;
     const fifo = (await store.createQueue('cut.fifo', { FifoQueue: 'true' }, 0, ACCOUNT)).queue.queueId;
     await store.putMessages([message(queueId)]);
+    const woken: string[] = [];
+    store.subscribeWakeups((id) => woken.push(id));
 
     await relay.cut();
     const window = { scope: 'queue' as const, windowMs: 300_000 };
@@ -104,6 +106,8 @@ describe('PostgreSQL store', { skip: await skipUnless('postgres', POSTGRES_URL) 
     await assert.rejects(store.probeWritable(0), isCode('StoreUnavailable'));
 
     await relay.start(); // the same port again
+    // Notifications sent meanwhile were missed: once the listener is back, the long polls of every known queue look again.
+    await until(() => woken.includes(queueId), 'the wake-up after the listener reconnected');
     assert.deepEqual(await store.counts(queueId, 0), { visible: 1, inFlight: 0, delayed: 0 }, 'only the acknowledged send');
     assert.deepEqual(await store.counts(fifo, 0), { visible: 0, inFlight: 0, delayed: 0 }, 'no part of the failed FIFO batch');
     const put = await store.putFifoMessages(fifo, [message(fifo, { groupId: 'g', dedupId: 'd1' })], window, 0);
