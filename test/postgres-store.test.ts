@@ -17,6 +17,7 @@ import { startService, type RunningService } from '../src/service.ts';
 import { PostgresMessageStore, SCHEMA_VERSION } from '../src/store/postgres-store.ts';
 import type { NewMessage } from '../src/store/types.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/pg-database.ts';
+import { failure } from './helpers/failure.ts';
 import { until } from './helpers/until.ts';
 import { POSTGRES_URL, skipUnless } from './services.ts';
 
@@ -131,6 +132,33 @@ describe('PostgreSQL store', { skip: await skipUnless('postgres', POSTGRES_URL) 
     assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
     assert.ok(isCode('DuplicateMessageId')((results[1] as PromiseRejectedResult).reason));
     assert.equal((await store.counts(queueId, 0)).visible, 203, 'the bad call left nothing, not even its first message');
+  });
+
+  it('through the SDK: while the database is away a send fails ServiceUnavailable (503) and stores nothing; then sends work again', async () => {
+    const relay = new Relay();
+    await relay.start();
+    closers.push(() => relay.cut().catch(() => undefined));
+    const dataDir = mkdtempSync(join(tmpdir(), 'pkp-pg-away-'));
+    const credentials = { accessKeyId: 'AKIDPKPPGAWAY', secretAccessKey: 'pg-away-secret-key-0123456789' };
+    const service = await startService({ dataDir, port: 0, adminPort: null, frontends: 1, credentials: [credentials], clock: new VirtualClock(Date.now()), postgres: relay.urlFor(database), prefetch: false });
+    const sqs = new SQSClient({ endpoint: service.endpoint, region: 'us-east-1', credentials, maxAttempts: 1 });
+    try {
+      const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'away' }));
+      await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'before' }));
+      await relay.cut();
+      const error = await failure(sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'while away' })));
+      assert.equal(error.name, 'ServiceUnavailable', error.message);
+      assert.equal(error.$metadata?.httpStatusCode, 503);
+      await relay.start();
+      await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'after' }));
+      const got = await sqs.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10 }));
+      assert.deepEqual(got.Messages?.map((m) => m.Body).sort(), ['after', 'before']);
+    } finally {
+      sqs.destroy();
+      await service.close();
+      await relay.cut().catch(() => undefined);
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('a send through one store wakes subscribers of another on the same database, not its own', async () => {
