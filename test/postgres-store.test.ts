@@ -207,8 +207,9 @@ describe('PostgreSQL store', { skip: await skipUnless('postgres', POSTGRES_URL) 
     up.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     up.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     try {
-      await until(() => /SQS endpoint: http/.test(stdout) || up.exitCode !== null, 'pkp up to start', 60_000);
+      await until(() => /^Messages: .*\n/m.test(stdout) || up.exitCode !== null, 'pkp up to start', 60_000);
       assert.match(stdout, /SQS endpoint: http/, stderr);
+      assert.match(stdout, /^Messages: PostgreSQL postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:5432\/pkp_test_/m);
       await until(() => /settings in force/.test(stderr), 'the settings log');
       assert.doesNotMatch(stderr + stdout, /not-shown-anywhere/);
       assert.match(stderr, /"postgres":"\[redacted\]"/);
