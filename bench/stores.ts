@@ -17,7 +17,8 @@ import { median } from './stats.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const CREDENTIALS = 'AKPKBENCH:bench-secret-0123456789';
-const ROUNDS = 3;
+/** Alternating rounds; more of them steady the medians on a busy machine. */
+const ROUNDS = Number(process.env.PKP_BENCH_ROUNDS ?? 3);
 const BODY = 'x'.repeat(1024);
 const POSTGRES_URL = process.env.PKP_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 

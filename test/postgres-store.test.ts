@@ -17,6 +17,7 @@ import { startService, type RunningService } from '../src/service.ts';
 import { PostgresMessageStore, SCHEMA_VERSION } from '../src/store/postgres-store.ts';
 import type { NewMessage } from '../src/store/types.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/pg-database.ts';
+import { failure } from './helpers/failure.ts';
 import { until } from './helpers/until.ts';
 import { POSTGRES_URL, skipUnless } from './services.ts';
 
@@ -86,7 +87,7 @@ describe('PostgreSQL store', { skip: await skipUnless('postgres', POSTGRES_URL) 
     assert.doesNotMatch((error as Error).message, /secret-password/);
   });
 
-  it('the database goes away: every call fails with StoreUnavailable, nothing is half-written, and calls work again once it is back', async () => {
+  it('the database goes away: every call fails with StoreUnavailable, nothing is half-written; once it is back calls work and long polls look again', async () => {
     const relay = new Relay();
     await relay.start();
     closers.push(() => relay.cut().catch(() => undefined));
@@ -94,6 +95,8 @@ describe('PostgreSQL store', { skip: await skipUnless('postgres', POSTGRES_URL) 
     const queueId = (await store.createQueue('cut', {}, 0, ACCOUNT)).queue.queueId;
     const fifo = (await store.createQueue('cut.fifo', { FifoQueue: 'true' }, 0, ACCOUNT)).queue.queueId;
     await store.putMessages([message(queueId)]);
+    const woken: string[] = [];
+    store.subscribeWakeups((id) => woken.push(id));
 
     await relay.cut();
     const window = { scope: 'queue' as const, windowMs: 300_000 };
@@ -104,6 +107,8 @@ describe('PostgreSQL store', { skip: await skipUnless('postgres', POSTGRES_URL) 
     await assert.rejects(store.probeWritable(0), isCode('StoreUnavailable'));
 
     await relay.start(); // the same port again
+    // Notifications sent meanwhile were missed: once the listener is back, the long polls of every known queue look again.
+    await until(() => woken.includes(queueId), 'the wake-up after the listener reconnected');
     assert.deepEqual(await store.counts(queueId, 0), { visible: 1, inFlight: 0, delayed: 0 }, 'only the acknowledged send');
     assert.deepEqual(await store.counts(fifo, 0), { visible: 0, inFlight: 0, delayed: 0 }, 'no part of the failed FIFO batch');
     const put = await store.putFifoMessages(fifo, [message(fifo, { groupId: 'g', dedupId: 'd1' })], window, 0);
@@ -127,6 +132,33 @@ describe('PostgreSQL store', { skip: await skipUnless('postgres', POSTGRES_URL) 
     assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
     assert.ok(isCode('DuplicateMessageId')((results[1] as PromiseRejectedResult).reason));
     assert.equal((await store.counts(queueId, 0)).visible, 203, 'the bad call left nothing, not even its first message');
+  });
+
+  it('through the SDK: while the database is away a send fails ServiceUnavailable (503) and stores nothing; then sends work again', async () => {
+    const relay = new Relay();
+    await relay.start();
+    closers.push(() => relay.cut().catch(() => undefined));
+    const dataDir = mkdtempSync(join(tmpdir(), 'pkp-pg-away-'));
+    const credentials = { accessKeyId: 'AKIDPKPPGAWAY', secretAccessKey: 'pg-away-secret-key-0123456789' };
+    const service = await startService({ dataDir, port: 0, adminPort: null, frontends: 1, credentials: [credentials], clock: new VirtualClock(Date.now()), postgres: relay.urlFor(database), prefetch: false });
+    const sqs = new SQSClient({ endpoint: service.endpoint, region: 'us-east-1', credentials, maxAttempts: 1 });
+    try {
+      const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'away' }));
+      await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'before' }));
+      await relay.cut();
+      const error = await failure(sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'while away' })));
+      assert.equal(error.name, 'ServiceUnavailable', error.message);
+      assert.equal(error.$metadata?.httpStatusCode, 503);
+      await relay.start();
+      await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'after' }));
+      const got = await sqs.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10 }));
+      assert.deepEqual(got.Messages?.map((m) => m.Body).sort(), ['after', 'before']);
+    } finally {
+      sqs.destroy();
+      await service.close();
+      await relay.cut().catch(() => undefined);
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('a send through one store wakes subscribers of another on the same database, not its own', async () => {
@@ -175,8 +207,9 @@ describe('PostgreSQL store', { skip: await skipUnless('postgres', POSTGRES_URL) 
     up.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     up.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     try {
-      await until(() => /SQS endpoint: http/.test(stdout) || up.exitCode !== null, 'pkp up to start', 60_000);
+      await until(() => /^Messages: .*\n/m.test(stdout) || up.exitCode !== null, 'pkp up to start', 60_000);
       assert.match(stdout, /SQS endpoint: http/, stderr);
+      assert.match(stdout, /^Messages: PostgreSQL postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:5432\/pkp_test_/m);
       await until(() => /settings in force/.test(stderr), 'the settings log');
       assert.doesNotMatch(stderr + stdout, /not-shown-anywhere/);
       assert.match(stderr, /"postgres":"\[redacted\]"/);

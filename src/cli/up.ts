@@ -19,6 +19,13 @@ interface UpCliOptions {
   distributed?: boolean;
 }
 
+/** A database URL fit to print: any password replaced. */
+function withoutPassword(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.password) parsed.password = '***';
+  return parsed.toString();
+}
+
 export function registerUp(program: Command): void {
   const command = program
     .command('up')
@@ -97,6 +104,7 @@ export function registerUp(program: Command): void {
           : `Credentials: AWS_ACCESS_KEY_ID=${c.accessKeyId} (secret as given; account ${accountOf(c)})`);
       }
       print(`Front-end nodes: ${service.frontends.map((f) => f.nodeId).join(', ')}; data: ${resolve(options.dataDir)}`);
+      if (options.postgres !== undefined) print(`Messages: PostgreSQL ${withoutPassword(options.postgres)}`);
       const live = service.livePrefetcher;
       if (live) {
         const learned = history ? `; learned ${live.bootstrapped} events (${live.prefetcher.stats.streams} streams) from ${cli.bootstrap}` : '';
