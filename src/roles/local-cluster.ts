@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ClusterAuthority, writeCredential, type ClusterRole } from '../cluster/identity.ts';
@@ -35,7 +36,8 @@ export interface LocalCluster {
 /**
  * `pkp up --distributed`: a cluster on this machine, each role its own OS process — `pkp kms`,
  * `pkp metadata`, N × `pkp frontend` (node:cluster workers: this process is the primary, which
- * spreads the SQS port's connections over them and replaces one that dies) and M × `pkp prefetcher`.
+ * spreads the SQS port's connections over them and replaces one that dies) and M × `pkp prefetcher`;
+ * any of them that dies is started again.
  * Each process gets its own credential from the cluster authority kept in the data directory.
  */
 export async function startLocalCluster(options: LocalClusterOptions): Promise<LocalCluster> {
@@ -51,30 +53,47 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   let closing = false;
   const common = ['--log-level', options.logLevel, '--cluster', options.cluster, '--nats', options.nats];
 
-  /** Starts `pkp <role> …` and waits for the line that says it is serving. */
+  /**
+   * Starts `pkp <role> …` and waits for the line that says it is serving. One that dies later is
+   * started again with the same arguments (its port is fixed, so the others find it again).
+   */
   const start = (role: string, id: string, args: string[], ready: RegExp, env: NodeJS.ProcessEnv = {}): Promise<RegExpExecArray> => {
-    const child = spawn(process.execPath, [...process.execArgv, bin, role, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-    children.push({ role, id, child });
-    return new Promise((resolve, reject) => {
-      const lines = createInterface({ input: child.stdout! });
-      lines.on('line', (line) => {
-        const match = ready.exec(line);
-        if (match) resolve(match);
+    const entry = { role, id, child: undefined as unknown as ChildProcess };
+    children.push(entry);
+    const spawnOnce = (): Promise<RegExpExecArray> => {
+      const child = spawn(process.execPath, [...process.execArgv, bin, role, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+      entry.child = child;
+      let isReady = false;
+      return new Promise((resolve, reject) => {
+        const lines = createInterface({ input: child.stdout! });
+        lines.on('line', (line) => {
+          const match = ready.exec(line);
+          if (match && !isReady) {
+            isReady = true;
+            resolve(match);
+          }
+        });
+        child.once('exit', (code, signal) => {
+          if (closing) return reject(new Error(`pkp ${role} ${id} stopped`));
+          logger.error({ role, id, code, signal }, 'cluster process exited');
+          if (!isReady) return reject(new Error(`pkp ${role} ${id} exited (${signal ?? code}) before it was ready`));
+          // Running before: start it again after a pause (a crash loop costs a process a second).
+          setTimeout(() => {
+            if (!closing) void spawnOnce().then(() => logger.warn({ role, id }, 'cluster process started again'), () => undefined);
+          }, 1_000).unref();
+        });
       });
-      child.once('exit', (code, signal) => {
-        if (!closing) logger.error({ role, id, code, signal }, 'cluster process exited');
-        reject(new Error(`pkp ${role} ${id} exited (${signal ?? code}) before it was ready`));
-      });
-    });
+    };
+    return spawnOnce();
   };
 
   try {
     // The metadata service's KMS credential: made here, passed in the environment (not on a command line).
     const kmsCredential = `AKPKKMS${randomBytes(6).toString('hex').toUpperCase()}:${randomBytes(24).toString('base64url')}`;
-    const [, kmsUrl] = await start('kms', 'kms', ['--port', '0', '--data-dir', join(options.dataDir, 'kms'), '--credentials', kmsCredential, '--log-level', options.logLevel],
+    const [, kmsUrl] = await start('kms', 'kms', ['--port', String(await freePort(options.host)), '--data-dir', join(options.dataDir, 'kms'), '--credentials', kmsCredential, '--log-level', options.logLevel],
       /^KMS endpoint: (\S+)/);
     const [, metadataUrl] = await start('metadata', 'meta-1', [
-      ...common, '--port', '0', '--data-dir', options.dataDir, '--postgres', options.postgres,
+      ...common, '--port', String(await freePort(options.host)), '--data-dir', options.dataDir, '--postgres', options.postgres,
       '--credential', credentialFile('metadata', 'meta-1'), '--kms-endpoint', kmsUrl!,
     ], /^Metadata service: (\S+)/, { PKP_KMS_CREDENTIALS: kmsCredential });
 
@@ -131,6 +150,15 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
     throw error;
   }
+}
+
+/** A port free now, so that a process started again later listens where the others look for it. */
+async function freePort(host: string): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, host, resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 /** SIGTERM, then SIGKILL if it has not exited within 10 s. */
