@@ -23,6 +23,7 @@ const CREDENTIALS = 'AKPKBENCH:bench-secret-0123456789';
 const POSTGRES = process.env.PKP_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const NATS = process.env.PKP_BENCH_NATS_URL ?? 'nats://127.0.0.1:4222';
 const ROUNDS = 3;
+const SECONDS = Number(process.env.PKP_BENCH_SECONDS ?? 6);
 const BODY = 'x'.repeat(1024);
 
 interface Cluster extends Server {
@@ -130,6 +131,18 @@ export async function benchDistributed(): Promise<Record<string, unknown>> {
       rps: rps(c.name), p50Ms: median(rounds[c.name]!.map((m) => m.p50)), p99Ms: median(rounds[c.name]!.map((m) => m.p99)),
       failures: rounds[c.name]!.reduce((n, m) => n + m.failures, 0),
     }]));
+    // Bus traffic: events stored per request served (aggregation makes it grow with active queues, not requests).
+    const nc = await connect({ servers: NATS });
+    const busTraffic: Record<string, { requests: number; natsMessages: number }> = {};
+    try {
+      const jsm = await jetstreamManager(nc);
+      for (const c of clusters.filter((x) => x.name.startsWith('distributed'))) {
+        const requests = Math.round(rounds[c.name]!.reduce((n, m) => n + m.rps, 0) * SECONDS);
+        busTraffic[c.name] = { requests, natsMessages: (await jsm.streams.info(c.stream)).state.messages };
+      }
+    } finally {
+      await nc.close();
+    }
     // PostgreSQL's connection limit: the throughput clusters go before the failover ones start.
     for (const c of clusters.splice(0)) await stopCluster(c);
     // Failover: a cluster of three prefetchers; kill one, time, start over (a fresh cluster each time).
@@ -143,7 +156,7 @@ export async function benchDistributed(): Promise<Record<string, unknown>> {
       }
     }
     return {
-      secondsPerRound: Number(process.env.PKP_BENCH_SECONDS ?? 6), rounds: ROUNDS, cores: cpus().length,
+      secondsPerRound: SECONDS, rounds: ROUNDS, cores: cpus().length, busTraffic,
       sendMessage,
       scaling: { twoVsOne: rps('distributed-2fe') / rps('distributed-1fe'), threeVsOne: rps('distributed-3fe') / rps('distributed-1fe'), oneFrontendVsOneProcess: rps('distributed-1fe') / rps('one-process') },
       prefetcherFailoverMs: { runs: failoverMs, median: median(failoverMs) },
