@@ -243,6 +243,7 @@ export async function benchSqsPeers(): Promise<Record<string, unknown>> {
       floors: {
         ...floors,
         sendFloorCpuUs: med('send/http-echo', 'cpuUsPerRequest') + floors.sigv4! + floors.aesGcm1KiB! + floors.md5! + floors.sqliteInsertIn42RowCommit!,
+        tenThousandQueuesSqliteExtraCpuUs: floors.sqliteInsertIn42RowCommit10kQueues! - floors.sqliteInsertIn42RowCommit!,
       },
       sendMessageBatch10: {
         pkpMessagesPerSecond: 10 * med('batch/pkp', 'rps'), fauxqsMessagesPerSecond: 10 * med('batch/fauxqs', 'rps'), echoReqPerSec: med('batch/echo', 'rps'),
