@@ -1,8 +1,9 @@
 /**
  * The request path against its limit and a peer, in one run: PKP (`pkp up`), fauxqs (in memory, no
- * encryption, no durability) and a bare fastify echo route. Each server runs pinned to core 0, the
- * load generator to core 1; A/B rounds alternate the servers and the medians are reported. Requests
- * are really signed (SigV4). Server CPU per request comes from the server process's own CPU time.
+ * encryption, no durability), a bare fastify echo route and a bare node:http one. Each server runs
+ * pinned to core 0, the load generator to core 1; A/B rounds alternate the servers and the medians
+ * are reported. Requests are really signed (SigV4). Server CPU per request comes from the server
+ * process's own CPU time. The floors (bench/floors.ts) are what a send cannot do without.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -12,6 +13,7 @@ import autocannon from 'autocannon';
 import { CreateQueueCommand, SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { Sha256 } from '@smithy/core/checksum';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { measureFloors } from './floors.ts';
 import { median } from './stats.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -20,6 +22,11 @@ const CONNECTIONS = 64;
 const SECONDS = Number(process.env.PKP_BENCH_SECONDS ?? 6);
 const ROUNDS = 3;
 const BODY = 'x'.repeat(1024);
+/**
+ * Key-cache entries per node: the 10,000-queue run needs an encrypt key per queue on every node,
+ * and an LRU cache at its capacity under a cyclic access misses on every request.
+ */
+const CACHE_ENTRIES = 30_000;
 
 export interface Server {
   name: string;
@@ -170,7 +177,7 @@ export async function benchSqsPeers(): Promise<Record<string, unknown>> {
   const pkp = async (name: string, extra: string[]) => {
     const dataDir = mkdtempSync(join(tmpdir(), 'pkp-bench-peers-'));
     dataDirs.push(dataDir);
-    const s = await start(name, ['bin/pkp.js', 'up', '--port', '0', '--admin-port', '0', '--data-dir', dataDir, '--credentials', `${CREDENTIALS.accessKeyId}:${CREDENTIALS.secretAccessKey}`, '--log-level', 'warn', ...extra],
+    const s = await start(name, ['bin/pkp.js', 'up', '--port', '0', '--admin-port', '0', '--data-dir', dataDir, '--credentials', `${CREDENTIALS.accessKeyId}:${CREDENTIALS.secretAccessKey}`, '--log-level', 'warn', '--capacity', String(CACHE_ENTRIES), ...extra],
       /SQS endpoint: (http:\/\/[0-9.:]+)/, (m) => m[1]!);
     servers.push(s);
     return s;
@@ -182,6 +189,8 @@ export async function benchSqsPeers(): Promise<Record<string, unknown>> {
     servers.push(fauxqs);
     const echo = await start('echo', ['--import', 'tsx', 'bench/echo-server.ts'], /ECHO (\d+)/, (m) => `http://127.0.0.1:${m[1]}`);
     servers.push(echo);
+    const httpEcho = await start('http-echo', ['--import', 'tsx', 'bench/http-echo-server.ts'], /ECHO (\d+)/, (m) => `http://127.0.0.1:${m[1]}`);
+    servers.push(httpEcho);
     const queueServers = [normal, full, fauxqs];
 
     // Presigned requests per server (each names that server's queue URL).
@@ -195,6 +204,7 @@ export async function benchSqsPeers(): Promise<Record<string, unknown>> {
       batchReqs.set(s, [{ headers: await sign(s.endpoint, 'SendMessageBatch', batch), body: batch }]);
     }
     sendReqs.set(echo, sendReqs.get(normal)!);
+    sendReqs.set(httpEcho, sendReqs.get(normal)!);
     batchReqs.set(echo, batchReqs.get(normal)!);
     // 10,000 active queues on PKP: one presigned SendMessage per queue, cycled.
     const many = await createQueues(normal.endpoint, Array.from({ length: 10_000 }, (_, i) => `q${i}`));
@@ -205,10 +215,10 @@ export async function benchSqsPeers(): Promise<Record<string, unknown>> {
 
     const rounds: Record<string, Measured[]> = {};
     const record = (key: string, m: Measured) => (rounds[key] ??= []).push(m);
-    for (const s of [...queueServers, echo]) await run(s, sendReqs.get(s)!); // warm-up
+    for (const s of [...queueServers, echo, httpEcho]) await run(s, sendReqs.get(s)!); // warm-up
     await run(normal, manyReqs); // every one of the 10,000 queues active (its keys fetched) before it is measured
     for (let round = 0; round < ROUNDS; round++) {
-      for (const s of [echo, normal, fauxqs, full]) record(`send/${s.name}`, await run(s, sendReqs.get(s)!));
+      for (const s of [echo, httpEcho, normal, fauxqs, full]) record(`send/${s.name}`, await run(s, sendReqs.get(s)!));
       for (const s of [echo, normal, fauxqs]) record(`batch/${s.name}`, await run(s, batchReqs.get(s)!));
       record('send-10k-queues/pkp', await run(normal, manyReqs));
     }
@@ -220,6 +230,7 @@ export async function benchSqsPeers(): Promise<Record<string, unknown>> {
       for (let round = 0; round < ROUNDS; round++) (rdRounds[s.name] ??= []).push(await receiveDelete(s, url!));
     }
 
+    const floors = await measureFloors(sendReqs.get(normal)![0]!, CREDENTIALS.secretAccessKey, BODY);
     const med = (key: string, field: keyof Measured) => median(rounds[key]!.map((m) => m[field]));
     const rdMed = (name: string, field: keyof (Measured & { messagesPerSecond: number })) => median(rdRounds[name]!.map((m) => m[field]));
     const summary = {
@@ -228,6 +239,16 @@ export async function benchSqsPeers(): Promise<Record<string, unknown>> {
         pkpDurabilityFull: med('send/pkp-durability-full', 'rps'),
         pkpVsFauxqs: med('send/pkp', 'rps') / med('send/fauxqs', 'rps'), pkpVsEcho: med('send/pkp', 'rps') / med('send/echo', 'rps'),
         pkpCpuUsPerRequest: med('send/pkp', 'cpuUsPerRequest'), pkpP50Ms: med('send/pkp', 'p50'), pkpP99Ms: med('send/pkp', 'p99'),
+        pkpDurabilityFullCpuUsPerRequest: med('send/pkp-durability-full', 'cpuUsPerRequest'),
+        httpEcho: med('send/http-echo', 'rps'), pkpVsHttpEcho: med('send/pkp', 'rps') / med('send/http-echo', 'rps'),
+        echoCpuUsPerRequest: med('send/echo', 'cpuUsPerRequest'), httpEchoCpuUsPerRequest: med('send/http-echo', 'cpuUsPerRequest'),
+        fauxqsCpuUsPerRequest: med('send/fauxqs', 'cpuUsPerRequest'),
+      },
+      // CPU µs each part of a send needs alone; their sum with the bare HTTP echo is a send's floor.
+      floors: {
+        ...floors,
+        sendFloorCpuUs: med('send/http-echo', 'cpuUsPerRequest') + floors.sigv4! + floors.aesGcm1KiB! + floors.md5! + floors.sqliteInsertIn42RowCommit!,
+        tenThousandQueuesSqliteExtraCpuUs: floors.sqliteInsertIn42RowCommit10kQueues! - floors.sqliteInsertIn42RowCommit!,
       },
       sendMessageBatch10: {
         pkpMessagesPerSecond: 10 * med('batch/pkp', 'rps'), fauxqsMessagesPerSecond: 10 * med('batch/fauxqs', 'rps'), echoReqPerSec: med('batch/echo', 'rps'),
@@ -244,7 +265,7 @@ export async function benchSqsPeers(): Promise<Record<string, unknown>> {
       },
       p99OverP50At64Connections: med('send/pkp', 'p99') / Math.max(1, med('send/pkp', 'p50')),
     };
-    return { connections: CONNECTIONS, secondsPerRound: SECONDS, rounds: ROUNDS, summary, raw: { rounds, receiveDelete: rdRounds } };
+    return { connections: CONNECTIONS, secondsPerRound: SECONDS, rounds: ROUNDS, cacheEntries: CACHE_ENTRIES, summary, raw: { rounds, receiveDelete: rdRounds } };
   } finally {
     for (const s of servers) s.child.kill('SIGTERM');
     await Promise.all(servers.map((s) => new Promise((resolve) => (s.child.exitCode !== null ? resolve(null) : s.child.once('exit', resolve)))));

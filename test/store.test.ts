@@ -182,7 +182,7 @@ test('a database from a newer schema version is refused', async () => {
   assert.throws(() => SqliteMessageStore.open({ path }), isCode('StoreSchemaTooNew'));
 });
 
-test('kill -9: every put acknowledged before the crash is there after reopening', async (t) => {
+test('kill -9: every put acknowledged before the crash is there after reopening, and every acknowledged delete stays done', async (t) => {
   const dir = tempDir();
   const path = join(dir, 'messages.db');
   const script = join(dir, 'writer.mjs');
@@ -200,6 +200,9 @@ for (let i = 0; ; i++) {
     sentAt: i, visibleAt: i, bodyBytes: 64,
   })));
   process.stdout.write('acked ' + ids.join(' ') + '\\n');
+  // Receives and deletes are group-committed too: one message of each pair is deleted.
+  const [got] = await store.receiveMessages(queueId, 1, 1e9, i);
+  if (await store.deleteMessage(queueId, got.receiptHandle) === 'deleted') process.stdout.write('deleted ' + got.messageId + '\\n');
 }
 `);
   const child = spawn(process.execPath, ['--import', 'tsx', script, path], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -225,12 +228,18 @@ for (let i = 0; ; i++) {
   const lines = output.split('\n');
   const queueId = lines.find((l) => l.startsWith('queue '))!.slice(6);
   // Only complete lines count: a torn last line was never fully acknowledged.
-  const acked = lines.slice(0, -1).filter((l) => l.startsWith('acked ')).flatMap((l) => l.slice(6).split(' '));
+  const complete = lines.slice(0, -1);
+  const acked = complete.filter((l) => l.startsWith('acked ')).flatMap((l) => l.slice(6).split(' '));
+  const deleted = new Set(complete.filter((l) => l.startsWith('deleted ')).map((l) => l.slice(8)));
   assert.ok(acked.length >= 400);
+  assert.ok(deleted.size >= 150);
 
   const store = SqliteMessageStore.open({ path });
   const stored = new Set((await store.receiveMessages(queueId, 1_000_000, 1000, 1e12)).map((m) => m.messageId));
-  for (const id of acked) assert.ok(stored.has(id), `acknowledged message ${id} was lost`);
+  for (const id of acked) {
+    if (deleted.has(id)) assert.ok(!stored.has(id), `acknowledged delete of ${id} was undone`);
+    else assert.ok(stored.has(id), `acknowledged message ${id} was lost`);
+  }
   await store.close();
 });
 

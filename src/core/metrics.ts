@@ -69,15 +69,26 @@ export function createMetrics(options: { defaultMetrics?: boolean; queueMetrics?
     name: PREFETCH_COUNTERS[key].name, help: PREFETCH_COUNTERS[key].help, registers: [],
     collect() { if (prefetchSource) catchUp(this, key, PREFETCH_COUNTERS[key].stat); },
   });
+  // Counted per request (several times a request, for the store's operations): kept as plain
+  // numbers and handed to prom-client when scraped.
+  const requestCounts = tally<'action' | 'code'>(['action', 'code']);
+  const storeOpCounts = tally<'op'>(['op']);
+  const keyCacheCounts = tally<'node' | 'kind' | 'use'>(['node', 'kind', 'use']);
   const metrics = {
     registry,
     buildInfo: new Gauge({ name: 'pkp_build_info', help: 'Always 1; labels name the running version', labelNames: ['version', 'node_version'] as const, registers }),
-    requests: new Counter({ name: 'pkp_sqs_requests_total', help: 'SQS requests by action and HTTP status code', labelNames: ['action', 'code'] as const, registers }),
+    requests: new Counter({
+      name: 'pkp_sqs_requests_total', help: 'SQS requests by action and HTTP status code', labelNames: ['action', 'code'] as const, registers,
+      collect() { requestCounts.flushInto(this); },
+    }),
     requestSeconds: new Histogram({
       name: 'pkp_sqs_request_duration_seconds', help: 'SQS request latency by action', labelNames: ['action'] as const, registers,
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25],
     }),
-    keyCache: new Counter({ name: 'pkp_keycache_events_total', help: 'Key-cache events per node', labelNames: ['node', 'kind', 'use'] as const, registers }),
+    keyCache: new Counter({
+      name: 'pkp_keycache_events_total', help: 'Key-cache events per node', labelNames: ['node', 'kind', 'use'] as const, registers,
+      collect() { keyCacheCounts.flushInto(this); },
+    }),
     keyCacheEntries: new Gauge({ name: 'pkp_keycache_entries', help: 'Key-cache entries per node', labelNames: ['node'] as const, registers }),
     keyFetchSeconds: new Histogram({
       name: 'pkp_key_fetch_duration_seconds', help: 'Time a request waited for a key (demand misses)', labelNames: ['use'] as const, registers,
@@ -87,7 +98,10 @@ export function createMetrics(options: { defaultMetrics?: boolean; queueMetrics?
     kmsThrottled: new Counter({ name: 'pkp_kms_throttled_total', help: 'KMS calls refused by the quota', registers }),
     connectionsRefused: new Counter({ name: 'pkp_sqs_connections_refused_total', help: 'Connections closed at once because the endpoint held its maximum', registers }),
     longPollsRefused: new Counter({ name: 'pkp_sqs_long_polls_refused_total', help: 'Long polls answered empty at once because the most waiters were already parked', registers }),
-    storeOps: new Counter({ name: 'pkp_store_operations_total', help: 'Message-store operations', labelNames: ['op'] as const, registers }),
+    storeOps: new Counter({
+      name: 'pkp_store_operations_total', help: 'Message-store operations', labelNames: ['op'] as const, registers,
+      collect() { storeOpCounts.flushInto(this); },
+    }),
     prefetchDropped: new Counter({ name: 'pkp_prefetch_dropped_total', help: 'Prefetch requests dropped (budget or queue full)', registers }),
     prefetchesIssued: prefetchCounter('issued'),
     prefetchFanouts: prefetchCounter('fanout'),
@@ -142,26 +156,37 @@ export function createMetrics(options: { defaultMetrics?: boolean; queueMetrics?
     },
   };
   return Object.assign(metrics, {
-    // The per-request counts, through label children bound once per label combination: given a
-    // label object, prom-client builds and hashes a key from it on every call.
-    countRequest: bound((action: string, code: string) => metrics.requests.labels({ action, code })),
-    requestSecondsOf: bound((action: string) => metrics.requestSeconds.labels({ action })),
-    countStoreOp: bound((op: string) => metrics.storeOps.labels({ op })),
-    countKeyCacheEvent: bound((node: string, kind: string, use: string) => metrics.keyCache.labels({ node, kind, use })),
+    countRequest: (action: string, code: string) => requestCounts.of(action, code),
+    countStoreOp: (op: string) => storeOpCounts.of(op),
+    countKeyCacheEvent: (node: string, kind: string, use: string) => keyCacheCounts.of(node, kind, use),
   });
 }
 
-/** Memoises `bind` per argument list (label values: a small, bounded set). */
-function bound<A extends string[], T>(bind: (...labels: A) => T): (...labels: A) => T {
-  const children = new Map<string, T>();
-  return (...labels) => {
-    const key = labels.length === 1 ? labels[0]! : labels.join('\u0000');
-    let child = children.get(key);
-    if (child === undefined) {
-      child = bind(...labels);
-      children.set(key, child);
-    }
-    return child;
+/**
+ * A labelled counter's counts as plain numbers, one per label set (a small, bounded set), handed to
+ * the prom-client counter when it is read (its collect hook). prom-client builds, hashes and checks
+ * the label object on every inc(), through its label children too: the per-request paths skip that.
+ */
+function tally<L extends string>(labelNames: readonly L[]) {
+  const counts = new Map<string, { labels: Record<L, string>; n: number; inc(): void }>();
+  return {
+    of(...values: string[]): { inc(): void } {
+      const key = values.length === 1 ? values[0]! : values.join('\u0000');
+      let count = counts.get(key);
+      if (count === undefined) {
+        const labels = Object.fromEntries(labelNames.map((name, i) => [name, values[i]!])) as Record<L, string>;
+        count = { labels, n: 0, inc() { this.n++; } };
+        counts.set(key, count);
+      }
+      return count;
+    },
+    flushInto(counter: Counter<L>): void {
+      for (const count of counts.values()) {
+        if (count.n === 0) continue;
+        counter.inc(count.labels, count.n);
+        count.n = 0;
+      }
+    },
   };
 }
 

@@ -119,7 +119,7 @@ export function createSqsServer(options: SqsServerOptions): FastifyInstance {
     } finally {
       if (metrics) {
         metrics.countRequest(label, String(status)).inc();
-        metrics.requestSecondsOf(label).observe(Number(process.hrtime.bigint() - started) / 1e9);
+        metrics.requestSeconds.observe({ action: label }, Number(process.hrtime.bigint() - started) / 1e9);
       }
     }
   };

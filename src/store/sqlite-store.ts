@@ -178,23 +178,8 @@ interface MessageRow {
   dead_letter_source: string | null;
 }
 
-interface MessageParams {
-  queueId: string;
-  messageId: string;
-  body: Buffer;
-  attributes: Buffer | null;
-  encryptedDek: Buffer;
-  dekId: string;
-  kmsKeyId: string;
-  sender: string;
-  sentAt: number;
-  visibleAt: number;
-  bodyBytes: number;
-  groupId: string | null;
-  dedupId: string | null;
-  sequenceNumber: string | null;
-  deadLetterSource: string | null;
-}
+/** An insert's values in column order (positional binding: cheaper than binding an object by name). */
+type MessageValues = [string, string, Buffer, Buffer | null, Buffer, string, string, string, number, number, number, string | null, string | null, string | null, string | null];
 
 interface PendingPut {
   messages: NewMessage[];
@@ -233,11 +218,10 @@ function prepareStatements(db: Database.Database) {
       'UPDATE queues SET attributes = ?, updated_at = ? WHERE queue_id = ?',
     ),
     deleteQueue: db.prepare<[string]>('DELETE FROM queues WHERE queue_id = ?'),
-    insertMessage: db.prepare<MessageParams>(
+    insertMessage: db.prepare<MessageValues>(
       `INSERT INTO messages (queue_id, message_id, body, attributes, encrypted_dek, dek_id, kms_key_id,
          sender, sent_at, visible_at, body_bytes, group_id, dedup_id, sequence_number, dead_letter_source)
-       VALUES (@queueId, @messageId, @body, @attributes, @encryptedDek, @dekId, @kmsKeyId,
-         @sender, @sentAt, @visibleAt, @bodyBytes, @groupId, @dedupId, @sequenceNumber, @deadLetterSource)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     saveMoveTask: db.prepare<[string, string, string, number]>(
       `INSERT INTO move_tasks (task_handle, source_arn, record, started_at) VALUES (?, ?, ?, ?)
@@ -364,24 +348,11 @@ function toStored(row: MessageRow): StoredMessage {
   };
 }
 
-function toParams(m: NewMessage): MessageParams {
-  return {
-    queueId: m.queueId,
-    messageId: m.messageId,
-    body: m.bodyCiphertext,
-    attributes: m.attributesCiphertext ?? null,
-    encryptedDek: m.encryptedDek,
-    dekId: m.dekId,
-    kmsKeyId: m.kmsKeyId,
-    sender: m.senderPrincipal,
-    sentAt: m.sentAt,
-    visibleAt: m.visibleAt,
-    bodyBytes: m.bodyBytes,
-    groupId: m.groupId ?? null,
-    dedupId: m.dedupId ?? null,
-    sequenceNumber: m.sequenceNumber ?? null,
-    deadLetterSource: m.deadLetterSourceArn ?? null,
-  };
+function valuesOf(m: NewMessage): MessageValues {
+  return [
+    m.queueId, m.messageId, m.bodyCiphertext, m.attributesCiphertext ?? null, m.encryptedDek, m.dekId, m.kmsKeyId, m.senderPrincipal,
+    m.sentAt, m.visibleAt, m.bodyBytes, m.groupId ?? null, m.dedupId ?? null, m.sequenceNumber ?? null, m.deadLetterSourceArn ?? null,
+  ];
 }
 
 /** Turns a failed insert into an error the caller can act on; the SQLite error stays as its cause. */
@@ -427,6 +398,7 @@ export class SqliteMessageStore implements MessageStore {
   private full = false;
 
   // Transactions are built once; nested calls (a put inside the batch) become savepoints.
+  private readonly writeAll: Database.Transaction<(batch: PendingPut[]) => void>;
   private readonly writeBatch: Database.Transaction<(batch: PendingPut[], failures: Map<PendingPut, PkpError>) => void>;
   private readonly opsBatch: Database.Transaction<(ops: PendingOp[]) => OpOutcome[]>;
   private readonly inSavepoint: Database.Transaction<(run: () => unknown) => unknown>;
@@ -442,7 +414,11 @@ export class SqliteMessageStore implements MessageStore {
     this.onOp = onOp ?? (() => {});
 
     this.insertCall = db.transaction((messages: NewMessage[]) => {
-      for (const m of messages) this.s.insertMessage.run(toParams(m));
+      for (const m of messages) this.s.insertMessage.run(...valuesOf(m));
+    });
+
+    this.writeAll = db.transaction((batch: PendingPut[]) => {
+      for (const call of batch) for (const m of call.messages) this.s.insertMessage.run(...valuesOf(m));
     });
 
     this.writeBatch = db.transaction((batch: PendingPut[], failures: Map<PendingPut, PkpError>) => {
@@ -511,7 +487,7 @@ export class SqliteMessageStore implements MessageStore {
         const n = this.s.nextFifoSequence.get(queueId);
         if (!n) throw new PkpError('QueueNotFound', 'the message names a queue that does not exist');
         const sequenceNumber = String(n.fifo_sequence).padStart(20, '0');
-        this.s.insertMessage.run(toParams({ ...m, sequenceNumber }));
+        this.s.insertMessage.run(...valuesOf({ ...m, sequenceNumber }));
         this.s.putDedup.run(queueId, scope, dedupId, m.messageId, sequenceNumber, now + dedup.windowMs);
         return { messageId: m.messageId, sequenceNumber, duplicate: false };
       });
@@ -525,7 +501,7 @@ export class SqliteMessageStore implements MessageStore {
           throw new PkpError('InvalidArgument', 'a move names a handle of another message or queue');
         }
         if (this.s.deleteLeased.run(sourceQueueId, handle.messageId, handle.nonce).changes === 0) continue;
-        this.s.insertMessage.run(toParams(move.message));
+        this.s.insertMessage.run(...valuesOf(move.message));
         moved++;
       }
       return moved;
@@ -967,12 +943,16 @@ export class SqliteMessageStore implements MessageStore {
     }
     const failures = new Map<PendingPut, PkpError>();
     try {
-      this.writeBatch.immediate(batch, failures);
-    } catch (err) {
-      this.noteIfFull(err);
-      const error = putError(err);
-      for (const call of batch) call.reject(error);
-      return;
+      this.writeAll.immediate(batch);
+    } catch (fast) {
+      // Almost always every call is good and the batch goes in without a savepoint per call. If
+      // one was not, all was rolled back: written again call by call, so that only the bad call fails.
+      if (isDiskFull(fast)) return this.putsFailed(batch, fast);
+      try {
+        this.writeBatch.immediate(batch, failures);
+      } catch (err) {
+        return this.putsFailed(batch, err);
+      }
     }
     for (const call of batch) {
       const failure = failures.get(call);
@@ -980,6 +960,12 @@ export class SqliteMessageStore implements MessageStore {
       else call.resolve();
     }
     this.onOp('groupCommit');
+  }
+
+  private putsFailed(batch: PendingPut[], err: unknown): void {
+    this.noteIfFull(err);
+    const error = putError(err);
+    for (const call of batch) call.reject(error);
   }
 }
 
