@@ -54,7 +54,8 @@ async function sqliteInsert(queues: number, bodyBytes: number): Promise<number> 
   const dir = mkdtempSync(join(tmpdir(), 'pkp-bench-floor-'));
   const store = SqliteMessageStore.open({ path: join(dir, 'messages.db') });
   try {
-    const queueIds = Array.from({ length: queues }, (_, i) => store.createQueue(`floor-${i}`, {}, 0).queue.queueId);
+    const queueIds: string[] = [];
+    for (let i = 0; i < queues; i++) queueIds.push((await store.createQueue(`floor-${i}`, {}, 0)).queue.queueId);
     const dek = randomBytes(180);
     const row = (i: number): NewMessage => ({
       messageId: randomUUID(), queueId: queueIds[i % queues]!, bodyCiphertext: randomBytes(bodyBytes + 28), attributesCiphertext: null, encryptedDek: dek,

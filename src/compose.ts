@@ -1,5 +1,7 @@
 import type { Clock } from './core/clock.ts';
-import { NodeKeyring, type NodeKeyringOptions } from './keycache/node-keyring.ts';
+import { NodeKeyring, keyEventsToBus, type NodeKeyringOptions } from './keycache/node-keyring.ts';
+import type { EventBus } from './bus/types.ts';
+import type { Metrics } from './core/metrics.ts';
 import { KeyCache, type KeyCacheOptions } from './keycache/key-cache.ts';
 import { KeyService, type KeyServiceOptions } from './metadata/key-service.ts';
 import { MetadataService, type MetadataClient, type MetadataServiceOptions } from './metadata/metadata-service.ts';
@@ -45,4 +47,24 @@ export function createNodeKeys(options: NodeKeysOptions): NodeKeys {
   const cache = new KeyCache({ clock, ...options.cache });
   const keyring = new NodeKeyring({ nodeId, clock, cache, metadata: options.metadata, channel: options.channel, ...options.keyring });
   return { nodeId, cache, keyring };
+}
+
+/**
+ * A service node's keys: counted in the metrics (cache events, key waits) and reported on the bus
+ * (ids and kinds only), as `pkp up` and `pkp frontend` run them.
+ */
+export function createServiceNodeKeys(options: Omit<NodeKeysOptions, 'cache' | 'keyring'> & { bus: EventBus; metrics: Metrics; cacheEntries?: number }): NodeKeys {
+  const { nodeId, bus, metrics } = options;
+  const publishKeyEvent = keyEventsToBus(bus, nodeId, options.clock);
+  return createNodeKeys({
+    nodeId, clock: options.clock, metadata: options.metadata, channel: options.channel,
+    cache: {
+      maxEntries: options.cacheEntries ?? 10_000,
+      onEvent: (kind, use, queueId, entry) => {
+        metrics.countKeyCacheEvent(nodeId, kind, use).inc();
+        publishKeyEvent(kind, use, queueId, entry);
+      },
+    },
+    keyring: { onKeyWait: (use, waitedMs) => metrics.keyFetchSeconds.observe({ use }, waitedMs / 1000) },
+  });
 }

@@ -18,8 +18,8 @@ import { ServiceStats } from './admin/stats.ts';
 import { TraceRecorder, type RecorderOptions } from './record/recorder.ts';
 import { ReceiveWaiters } from './frontend/waiters.ts';
 import type { KeyCache } from './keycache/key-cache.ts';
-import { joinMetadataService, keyEventsToBus, type NodeKeyring } from './keycache/node-keyring.ts';
-import { createKeyTier, createNodeKeys } from './compose.ts';
+import { joinMetadataService, type NodeKeyring } from './keycache/node-keyring.ts';
+import { createKeyTier, createServiceNodeKeys } from './compose.ts';
 import { parseLatency } from './kms/latency.ts';
 import { LocalKms } from './kms/local-kms.ts';
 import { ModeledKms } from './kms/modeled-kms.ts';
@@ -190,17 +190,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const frontends: FrontendParts[] = [];
   for (let i = 0; i < frontendCount; i++) {
     const nodeId = `fe-${i + 1}`;
-    const publishKeyEvent = keyEventsToBus(bus, nodeId, clock);
-    const { cache, keyring } = createNodeKeys({
-      nodeId, clock, metadata, channel: joinMetadataService(metadata, nodeId),
-      cache: {
-        maxEntries: options.cacheEntries ?? 10_000,
-        onEvent: (kind, use, queueId, entry) => {
-          metrics.keyCache.inc({ node: nodeId, kind, use });
-          publishKeyEvent(kind, use, queueId, entry);
-        },
-      },
-      keyring: { onKeyWait: (use, waitedMs) => metrics.keyFetchSeconds.observe({ use }, waitedMs / 1000) },
+    const { cache, keyring } = createServiceNodeKeys({
+      nodeId, clock, metadata, channel: joinMetadataService(metadata, nodeId), bus, metrics, cacheEntries: options.cacheEntries,
     });
     const node = new FrontendNode({
       nodeId, store, keyring, bus, clock, waiters, logger: logger.child({ node: nodeId }),

@@ -6,14 +6,13 @@ import { NatsEventBus } from '../bus/nats-bus.ts';
 import type { EventBus } from '../bus/types.ts';
 import type { ClusterIdentity } from '../cluster/identity.ts';
 import { RemoteMetadata } from '../cluster/metadata-remote.ts';
-import { createNodeKeys } from '../compose.ts';
+import { createServiceNodeKeys, type NodeKeys } from '../compose.ts';
 import { SystemClock } from '../core/clock.ts';
 import { describeError, type Logger } from '../core/log.ts';
 import { createMetrics } from '../core/metrics.ts';
 import { FrontendNode } from '../frontend/node.ts';
 import { createSqsServer } from '../frontend/server.ts';
 import { ReceiveWaiters } from '../frontend/waiters.ts';
-import { keyEventsToBus } from '../keycache/node-keyring.ts';
 import type { MessageStore } from '../store/types.ts';
 
 export interface FrontendRoleOptions {
@@ -59,21 +58,10 @@ export async function startFrontendRole(options: FrontendRoleOptions): Promise<F
   const nc = await connectNats(options.nats, `pkp frontend ${nodeId}`, logger);
   const bus = new AccessAggregator(await openBus(options, onError, logger), clock, options.aggregateMs);
 
-  let keyring: ReturnType<typeof createNodeKeys>['keyring'] | undefined;
+  let keyring: NodeKeys['keyring'] | undefined;
   const remote = await RemoteMetadata.join({ url: options.metadataUrl, nc, identity, prefix: options.cluster, onError },
     (delivery) => keyring?.deliver(delivery));
-  const publishKeyEvent = keyEventsToBus(bus, nodeId, clock);
-  const parts = createNodeKeys({
-    nodeId, clock, metadata: remote, channel: remote.channel,
-    cache: {
-      maxEntries: options.cacheEntries ?? 10_000,
-      onEvent: (kind, use, queueId, entry) => {
-        metrics.keyCache.inc({ node: nodeId, kind, use });
-        publishKeyEvent(kind, use, queueId, entry);
-      },
-    },
-    keyring: { onKeyWait: (use, waitedMs) => metrics.keyFetchSeconds.observe({ use }, waitedMs / 1000) },
-  });
+  const parts = createServiceNodeKeys({ nodeId, clock, metadata: remote, channel: remote.channel, bus, metrics, cacheEntries: options.cacheEntries });
   keyring = parts.keyring;
   const waiters = new ReceiveWaiters(clock, { maxWaiters: options.maxLongPolls, onRefused: () => metrics.longPollsRefused.inc() });
   // Sends through the other front-ends wake this one's long polls.
