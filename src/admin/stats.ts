@@ -33,16 +33,27 @@ interface Sample {
   kms: { demand: number; prefetch: number; refresh: number };
   /** Request latency histogram (all actions): cumulative count per upper bound. */
   latency: number[];
+}
+
+/** Per-queue request counts at one sample: kept for the last few seconds only (see QUEUE_RING). */
+interface QueueSample {
+  at: number;
   sends: Map<string, number>;
   receives: Map<string, number>;
 }
 
 const RING = 3600;
+/**
+ * Per-queue rates are shown over the last 10 s only, so per-queue counts are kept for 11 samples,
+ * not the hour: copies of a 10,000-queue map every second for an hour would be 36 M entries.
+ */
+const QUEUE_RING = 11;
 /** Queues shown at most (deepest first): the table stays readable and bounded. */
 const MAX_QUEUES = 50;
 
 export class ServiceStats {
   private readonly samples: Sample[] = [];
+  private readonly queueSamples: QueueSample[] = [];
   private readonly sends = new Map<string, number>();
   private readonly receives = new Map<string, number>();
   private readonly unsubscribe: () => void;
@@ -96,10 +107,10 @@ export class ServiceStats {
       demandMisses,
       kms: { demand: k.demand, prefetch: k.prefetch, refresh: k.refresh },
       latency: this.bounds.map((b) => byBound.get(b)!),
-      sends: new Map(this.sends),
-      receives: new Map(this.receives),
     });
     if (this.samples.length > RING) this.samples.shift();
+    this.queueSamples.push({ at: this.parts.clock.now(), sends: new Map(this.sends), receives: new Map(this.receives) });
+    if (this.queueSamples.length > QUEUE_RING) this.queueSamples.shift();
   }
 
   /** The newest sample and the oldest one no older than `ms` before it. */
@@ -159,10 +170,10 @@ export class ServiceStats {
     const now = clock.now();
     const minute = this.windowed(60_000);
     const hour = this.windowed(3_600_000);
-    const recent = this.window(10_000);
+    const a = this.queueSamples[0];
+    const b = this.queueSamples.at(-1);
     const perSecond = (m: 'sends' | 'receives', queueId: string): number => {
-      if (!recent) return 0;
-      const [a, b] = recent;
+      if (!a || !b) return 0;
       return ((b[m].get(queueId) ?? 0) - (a[m].get(queueId) ?? 0)) / Math.max(1e-3, (b.at - a.at) / 1000);
     };
     const queues = await Promise.all((await store.listAllQueues()).map(async (q) => {
