@@ -583,8 +583,8 @@ test('costs that are negative, NaN or infinite throw RangeError at construction'
 });
 
 test('a subset of the models by name (replay --pkp-models); unknown names are refused, naming them', () => {
-  // long-idle is measured, not mixed in by default (it earned no place; see docs/replay).
-  assert.deepEqual(defaultModels(MIN).map((m) => m.name), MODEL_NAMES.filter((m) => m !== 'long-idle'));
+  // Every model is in the default mix, long-idle (the idle-time pricing core) first (see docs/replay).
+  assert.deepEqual(defaultModels(MIN).map((m) => m.name), [...MODEL_NAMES]);
   assert.deepEqual(defaultModels(MIN, { only: ['long-idle'] }).map((m) => m.name), ['long-idle']);
   assert.deepEqual(defaultModels(MIN, { only: ['idle-time', 'hot'] }).map((m) => m.name), ['hot', 'idle-time']);
   assert.deepEqual(parseModelList(' hot, arima '), ['hot', 'arima']);

@@ -44,8 +44,8 @@ export function defaultModels(rateWindowMs: number, options: ModelOptions = {}):
   const only = options.only && checkModelNames(options.only);
   const wanted = (name: (typeof MODEL_NAMES)[number]): boolean => !only || only.includes(name);
   const models: Model[] = [];
-  // Measured beside the others (see docs/replay): no lower misses at equal KMS calls, so only when named.
-  if (only?.includes('long-idle')) models.push(new LongIdleModel());
+  // The stream's own idle-time distribution, the core of the pricing (see docs/replay).
+  if (wanted('long-idle')) models.push(new LongIdleModel());
   if (wanted('hot')) models.push(new HotModel(rateWindowMs));
   if (wanted('seasonal')) models.push(new SeasonalModel(options.seasonalSlots ?? 48));
   if (wanted('idle-time')) models.push(new IdleTimeModel(options.idleGaps ?? 24));
