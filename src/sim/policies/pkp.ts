@@ -1,4 +1,5 @@
 import { Prefetcher, type PrefetcherOptions } from '../../prefetcher/prefetcher.ts';
+import type { QueueStatsObservation } from '../../prefetcher/types.ts';
 import type { Policy, PolicyContext, RequestObservation } from '../policy.ts';
 
 /** The Predictive Key Prefetcher as a simulator policy: the very object the service runs live. */
@@ -14,6 +15,10 @@ export class PkpPolicy implements Policy {
 
   onRequest(observation: RequestObservation): void {
     this.prefetcher!.observe(observation);
+  }
+
+  onQueueStats(observation: QueueStatsObservation): void {
+    this.prefetcher!.observeQueueStats(observation);
   }
 
   finish(): void {
