@@ -48,7 +48,7 @@ export function registerReplay(program: Command): void {
     .option('--html <file>', 'write an offline HTML report');
   configFlags(command, ['frontends', 'reuseSeconds', 'cacheEntries', 'kmsLatency', 'kmsRate', 'missCost', 'kmsCallCost', 'maxKmsOverhead', 'pkpModels'], {
     cacheEntries: 'key-cache entries per node (default unlimited)',
-    pkpModels: `pkp: comma-separated subset of its models (${MODEL_NAMES.join(',')}; default all)`,
+    pkpModels: `pkp: comma-separated subset of its models (${MODEL_NAMES.join(',')}; default all but queue-load)`,
   });
   command.action(async (cli: ReplayCliOptions) => {
       const c = configOf(command, 'replay', {
