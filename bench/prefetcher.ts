@@ -28,7 +28,7 @@ const PREDICT_QUEUES = 100_000;
 const PREDICT_REQUESTS_PER_QUEUE = 4;
 const LIVE_QUEUES = 1_000;
 
-const TARGET_INGEST_PER_SECOND = 500_000;
+const TARGET_INGEST_PER_SECOND = 1_000_000; // issue 14, item 7: per core, models updating
 const TARGET_PREDICT_MS = 1000;
 const TARGET_BYTES_PER_QUEUE = 2048;
 

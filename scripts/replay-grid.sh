@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Replays the 8-hour Azure sample with and without --trigger queue at 1, 4 and 16 front-ends
-# (reuse 300 s, warm-up 1 h, seed 1) under every policy, pkp included, and writes
-# docs/replay/<name>.{json,html,txt}.
+# pkp's trade-off curve beside every baseline: the 8-hour Azure sample with and without
+# --trigger queue and the 24-hour sample, at 4 and 16 front-ends (reuse 300 s, warm-up 1 h,
+# seed 1, random balancing), one --sweep each; writes docs/replay/<name>.txt (and the queue
+# trace's HTML report at 4 front-ends). A few minutes; pkp is the slow policy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-trace=test/fixtures/azure2019-250fn-8h.csv
 mkdir -p docs/replay
-for trigger in queue all; do
-  for fe in 1 4 16; do
-    name="${trigger}-${fe}fe"
-    args=(--trace "$trace" --policies reactive,refresh-ahead,histogram,pkp,oracle,none --frontends "$fe" --reuse 300 --warmup 3600 --seed 1
-          --json "docs/replay/$name.json" --html "docs/replay/$name.html")
-    [ "$trigger" = queue ] && args+=(--trigger queue)
+sweep=max-kms-overhead=0,0.02,0.05,0.1,0.2,0.4
+for spec in queue:azure2019-250fn-8h.csv:queue all:azure2019-250fn-8h.csv: 24h:azure2019-10fn-24h.csv:; do
+  IFS=: read -r label file trigger <<<"$spec"
+  for fe in 4 16; do
+    name="${label}-${fe}fe"
+    args=(--trace "test/fixtures/$file" --policies reactive,refresh-ahead,histogram,pkp,oracle --frontends "$fe"
+          --reuse 300 --warmup 3600 --seed 1 --sweep "$sweep")
+    [ -n "$trigger" ] && args+=(--trigger "$trigger")
+    [ "$name" = queue-4fe ] && args+=(--html docs/replay/queue-4fe.html)
     echo "== $name" >&2
     node bin/pkp.js replay "${args[@]}" 2>/dev/null | tee "docs/replay/$name.txt"
   done

@@ -189,19 +189,22 @@ test('SeasonalModel: 3 days of 09:00–10:00 traffic predict 09:00 on day 4; abs
   assert.ok(modelSurvival(pf, 'seasonal', 'q', 'p', at11, at11 + 6 * HOUR) > 0.9);
 });
 
-test('QueueLoadModel: abstains without consumers; with a backlog and receives it expects a request within a minute', LIMIT, async () => {
-  const pf = new Prefetcher(simpleHost());
+test('QueueLoadModel (named only): abstains without consumers; with a backlog and receives it expects a request within a minute', LIMIT, async () => {
+  const models = (): ReturnType<typeof defaultModels> => defaultModels(15 * MIN, { only: ['queue-load', 'idle-time'] });
+  const pf = new Prefetcher(simpleHost(), { models: models() });
   await pf.bootstrap([events(range(5, (i) => T0 + i * 1000), 'q', 'producer', 'send')]);
   const now = T0 + 5000;
   assert.ok(Number.isNaN(modelSurvival(pf, 'queue-load', 'q', 'producer', now, now + MIN)), 'sends only: no consumer seen');
+  // A receive teaches the queue (consumers, their rate), not a stream of its own: it needs no encrypt key.
   await pf.bootstrap([events([now], 'q', 'consumer', 'receive')]);
-  const s = modelSurvival(pf, 'queue-load', 'q', 'consumer', now, now + MIN);
+  assert.equal(pf.stream('q', 'consumer'), undefined);
+  const s = modelSurvival(pf, 'queue-load', 'q', 'producer', now, now + MIN);
   assert.ok(1 - s > 0.9, `P(request within 1 min) = ${1 - s}`);
   // A reported empty backlog: nothing to say again.
   pf.observeQueueStats({ at: now, queueId: 'q', backlog: 0 });
-  assert.ok(Number.isNaN(modelSurvival(pf, 'queue-load', 'q', 'consumer', now, now + MIN)));
+  assert.ok(Number.isNaN(modelSurvival(pf, 'queue-load', 'q', 'producer', now, now + MIN)));
   // A backlog reported by a front-end counts as consumers seen, even with sends only.
-  const pf2 = new Prefetcher(simpleHost());
+  const pf2 = new Prefetcher(simpleHost(), { models: models() });
   await pf2.bootstrap([events([T0], 'r', 'producer', 'send')]);
   assert.ok(Number.isNaN(modelSurvival(pf2, 'queue-load', 'r', 'producer', T0, T0 + MIN)));
   pf2.observeQueueStats({ at: T0, queueId: 'r', backlog: 12 });
@@ -583,8 +586,10 @@ test('costs that are negative, NaN or infinite throw RangeError at construction'
 });
 
 test('a subset of the models by name (replay --pkp-models); unknown names are refused, naming them', () => {
-  // long-idle is measured, not mixed in by default (it earned no place; see docs/replay).
-  assert.deepEqual(defaultModels(MIN).map((m) => m.name), MODEL_NAMES.filter((m) => m !== 'long-idle'));
+  // long-idle (the idle-time pricing core) leads the default mix; queue-load, which predicts
+  // receives (they need no encrypt key), runs only when named (see docs/replay).
+  assert.deepEqual(defaultModels(MIN).map((m) => m.name), MODEL_NAMES.filter((m) => m !== 'queue-load'));
+  assert.deepEqual(defaultModels(MIN, { only: ['queue-load'] }).map((m) => m.name), ['queue-load']);
   assert.deepEqual(defaultModels(MIN, { only: ['long-idle'] }).map((m) => m.name), ['long-idle']);
   assert.deepEqual(defaultModels(MIN, { only: ['idle-time', 'hot'] }).map((m) => m.name), ['hot', 'idle-time']);
   assert.deepEqual(parseModelList(' hot, arima '), ['hot', 'arima']);

@@ -104,3 +104,30 @@ test('capacity bounds each node cache and costs misses', async () => {
   assert.equal(tight.kmsCalls, 3); // the tier still has them
   assert.ok(tight.peakCacheEntries !== null && tight.peakCacheEntries <= 2);
 });
+
+const op = (t: number, kind: TraceEvent['op'], principal = 'p0', queue = 'q'): TraceEvent => ({ t, queue, op: kind, principal });
+
+test('receives: a send uses the encrypt key; a receive needs its message\'s decrypt key; a delete and an empty receive none', async () => {
+  // Round-robin over 2 nodes: the send on fe-1, the receive on fe-2 (a decrypt miss, the tier's DEK:
+  // no KMS call), the delete on fe-1, an empty receive on fe-2, then a second message received on fe-2 (hit).
+  const trace = [op(0, 'send'), op(1000, 'receive', 'c'), op(2000, 'delete', 'c'), op(3000, 'receive', 'c'), op(4000, 'send'), op(5000, 'receive', 'c')];
+  const r = await simulate([trace], new ReactivePolicy(), { ...base, frontends: 2 });
+  assert.equal(r.requests, 6);
+  assert.equal(r.keyedReceives, 2);
+  assert.equal(r.decryptMisses, 1);
+  // The first send's miss, the first receive's; the second send (fe-1) hits, its receive on fe-2 holds the DEK's key.
+  assert.equal(r.demandMisses, 2);
+  assert.equal(r.kmsCalls, 1);
+  assert.equal(r.kmsDecryptCalls, 0);
+  // The oracle needs only the send's key: the receiver principal has no encrypt stream.
+  assert.equal((await oracle([trace], { ...base, frontends: 2 })).kmsCalls, 1);
+});
+
+test('per-queue reuse periods: a queue named with 60 s renews after 60 s, the others after the default', async () => {
+  const trace = [op(0, 'send', 'p0', 'fast'), op(0, 'send', 'p0', 'slow'), op(90_000, 'send', 'p0', 'fast'), op(90_000, 'send', 'p0', 'slow')];
+  const options = { ...base, queueReuseSeconds: { fast: 60 } };
+  const r = await simulate([trace], new ReactivePolicy(), options);
+  assert.equal(r.kmsCalls, 3);
+  assert.equal(r.demandMisses, 3);
+  assert.equal((await oracle([trace], options)).kmsCalls, 3);
+});

@@ -26,6 +26,7 @@ interface ReplayCliOptions {
   json?: string;
   html?: string;
   sweep?: string;
+  queueReuse?: string;
 }
 
 export function registerReplay(program: Command): void {
@@ -42,11 +43,12 @@ export function registerReplay(program: Command): void {
     .option('--hop <ms>', 'front-end ↔ metadata service latency, each way', numberOption(0, 10_000), 1)
     .option('--seed <n>', 'seed for arrival instants, balancer and latencies', intOption(0, 2 ** 31), 1)
     .option('--sweep <spec>', "run pkp at several budgets in one go, e.g. 'max-kms-overhead=0,0.02,0.05,0.1,0.2,0.4': its trade-off curve beside the baselines")
+    .option('--queue-reuse <list>', "reuse periods of named queues, e.g. 'orders=60,audit=3600' (seconds; the others use --reuse-seconds)")
     .option('--json <file>', 'write the results as JSON')
     .option('--html <file>', 'write an offline HTML report');
   configFlags(command, ['frontends', 'reuseSeconds', 'cacheEntries', 'kmsLatency', 'kmsRate', 'missCost', 'kmsCallCost', 'maxKmsOverhead', 'pkpModels'], {
     cacheEntries: 'key-cache entries per node (default unlimited)',
-    pkpModels: `pkp: comma-separated subset of its models (${MODEL_NAMES.join(',')}; default all)`,
+    pkpModels: `pkp: comma-separated subset of its models (${MODEL_NAMES.join(',')}; default all but queue-load)`,
   });
   command.action(async (cli: ReplayCliOptions) => {
       const c = configOf(command, 'replay', {
@@ -61,6 +63,7 @@ export function registerReplay(program: Command): void {
       if (options.format !== undefined && options.format !== 'events' && options.format !== 'azure') throw new Error(`--format must be events or azure, not '${options.format}'`);
       if (!BALANCERS.includes(options.balancer)) throw new Error(`--balancer must be one of ${BALANCERS.join(', ')}`);
       const names = parsePolicies(options.policies);
+      const queueReuseSeconds = options.queueReuse === undefined ? undefined : parseQueueReuse(options.queueReuse);
       const sweep = options.sweep === undefined ? undefined : parseSweep(options.sweep);
       if (sweep && !names.includes('pkp')) throw new Error('--sweep moves pkp\'s budget: add pkp to --policies');
       const runs = names.length + (sweep ? sweep.length - 1 : 0);
@@ -85,7 +88,7 @@ export function registerReplay(program: Command): void {
         events = 0;
         return counted();
       }, names, {
-        frontends: options.frontends, balancer: options.balancer, reuseSeconds: options.reuseSeconds, warmupMs: options.warmup * 1000,
+        frontends: options.frontends, balancer: options.balancer, reuseSeconds: options.reuseSeconds, queueReuseSeconds, warmupMs: options.warmup * 1000,
         capacity: options.cacheEntries, kmsLatency: options.kmsLatency, kmsRatePerSecond: options.kmsRate, hopMs: options.hop, seed: options.seed,
       }, (r) => {
         if (names.includes(r.policy as never)) done++;
@@ -109,19 +112,33 @@ export function registerReplay(program: Command): void {
     });
 }
 
+/** `name=seconds,…`: each queue's own reuse period. */
+export function parseQueueReuse(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const part of text.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+    const at = part.lastIndexOf('=');
+    const name = part.slice(0, at).trim();
+    const seconds = Number(part.slice(at + 1));
+    if (at <= 0 || name === '' || !(Number.isFinite(seconds) && seconds > 0)) throw new Error(`--queue-reuse takes queue=seconds,… with seconds > 0 (got '${part}')`);
+    out[name] = seconds;
+  }
+  if (Object.keys(out).length === 0) throw new Error('--queue-reuse names no queue');
+  return out;
+}
+
 /** Significant digits, so a small ratio still says something (0.000064%, not 0.000%). */
 const pct = (x: number): string => formatPercent(x, 3);
 const opt = (x: number | null, digits = 2): string => (x === null ? '-' : x.toFixed(digits));
 
 /** The comparison table printed on stdout. */
 export function formatTable(result: ReplayResult): string {
-  const header = ['policy', 'requests', 'demand misses', 'miss ratio', 'per-queue p50', 'per-queue p90', 'KMS calls', 'vs oracle', 'prefetches', 'wasted', 'precision', 'recall', 'p99 ms', 'p99.9 ms', 'key·h', 'events/s'];
+  const header = ['policy', 'requests', 'demand misses', 'of receives', 'miss ratio', 'per-queue p50', 'per-queue p90', 'KMS calls', 'vs oracle', 'prefetches', 'wasted', 'precision', 'recall', 'p99 ms', 'p99.9 ms', 'key·h', 'events/s'];
   const runs: [string, PolicyResult][] = [
     ...Object.values(result.policies).map((r) => [r.policy, r] as [string, PolicyResult]),
     ...(result.sweep ?? []).map((p) => [`pkp @${p.maxKmsOverhead}`, p.result] as [string, PolicyResult]),
   ];
   const rows = runs.map(([name, r]) => [
-    name, String(r.requests), String(r.demandMisses), pct(r.demandMissRatio), pct(r.perQueueMissRatio.p50), pct(r.perQueueMissRatio.p90),
+    name, String(r.requests), String(r.demandMisses), r.keyedReceives ? String(r.decryptMisses ?? 0) : '-', pct(r.demandMissRatio), pct(r.perQueueMissRatio.p50), pct(r.perQueueMissRatio.p90),
     String(r.kmsCalls), opt(r.kmsCallsVsOracle, 3), String(r.prefetches), String(r.wastedPrefetches), opt(r.precision, 3), opt(r.recall, 3),
     r.addedLatencyMs.p99.toFixed(1), r.addedLatencyMs.p999.toFixed(1), (r.keyResidentSeconds / 3600).toFixed(1), Math.round(r.eventsPerSecond).toLocaleString('en-US'),
   ]);

@@ -50,6 +50,9 @@ const MAX_STEP_ERROR = 0.02;
 export class KmsBudget {
   private optimal = 0;
   private generated = 0;
+  /** Counts since the start, for the hard cap (see allows). */
+  private totalOptimal = 0;
+  private totalGenerated = 0;
   private at = 0;
   private logFactor = 0;
 
@@ -74,13 +77,25 @@ export class KmsBudget {
   optimalKey(now: number): void {
     this.decay(now);
     this.optimal++;
+    this.totalOptimal++;
     this.adjust();
   }
 
   generatedKey(now: number): void {
     this.decay(now);
     this.generated++;
+    this.totalGenerated++;
     this.adjust();
+  }
+
+  /**
+   * Whether one more prefetched key keeps the keys generated since the start within the budget,
+   * (1 + maxOverhead) × the optimum's. `pending` keys were generated ahead of the request that
+   * will count them in the optimum (at most one per stream), so they are not yet an excess. The
+   * price steers the spending; this cap holds the invariant when the price lags (a burst of waste).
+   */
+  allows(pending: number): boolean {
+    return this.totalGenerated - pending + 1 <= (1 + this.maxOverhead) * this.totalOptimal + 2;
   }
 
   private decay(now: number): void {
@@ -96,7 +111,12 @@ export class KmsBudget {
     const bound = Math.log(this.maxFactor);
     // In log space and clamped: a burst of waste (a pattern that just changed) moves the price no
     // faster than a shortfall brings it back, so it cannot wind up for hours after the burst.
-    const error = Math.max(-MAX_STEP_ERROR, Math.min(MAX_STEP_ERROR, Math.log(this.ratio / (1 + this.maxOverhead))));
+    // The recent ratio steers; the ratio since the start, when it is over, too, so the hard cap
+    // (allows) is reached rarely and the price, not the cap, picks what to drop.
+    const total = this.totalOptimal > 0 ? this.totalGenerated / this.totalOptimal : 1;
+    const target = 1 + this.maxOverhead;
+    const raw = Math.max(Math.log(this.ratio / target), total > target ? Math.log(total / target) : -Infinity);
+    const error = Math.max(-MAX_STEP_ERROR, Math.min(MAX_STEP_ERROR, raw));
     this.logFactor = Math.max(-bound, Math.min(bound, this.logFactor + this.gain * error));
   }
 }

@@ -1,11 +1,12 @@
 import { createBalancer, type BalancerKind } from './balancer.ts';
-import type { BatchSource, PolicyResult } from './simulator.ts';
+import { reuseLookup, type BatchSource, type PolicyResult } from './simulator.ts';
 import { RequestTally } from './tally.ts';
 
 export interface OracleOptions {
   frontends?: number;
   balancer?: BalancerKind;
   reuseSeconds?: number;
+  queueReuseSeconds?: Readonly<Record<string, number>>;
   warmupMs?: number;
   seed?: number;
   timelineBucketMs?: number;
@@ -28,7 +29,7 @@ interface Chain {
  */
 export async function oracle(source: BatchSource, options: OracleOptions = {}): Promise<PolicyResult> {
   const nodeCount = options.frontends ?? 4;
-  const reuseMs = (options.reuseSeconds ?? 300) * 1000;
+  const reuseMsOf = reuseLookup(options);
   const warmupMs = options.warmupMs ?? 3_600_000;
   const bucketMs = options.timelineBucketMs ?? 600_000;
   const balancer = createBalancer(options.balancer ?? 'random', nodeCount, options.seed ?? 1);
@@ -54,9 +55,12 @@ export async function oracle(source: BatchSource, options: OracleOptions = {}): 
       events++;
       if (warmupEnd === Infinity) warmupEnd = t + warmupMs;
       const node = balancer.pick(event);
+      if (t >= warmupEnd) tally.add(t, event.queue, false);
+      // Only a send needs the stream's encrypt key; a receive's decrypt key is the tier's (no KMS call).
+      if (event.op !== 'send') continue;
       const slot = `${event.queue}\u0000${event.principal ?? 'p0'}`;
       let chain = chains.get(slot);
-      if (!chain || t >= chain.anchor + reuseMs) {
+      if (!chain || t >= chain.anchor + reuseMsOf(event.queue)) {
         if (chain) closeChain(chain);
         chain = { anchor: t, firstUse: new Float64Array(nodeCount).fill(NaN), lastUse: new Float64Array(nodeCount) };
         chains.set(slot, chain);
@@ -67,7 +71,6 @@ export async function oracle(source: BatchSource, options: OracleOptions = {}): 
         if (t >= warmupEnd) deliveries++;
       }
       chain.lastUse[node] = t;
-      if (t >= warmupEnd) tally.add(t, event.queue, false);
     }
   }
   for (const chain of chains.values()) closeChain(chain);

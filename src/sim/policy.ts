@@ -1,4 +1,4 @@
-import type { AccessObservation, PrefetchHost } from '../prefetcher/types.ts';
+import type { AccessObservation, PrefetchHost, QueueStatsObservation } from '../prefetcher/types.ts';
 
 /** What a policy sees of one request after the node served it (or started waiting). */
 export type RequestObservation = AccessObservation;
@@ -14,6 +14,8 @@ export interface Policy {
   readonly name: string;
   start(context: PolicyContext): void;
   onRequest(observation: RequestObservation): void;
+  /** A queue's backlog after a send or receive, as front-ends report it live. */
+  onQueueStats?(observation: QueueStatsObservation): void;
   /** Called once at the end of the trace. */
   finish?(): void;
 }

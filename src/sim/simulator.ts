@@ -15,12 +15,16 @@ import type { Policy, PolicyContext, RequestObservation } from './policy.ts';
 import { percentileWithZeros } from './stats.ts';
 import { RequestTally } from './tally.ts';
 import type { TraceEvent } from './traces/types.ts';
+import type { BacklogDek } from '../store/types.ts';
+import type { QueueStatsObservation } from '../prefetcher/types.ts';
 
 export interface SimulationOptions {
   frontends?: number;
   balancer?: BalancerKind;
   /** Data-key reuse period of every queue (s). Default 300. */
   reuseSeconds?: number;
+  /** Reuse periods of named queues (s), overriding reuseSeconds for them. */
+  queueReuseSeconds?: Readonly<Record<string, number>>;
   /** Trace time at the start that is replayed but not measured (ms). Default 1 h. */
   warmupMs?: number;
   /** Key-cache entries per node. Default unlimited. */
@@ -59,6 +63,14 @@ export interface PolicyResult {
   perQueueMissRatio: { p50: number; p90: number };
   kmsCalls: number;
   kmsCallsByReason: Record<KeyReason, number>;
+  /** KMS Decrypt calls (a receive's DEK the key tier no longer held). Not in kmsCalls, which counts keys generated. */
+  kmsDecryptCalls?: number;
+  /** Demand misses of receives (waiting for a message's decrypt key); the rest are sends'. */
+  decryptMisses?: number;
+  /** Receives that got a message (and so needed its decrypt key). */
+  keyedReceives?: number;
+  /** Decrypt keys the backlog prefetch delivered (DEKs × nodes' instructions), in the measured window. */
+  backlogKeysDelivered?: number;
   kmsThrottled: number;
   /** Filled in by the replay when the oracle ran too. */
   kmsCallsVsOracle: number | null;
@@ -128,7 +140,6 @@ class HopTransport implements MetadataClient {
 export async function simulate(source: BatchSource, policy: Policy, options: SimulationOptions = {}): Promise<PolicyResult> {
   const nodeCount = options.frontends ?? 4;
   if (!Number.isInteger(nodeCount) || nodeCount < 1) throw new RangeError('frontends must be a positive integer');
-  const reuseMs = (options.reuseSeconds ?? 300) * 1000;
   const warmupMs = options.warmupMs ?? 3_600_000;
   const hopMs = options.hopMs ?? 1;
   const seed = options.seed ?? 1;
@@ -148,16 +159,25 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
     },
   }), clock, issued);
   const settings = new Map<string, QueueKeySettings>();
+  const reuseMsOf = reuseLookup(options);
   const settingsOf = (queueId: string): QueueKeySettings => {
     let s = settings.get(queueId);
-    if (!s) settings.set(queueId, (s = { queueId, kmsMasterKeyId: 'sim-key', reuseMs }));
+    if (!s) settings.set(queueId, (s = { queueId, kmsMasterKeyId: 'sim-key', reuseMs: reuseMsOf(queueId) }));
     return s;
   };
   const keys = new KeyService({
     kms, clock, settingsOf, expiryTimer: false, maxEntries: 50_000_000, maxBytes: Infinity,
     scheduler: { maxInFlight: Infinity, backgroundPerSecond: options.prefetchBudgetPerSecond ?? Infinity, backgroundQueueLimit: 1_000_000 },
   });
-  const metadata = new MetadataService(keys);
+  // Each queue's waiting messages, oldest first, under the DEK each send sealed it with: a receive
+  // takes the oldest and needs its decrypt key; the backlog decrypt prefetch reads them.
+  const backlogs = new Map<string, Backlog>();
+  const backlogOf = (queueId: string): Backlog => {
+    let b = backlogs.get(queueId);
+    if (!b) backlogs.set(queueId, (b = new Backlog()));
+    return b;
+  };
+  const metadata = new MetadataService(keys, { backlog: { store: { backlogDeks: (queueId, q) => backlogs.get(queueId)?.deks(q.maxDeks ?? 16) ?? [] }, clock } });
   const transport = new HopTransport(metadata, clock, hopMs);
 
   const nodes: SimNode[] = [];
@@ -168,6 +188,7 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
     nodes.push({ id, cache, keyring: new NodeKeyring({ nodeId: id, clock, cache, metadata: transport, channel, fetchTimeoutMs: 600_000 }) });
   }
   const nodeIds = nodes.map((n) => n.id);
+  let backlogKeysDelivered = 0;
   const byId = new Map(nodes.map((n) => [n.id, n]));
   metadata.setDelivery({ deliver: (d) => clock.setTimer(hopMs, () => byId.get(d.nodeId)?.keyring.deliver(d)) });
 
@@ -186,6 +207,14 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
       unsettled = true;
       return transport.delay().then(() => metadata.prefetch(instruction)).then((outcome) => outcome.expiresAt, () => undefined);
     },
+    prefetchDecrypt: (instruction) => {
+      unsettled = true;
+      const counted = measuring;
+      return transport.delay().then(() => metadata.prefetchDecrypt({ ...instruction, deadline: clock.now() + reuseMsOf(instruction.queueId) })).then((outcome) => {
+        if (counted) backlogKeysDelivered += outcome.delivered;
+        return outcome.keys;
+      }, () => 0);
+    },
   };
   policy.start(context);
 
@@ -194,6 +223,8 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
   const latencies: number[] = [];
   const tally = new RequestTally(bucketMs);
   let pendingMisses = 0;
+  let decryptMisses = 0;
+  let keyedReceives = 0;
   let expiredKeysServed = 0;
   let warmupEnd = Infinity;
   let lastT = 0;
@@ -201,11 +232,24 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
   let firstT = Infinity;
   const startMeasuring = (): void => {
     measuring = true;
+    kms.measuring = true;
     for (const n of nodes) {
       // Prefetches count when issued in the measured window: one made in the warm-up is neither used nor wasted here.
       n.cache.startWindow(clock.now());
       baseline.residentMs += n.cache.residentMsUntil();
     }
+  };
+  const queueStats: QueueStatsObservation = { at: 0, queueId: '', backlog: 0 };
+  /** A request waits for its key: counted until the fetch settles, its wait measured. */
+  const startMiss = (fetch: Promise<unknown>, t: number): void => {
+    pendingMisses++;
+    unsettled = true;
+    const counted = measuring;
+    const done = (): void => {
+      pendingMisses--;
+      if (counted) latencies.push(clock.now() - t);
+    };
+    void fetch.then(done, done);
   };
   const observation: RequestObservation = { at: 0, queueId: '', principal: '', nodeId: '', op: 'send', hit: false, keyExpiresAt: undefined, prefetchedFirstUse: false };
 
@@ -233,40 +277,58 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
       const node = nodes[balancer.pick(event)]!;
       const queueId = event.queue;
       const principal = event.principal ?? DEFAULT_PRINCIPAL;
-      const key = node.cache.getEncrypt(queueId, principal);
-      if (key !== undefined) {
-        if (key.expiresAt <= t) expiredKeysServed++;
-        const dek = issued.get(key.dekId);
-        if (dek !== undefined && t < dek.firstUse) dek.firstUse = t;
-      } else {
-        pendingMisses++;
-        unsettled = true;
-        const counted = measuring;
-        const useAt = (k: CachedKey): void => {
-          const dek = issued.get(k.dekId);
+      const op = event.op;
+      // A send needs the stream's encrypt key; a receive the decrypt key of the message it gets
+      // (none when the queue is empty); a delete no key.
+      let key: CachedKey | undefined;
+      let needsKey = false;
+      if (op === 'send') {
+        needsKey = true;
+        key = node.cache.getEncrypt(queueId, principal);
+        const backlog = backlogOf(queueId);
+        if (key !== undefined) {
+          backlog.push(key);
+          const dek = issued.get(key.dekId);
           if (dek !== undefined && t < dek.firstUse) dek.firstUse = t;
-        };
-        void node.keyring.fetchEncryptKey(queueId, principal, useAt).then(
-          () => {
-            pendingMisses--;
-            if (counted) latencies.push(clock.now() - t);
-          },
-          () => {
-            pendingMisses--;
-            if (counted) latencies.push(clock.now() - t);
-          },
-        );
+        } else {
+          const useAt = (k: CachedKey): void => {
+            backlog.push(k);
+            const dek = issued.get(k.dekId);
+            if (dek !== undefined && t < dek.firstUse) dek.firstUse = t;
+          };
+          startMiss(node.keyring.fetchEncryptKey(queueId, principal, useAt), t);
+        }
+      } else if (op === 'receive') {
+        const message = backlogs.get(queueId)?.shift();
+        if (message !== undefined) {
+          needsKey = true;
+          if (measuring) keyedReceives++;
+          key = node.cache.getDecrypt(message.dekId, queueId);
+          if (key === undefined) {
+            if (measuring) decryptMisses++;
+            startMiss(node.keyring.withDecryptKey(queueId, message.dekId, message.encryptedDek, () => undefined), t);
+          }
+        }
       }
-      if (measuring) tally.add(t, queueId, key === undefined);
+      if (key !== undefined && key.expiresAt <= t) expiredKeysServed++;
+      const missed = needsKey && key === undefined;
+      if (measuring) tally.add(t, queueId, missed);
       observation.at = t;
       observation.queueId = queueId;
       observation.principal = principal;
       observation.nodeId = node.id;
-      observation.op = event.op;
-      observation.hit = key !== undefined;
-      observation.keyExpiresAt = key?.expiresAt;
+      observation.op = op;
+      // As the live service reports them: a receive or delete is a hit with no known expiry.
+      observation.hit = !missed;
+      observation.keyExpiresAt = op === 'send' ? key?.expiresAt : undefined;
       observation.prefetchedFirstUse = key !== undefined && node.cache.lastHitWasPrefetchedFirstUse;
       policy.onRequest(observation);
+      if (op !== 'delete' && policy.onQueueStats) {
+        queueStats.at = t;
+        queueStats.queueId = queueId;
+        queueStats.backlog = backlogs.get(queueId)?.length ?? 0;
+        policy.onQueueStats(queueStats);
+      }
     }
   }
   if (!measuring) startMeasuring();
@@ -308,6 +370,10 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
     perQueueMissRatio: tally.perQueueMissRatio(),
     kmsCalls,
     kmsCallsByReason: kmsByReason,
+    kmsDecryptCalls: kms.decryptCalls,
+    decryptMisses,
+    keyedReceives,
+    backlogKeysDelivered,
     kmsThrottled,
     kmsCallsVsOracle: null,
     prefetches: inserted,
@@ -341,6 +407,10 @@ interface IssuedDek {
 
 /** Notes every DEK the KMS issues, so each KMS call can be attributed to the key's first use. */
 class IssueRecordingKms implements Kms {
+  /** Decrypt calls while measuring (see measuring). */
+  decryptCalls = 0;
+  measuring = false;
+
   constructor(private readonly inner: Kms, private readonly clock: VirtualClock, private readonly issued: Map<string, IssuedDek>) {}
 
   async generateDataKey(keyIdOrAlias: string, context: EncryptionContext, reason: KeyReason): Promise<GeneratedDataKey> {
@@ -351,12 +421,74 @@ class IssueRecordingKms implements Kms {
   }
 
   decrypt(ciphertextBlob: Buffer, context: EncryptionContext, reason: KeyReason): Promise<DecryptedDataKey> {
+    if (this.measuring) this.decryptCalls++;
     return this.inner.decrypt(ciphertextBlob, context, reason);
   }
 
   describeKey(keyIdOrAlias: string): Promise<KeyMetadata> {
     return this.inner.describeKey(keyIdOrAlias);
   }
+}
+
+/**
+ * A queue's waiting messages (oldest first) as runs of consecutive messages under one DEK: a send
+ * under the current key extends the last run (no allocation per message, which the all-sends
+ * Azure traces would otherwise pay on every event).
+ */
+class Backlog {
+  private runs: { dekId: string; encryptedDek: Buffer; count: number }[] = [];
+  private head = 0;
+  private size = 0;
+
+  get length(): number {
+    return this.size;
+  }
+
+  push(key: CachedKey): void {
+    this.size++;
+    const last = this.runs.length > this.head ? this.runs[this.runs.length - 1]! : undefined;
+    if (last !== undefined && last.dekId === key.dekId) last.count++;
+    else this.runs.push({ dekId: key.dekId, encryptedDek: key.encryptedDek, count: 1 });
+  }
+
+  /** Takes the oldest message: its DEK. */
+  shift(): { dekId: string; encryptedDek: Buffer } | undefined {
+    if (this.head >= this.runs.length) return undefined;
+    const run = this.runs[this.head]!;
+    this.size--;
+    if (--run.count === 0) {
+      this.head++;
+      // Compact now and then, so a long-lived queue does not keep every run it ever had.
+      if (this.head > 64 && this.head * 2 > this.runs.length) {
+        this.runs = this.runs.slice(this.head);
+        this.head = 0;
+      }
+    }
+    return run;
+  }
+
+  /** The distinct DEKs of the oldest waiting messages, oldest first (what MessageStore.backlogDeks answers). */
+  deks(max: number): BacklogDek[] {
+    const out = new Map<string, BacklogDek>();
+    for (let i = this.head; i < this.runs.length && out.size < max; i++) {
+      const r = this.runs[i]!;
+      const d = out.get(r.dekId);
+      if (d) d.messages += r.count;
+      else out.set(r.dekId, { dekId: r.dekId, encryptedDek: r.encryptedDek, messages: r.count, firstVisibleAt: 0 });
+    }
+    return [...out.values()];
+  }
+}
+
+/** Each queue's reuse period (ms): its own where named, else every queue's. */
+export function reuseLookup(options: { reuseSeconds?: number; queueReuseSeconds?: Readonly<Record<string, number>> }): (queueId: string) => number {
+  const all = (options.reuseSeconds ?? 300) * 1000;
+  const named = options.queueReuseSeconds;
+  if (!named) return () => all;
+  return (queueId) => {
+    const own = Object.hasOwn(named, queueId) ? named[queueId] : undefined;
+    return own !== undefined ? own * 1000 : all;
+  };
 }
 
 /** Median of a latency distribution, sampled (the policies' lead time). */

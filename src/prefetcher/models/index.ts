@@ -44,12 +44,14 @@ export function defaultModels(rateWindowMs: number, options: ModelOptions = {}):
   const only = options.only && checkModelNames(options.only);
   const wanted = (name: (typeof MODEL_NAMES)[number]): boolean => !only || only.includes(name);
   const models: Model[] = [];
-  // Measured beside the others (see docs/replay): no lower misses at equal KMS calls, so only when named.
-  if (only?.includes('long-idle')) models.push(new LongIdleModel());
+  // The stream's own idle-time distribution, the core of the pricing (see docs/replay).
+  if (wanted('long-idle')) models.push(new LongIdleModel());
   if (wanted('hot')) models.push(new HotModel(rateWindowMs));
   if (wanted('seasonal')) models.push(new SeasonalModel(options.seasonalSlots ?? 48));
   if (wanted('idle-time')) models.push(new IdleTimeModel(options.idleGaps ?? 24));
-  if (wanted('queue-load')) models.push(new QueueLoadModel(rateWindowMs, options.minPollMs ?? 20_000));
+  // Queue load predicts receives, which need decrypt keys (the backlog prefetch's), not the
+  // stream's encrypt key: only when named.
+  if (only?.includes('queue-load')) models.push(new QueueLoadModel(rateWindowMs, options.minPollMs ?? 20_000));
   if (wanted('principal')) models.push(new PrincipalModel(rateWindowMs));
   if (wanted('arima')) models.push(new ArimaModel({ fitter: options.arimaFitter }));
   return models;

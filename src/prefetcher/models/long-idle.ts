@@ -80,7 +80,10 @@ export class LongIdleModel extends SlabModel {
       base += (1 - share) * r.base;
       above += (1 - share) * r.above;
     }
-    if (!(base > 0.01)) return Number.NaN; // idle longer than (almost) every gap seen: no information
+    // Idle longer than (almost) every gap seen: the stream may still wake, ever less likely the
+    // longer it sleeps. A heavy tail, P(gap > x | gap > idle) = idle / x, keeps a price on that
+    // (measured alone on the Azure queue sample at a KMS price of 0.25: 155 → 141 misses).
+    if (!(base > 0.01)) return idle > 0 ? idle / Math.max(idle, x) : Number.NaN;
     return Math.min(1, above / base);
   }
 

@@ -2,6 +2,7 @@ import { AccessAggregator } from '../../bus/access-aggregator.ts';
 import type { EventBus, PkpEvent } from '../../bus/types.ts';
 import { observationsOf } from '../../prefetcher/aggregated.ts';
 import { Prefetcher, type PrefetcherOptions } from '../../prefetcher/prefetcher.ts';
+import type { QueueStatsObservation } from '../../prefetcher/types.ts';
 import type { Policy, PolicyContext, RequestObservation } from '../policy.ts';
 
 export interface PkpPolicyOptions extends PrefetcherOptions {
@@ -45,6 +46,10 @@ export class PkpPolicy implements Policy {
       type: 'access', at: o.at, queueId: o.queueId, nodeId: o.nodeId, principal: o.principal, op: o.op, bytes: 0,
       keyHit: o.hit, keyExpiresAt: o.keyExpiresAt, prefetchedFirstUse: o.prefetchedFirstUse,
     });
+  }
+
+  onQueueStats(observation: QueueStatsObservation): void {
+    this.prefetcher!.observeQueueStats(observation);
   }
 
   finish(): void {
