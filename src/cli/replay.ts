@@ -46,7 +46,7 @@ export function registerReplay(program: Command): void {
     .option('--queue-reuse <list>', "reuse periods of named queues, e.g. 'orders=60,audit=3600' (seconds; the others use --reuse-seconds)")
     .option('--json <file>', 'write the results as JSON')
     .option('--html <file>', 'write an offline HTML report');
-  configFlags(command, ['frontends', 'reuseSeconds', 'cacheEntries', 'kmsLatency', 'kmsRate', 'missCost', 'kmsCallCost', 'maxKmsOverhead', 'pkpModels'], {
+  configFlags(command, ['frontends', 'reuseSeconds', 'cacheEntries', 'kmsLatency', 'kmsRate', 'missCost', 'kmsCallCost', 'maxKmsOverhead', 'pkpModels', 'aggregateMs'], {
     cacheEntries: 'key-cache entries per node (default unlimited)',
     pkpModels: `pkp: comma-separated subset of its models (${MODEL_NAMES.join(',')}; default all but queue-load)`,
   });
@@ -95,7 +95,7 @@ export function registerReplay(program: Command): void {
         bar.update(done, { policy: r.policy });
       }, {
         costs: { missCost: options.missCost, kmsCallCost: options.kmsCallCost }, maxKmsOverhead: options.maxKmsOverhead,
-        modelOptions: { only: pkpModels },
+        modelOptions: { only: pkpModels }, aggregateMs: options.aggregateMs,
       }, sweep);
       bar.stop();
       const stats = reader.stats;

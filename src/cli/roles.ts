@@ -80,7 +80,7 @@ export function registerRoles(program: Command): void {
   });
 
   const frontend = program.command('frontend').description('distributed mode: one front-end node serving the SQS API');
-  configFlags(frontend, ['host', 'port', 'dataDir', 'logLevel', 'nats', 'natsStream', 'partitions', 'cluster', 'credential', 'metadataUrl', 'postgres', 'durability', 'cacheEntries']);
+  configFlags(frontend, ['host', 'port', 'dataDir', 'logLevel', 'nats', 'natsStream', 'partitions', 'cluster', 'credential', 'metadataUrl', 'postgres', 'durability', 'cacheEntries', 'aggregateMs']);
   frontend.action(async () => {
     const options = configOf(frontend, 'up', { ...ROLE_DEFAULTS, port: 9324 });
     const { logger, identity, store } = await common(options);
@@ -89,7 +89,7 @@ export function registerRoles(program: Command): void {
     const credentials = given ? given.split(',').map(parseCredential) : loadOrCreateCredentials(resolve(options.dataDir));
     const role = await startFrontendRole({
       identity, cluster: options.cluster, metadataUrl: need(options.metadataUrl, 'metadata-url'), nats: options.nats, stream: options.natsStream,
-      partitions: options.partitions, store: await store(), logger, host: options.host, port: options.port, cacheEntries: options.cacheEntries,
+      partitions: options.partitions, store: await store(), logger, host: options.host, port: options.port, cacheEntries: options.cacheEntries, aggregateMs: options.aggregateMs,
       credentials: new Map(credentials.map((c) => [c.accessKeyId, { secretAccessKey: c.secretAccessKey, accountId: accountOf(c) }])),
     });
     const address = role.server.server.address();

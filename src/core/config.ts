@@ -33,6 +33,7 @@ export const SCHEMA = {
   kmsCallCost: { kind: 'number', scope: 'shared', min: 0, help: 'prefetcher cost model: a KMS call that serves no request' },
   maxKmsOverhead: { kind: 'number', scope: 'shared', min: 0, max: 100, infinity: true, help: "prefetcher KMS budget: keys generated may exceed the fewest needed by this share ('inf': off)" },
   pkpModels: { kind: 'list', scope: 'shared', help: 'prefetcher models to mix (default all)' },
+  aggregateMs: { kind: 'int', scope: 'shared', min: 1, max: 60_000, help: 'access events counted per (queue, node, principal, op) over this many ms before the prefetcher sees them: pkp frontend (default 1000), and pkp replay to measure its effect (default: none)' },
   host: { kind: 'string', scope: 'up', help: 'address to listen on' },
   port: { kind: 'int', scope: 'up', min: 0, max: 65535, help: 'SQS endpoint port' },
   adminPort: { kind: 'int', scope: 'up', min: 0, max: 65535, help: 'admin port (dashboard, metrics, health; default port + 1)' },

@@ -3,8 +3,7 @@ import { noCache } from './no-cache.ts';
 import { oracle } from './oracle.ts';
 import { HistogramPolicy } from './policies/histogram.ts';
 import { ReactivePolicy } from './policies/reactive.ts';
-import type { PrefetcherOptions } from '../prefetcher/prefetcher.ts';
-import { PkpPolicy } from './policies/pkp.ts';
+import { PkpPolicy, type PkpPolicyOptions } from './policies/pkp.ts';
 import { RefreshAheadPolicy } from './policies/refresh-ahead.ts';
 import type { Policy } from './policy.ts';
 import { simulate, type BatchSource, type PolicyResult, type SimulationOptions } from './simulator.ts';
@@ -21,7 +20,7 @@ export function parsePolicies(text: string): PolicyName[] {
   return [...new Set(names)] as PolicyName[];
 }
 
-export function createPolicy(name: Exclude<PolicyName, 'oracle' | 'none'>, prefetcher: PrefetcherOptions = {}): Policy {
+export function createPolicy(name: Exclude<PolicyName, 'oracle' | 'none'>, prefetcher: PkpPolicyOptions = {}): Policy {
   switch (name) {
     case 'reactive':
       return new ReactivePolicy();
@@ -82,7 +81,7 @@ export async function replay(
   options: SimulationOptions = {},
   onPolicyDone?: (result: PolicyResult) => void,
   /** Settings of the `pkp` policy (cost model, KMS budget). */
-  prefetcher: PrefetcherOptions = {},
+  prefetcher: PkpPolicyOptions = {},
   /** Budgets to run pkp at, instead of its one run (the trade-off curve); needs 'pkp' among the names. */
   sweep?: readonly number[],
 ): Promise<ReplayResult> {

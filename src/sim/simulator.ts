@@ -1,14 +1,15 @@
 import { VirtualClock } from '../core/clock.ts';
 import { Random } from '../core/random.ts';
-import { KeyCache } from '../keycache/key-cache.ts';
-import { NodeKeyring, joinMetadataService } from '../keycache/node-keyring.ts';
+import type { KeyCache } from '../keycache/key-cache.ts';
+import { joinMetadataService, type NodeKeyring } from '../keycache/node-keyring.ts';
+import { createKeyTier, createNodeKeys } from '../compose.ts';
 import { parseLatency } from '../kms/latency.ts';
 import { ModeledKms } from '../kms/modeled-kms.ts';
 import { SimulatedKms } from '../kms/simulated-kms.ts';
 import type { DecryptedDataKey, EncryptionContext, GeneratedDataKey, KeyMetadata, KeyReason, Kms } from '../kms/types.ts';
 import type { CachedKey } from '../keycache/types.ts';
-import { KeyService, dekIdOf } from '../metadata/key-service.ts';
-import { MetadataService, type MetadataClient } from '../metadata/metadata-service.ts';
+import { dekIdOf } from '../metadata/key-service.ts';
+import type { MetadataClient, MetadataService } from '../metadata/metadata-service.ts';
 import type { KeyRequestOptions, PrefetchInstruction, QueueKeySettings } from '../metadata/types.ts';
 import { createBalancer, type BalancerKind } from './balancer.ts';
 import type { Policy, PolicyContext, RequestObservation } from './policy.ts';
@@ -165,10 +166,6 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
     if (!s) settings.set(queueId, (s = { queueId, kmsMasterKeyId: 'sim-key', reuseMs: reuseMsOf(queueId) }));
     return s;
   };
-  const keys = new KeyService({
-    kms, clock, settingsOf, expiryTimer: false, maxEntries: 50_000_000, maxBytes: Infinity,
-    scheduler: { maxInFlight: Infinity, backgroundPerSecond: options.prefetchBudgetPerSecond ?? Infinity, backgroundQueueLimit: 1_000_000 },
-  });
   // Each queue's waiting messages, oldest first, under the DEK each send sealed it with: a receive
   // takes the oldest and needs its decrypt key; the backlog decrypt prefetch reads them.
   const backlogs = new Map<string, Backlog>();
@@ -177,15 +174,23 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
     if (!b) backlogs.set(queueId, (b = new Backlog()));
     return b;
   };
-  const metadata = new MetadataService(keys, { backlog: { store: { backlogDeks: (queueId, q) => backlogs.get(queueId)?.deks(q.maxDeks ?? 16) ?? [] }, clock } });
+  // The service's key path (compose.ts), with the simulator's clock, KMS model and transport.
+  const { metadata } = createKeyTier({
+    kms, clock, settingsOf, expiryTimer: false, maxEntries: 50_000_000, maxBytes: Infinity,
+    scheduler: { maxInFlight: Infinity, backgroundPerSecond: options.prefetchBudgetPerSecond ?? Infinity, backgroundQueueLimit: 1_000_000 },
+    backlog: { store: { backlogDeks: async (queueId, q) => backlogs.get(queueId)?.deks(q.maxDeks ?? 16) ?? [] }, clock },
+  });
   const transport = new HopTransport(metadata, clock, hopMs);
 
   const nodes: SimNode[] = [];
   for (let i = 0; i < nodeCount; i++) {
     const id = `fe-${i + 1}`;
-    const channel = joinMetadataService(metadata, id);
-    const cache = new KeyCache({ clock, maxEntries: options.capacity ?? 1_000_000_000, maxBytes: Infinity, expiryTimer: false });
-    nodes.push({ id, cache, keyring: new NodeKeyring({ nodeId: id, clock, cache, metadata: transport, channel, fetchTimeoutMs: 600_000 }) });
+    const { cache, keyring } = createNodeKeys({
+      nodeId: id, clock, metadata: transport, channel: joinMetadataService(metadata, id),
+      cache: { maxEntries: options.capacity ?? 1_000_000_000, maxBytes: Infinity, expiryTimer: false },
+      keyring: { fetchTimeoutMs: 600_000 },
+    });
+    nodes.push({ id, cache, keyring });
   }
   const nodeIds = nodes.map((n) => n.id);
   let backlogKeysDelivered = 0;
