@@ -56,7 +56,14 @@ export class PartitionOwner {
   start(): void {
     const tick = (): void => {
       if (this.stopped) return;
-      this.running = this.round().catch((error: unknown) => this.options.onError?.(error)).finally(() => {
+      this.running = this.round().catch(async (error: unknown) => {
+        // A failed round may mean a lost session, and with it the locks: stop the work, start over.
+        this.options.onError?.(error);
+        const client = this.client;
+        this.client = undefined;
+        for (const p of this.partitions) await this.release(p, false);
+        await client?.end().catch(() => undefined);
+      }).finally(() => {
         this.running = undefined;
         if (!this.stopped) this.timer = setTimeout(tick, this.options.roundMs ?? 1_000);
       });

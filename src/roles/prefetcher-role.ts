@@ -75,11 +75,20 @@ export async function startPrefetcherRole(options: PrefetcherRoleOptions): Promi
     const startedAt = clock.now();
     const history = new RecentHistory(snapshot?.events);
     // Learned: the snapshot, then the stream from the snapshot's time (or all it retains) to now.
-    for await (const batch of bus.history(partition, snapshot?.takenAt)) for (const e of batch) record(history, e);
+    let learnedUntil = -Infinity;
+    for await (const batch of bus.history(partition, snapshot?.takenAt)) {
+      for (const e of batch) {
+        record(history, e);
+        if (e.at > learnedUntil) learnedUntil = e.at;
+      }
+    }
     const toFollow: EventBus = {
       partitions: bus.partitions,
       publish: () => undefined,
+      // From where the history read began, so nothing published meanwhile is missed; what the
+      // history already held is not learned twice.
       subscribe: (handler) => bus.subscribe((event) => {
+        if (event.type === 'access' && event.at <= learnedUntil) return;
         record(history, event);
         handler(event);
       }, { partitions: [partition], from: 'retained', since: startedAt }),
