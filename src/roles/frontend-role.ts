@@ -1,10 +1,8 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { FastifyInstance } from 'fastify';
 import { AccessAggregator } from '../bus/access-aggregator.ts';
 import { InProcessBus } from '../bus/in-process.ts';
 import { NatsEventBus } from '../bus/nats-bus.ts';
 import type { EventBus } from '../bus/types.ts';
-import type { ClusterIdentity } from '../cluster/identity.ts';
 import { RemoteMetadata } from '../cluster/metadata-remote.ts';
 import { createServiceNodeKeys, type NodeKeys } from '../compose.ts';
 import { SystemClock } from '../core/clock.ts';
@@ -14,21 +12,13 @@ import { FrontendNode } from '../frontend/node.ts';
 import { createSqsServer } from '../frontend/server.ts';
 import { ReceiveWaiters } from '../frontend/waiters.ts';
 import type { MessageStore } from '../store/types.ts';
+import { connectNats, type ClusterMemberOptions } from './member.ts';
 
-export interface FrontendRoleOptions {
-  identity: ClusterIdentity;
-  /** The cluster's name: prefixes NATS subjects. */
-  cluster: string;
-  metadataUrl: string;
-  /** NATS for events and prefetched keys; the node serves reactively while it is away. */
-  nats: string;
-  stream: string;
-  partitions: number;
+export interface FrontendRoleOptions extends ClusterMemberOptions {
   store: MessageStore;
   credentials: Map<string, { secretAccessKey: string; accountId: string }>;
   host: string;
   port: number;
-  logger: Logger;
   cacheEntries?: number;
   /** Access events are counted per (queue, node, principal, op) over this long. Default 1 s. */
   aggregateMs?: number;
@@ -89,16 +79,6 @@ export async function startFrontendRole(options: FrontendRoleOptions): Promise<F
       await options.store.close();
     })()),
   };
-}
-
-/** NATS for prefetched keys; if it is down at start the node starts anyway and keeps trying. */
-export async function connectNats(servers: string, name: string, logger: Logger): Promise<NatsConnection | undefined> {
-  try {
-    return await connect({ servers, name, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 3_000 });
-  } catch (error) {
-    logger.error({ error: describeError(error) }, 'NATS not reachable: serving reactively');
-    return undefined;
-  }
 }
 
 async function openBus(options: FrontendRoleOptions, onError: (error: unknown) => void, logger: Logger): Promise<EventBus> {

@@ -8,7 +8,7 @@ import { describeError, type Logger } from '../core/log.ts';
 import { QueueKeySettingsSource } from '../frontend/queue-key-settings.ts';
 import type { ManagedKms } from '../kms/types.ts';
 import type { MessageStore } from '../store/types.ts';
-import { connectNats } from './frontend-role.ts';
+import { connectNats } from './member.ts';
 
 export interface MetadataRoleOptions {
   identity: ClusterIdentity;

@@ -1,27 +1,20 @@
 import { NatsEventBus } from '../bus/nats-bus.ts';
 import type { EventBus, PkpEvent } from '../bus/types.ts';
-import type { ClusterIdentity } from '../cluster/identity.ts';
 import { RemotePrefetchApi } from '../cluster/metadata-remote.ts';
 import { PartitionOwner } from '../cluster/partition-owner.ts';
 import { RecentHistory, SnapshotStore } from '../cluster/prefetch-snapshots.ts';
 import { SystemClock } from '../core/clock.ts';
-import { describeError, type Logger } from '../core/log.ts';
+import { describeError } from '../core/log.ts';
 import { startLivePrefetcher, type LivePrefetcher } from '../prefetcher/live.ts';
 import type { PrefetcherOptions } from '../prefetcher/prefetcher.ts';
 import type { HistoryEvent } from '../prefetcher/types.ts';
+import type { ClusterMemberOptions } from './member.ts';
 
-export interface PrefetcherRoleOptions {
-  identity: ClusterIdentity;
-  cluster: string;
-  metadataUrl: string;
-  nats: string;
-  stream: string;
-  partitions: number;
+export interface PrefetcherRoleOptions extends ClusterMemberOptions {
   /** PostgreSQL: partition ownership (advisory locks) and snapshots. */
   postgres: string;
   /** The front-end nodes a queue's requests may reach (the SQS port spreads connections over all). */
   nodeIds: string[];
-  logger: Logger;
   prefetcherOptions?: PrefetcherOptions;
   /** How often each owned partition's state is saved. Default 5 s. */
   snapshotEveryMs?: number;
