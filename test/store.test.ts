@@ -202,6 +202,8 @@ for (let i = 0; ; i++) {
   process.stdout.write('acked ' + ids.join(' ') + '\\n');
   // Receives and deletes are group-committed too: one message of each pair is deleted.
   const [got] = await store.receiveMessages(queueId, 1, 1e9, i);
+  // Said before it is asked (a pipe write is synchronous on Linux): a delete in flight at the crash may or may not be done.
+  process.stdout.write('deleting ' + got.messageId + '\\n');
   if (await store.deleteMessage(queueId, got.receiptHandle) === 'deleted') process.stdout.write('deleted ' + got.messageId + '\\n');
 }
 `);
@@ -231,14 +233,17 @@ for (let i = 0; ; i++) {
   const complete = lines.slice(0, -1);
   const acked = complete.filter((l) => l.startsWith('acked ')).flatMap((l) => l.slice(6).split(' '));
   const deleted = new Set(complete.filter((l) => l.startsWith('deleted ')).map((l) => l.slice(8)));
+  // Asked but not acknowledged when the writer died: either outcome is right.
+  const inFlight = new Set(lines.filter((l) => l.startsWith('deleting ')).map((l) => l.slice(9)).filter((id) => !deleted.has(id)));
   assert.ok(acked.length >= 400);
   assert.ok(deleted.size >= 150);
+  assert.ok(inFlight.size <= 1, 'one delete at most is in flight at the crash');
 
   const store = SqliteMessageStore.open({ path });
   const stored = new Set((await store.receiveMessages(queueId, 1_000_000, 1000, 1e12)).map((m) => m.messageId));
   for (const id of acked) {
     if (deleted.has(id)) assert.ok(!stored.has(id), `acknowledged delete of ${id} was undone`);
-    else assert.ok(stored.has(id), `acknowledged message ${id} was lost`);
+    else if (!inFlight.has(id)) assert.ok(stored.has(id), `acknowledged message ${id} was lost`);
   }
   await store.close();
 });
