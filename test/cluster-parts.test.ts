@@ -17,17 +17,9 @@ import { SystemClock, VirtualClock } from '../src/core/clock.ts';
 import { LocalKms } from '../src/kms/local-kms.ts';
 import type { SealedKeyDelivery } from '../src/metadata/types.ts';
 import { NATS_URL, POSTGRES_URL, skipUnless } from './services.ts';
+import { until } from './helpers/until.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/pg-database.ts';
 
-
-/** Waits for I/O (not time): polls until `done` holds; fails past `limitMs`. */
-async function until(done: () => boolean | Promise<boolean>, limitMs = 10_000): Promise<void> {
-  const start = Date.now();
-  while (!(await done())) {
-    if (Date.now() - start > limitMs) throw new Error(`timed out after ${limitMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe('access aggregation', () => {
   test('hits are counted per (queue, node, principal, op) per interval; misses and other events go at once', async () => {
@@ -106,7 +98,7 @@ describe('metadata service across the network', async () => {
     const answer = await prefetcher.prefetch({ queueId: 'q3', principal: 'bob', nodeIds: ['fe-1', 'fe-2'], reason: 'prefetch' });
     assert.deepEqual(Object.keys(answer).sort(), ['delivered', 'expiresAt']);
     assert.equal(answer.delivered, 2);
-    await until(() => nodes.every((n) => n.got.some((d) => d.queueId === 'q3')));
+    await until(() => nodes.every((n) => n.got.some((d) => d.queueId === 'q3')), 'both deliveries');
     for (const [i, n] of nodes.entries()) {
       const d = n.got.find((x) => x.queueId === 'q3')!;
       assert.equal(d.nodeId, `fe-${i + 1}`);
@@ -120,7 +112,7 @@ describe('metadata service across the network', async () => {
     try {
       const prefetcher = new RemotePrefetchApi(url, new ClusterIdentity(authority.issue('pf-1', 'prefetcher')));
       await prefetcher.prefetch({ queueId: 'q4', principal: 'carol', nodeIds: ['fe-1', 'fe-2'], reason: 'prefetch' });
-      await until(() => nodes.every((n) => n.got.some((d) => d.queueId === 'q4')));
+      await until(() => nodes.every((n) => n.got.some((d) => d.queueId === 'q4')), 'both deliveries');
       const d = nodes[0]!.got.find((x) => x.queueId === 'q4')!;
       const material = nodes[0]!.remote.channel.open(d.sealedMaterial, d);
       assert.ok(seen.length >= 2, 'the deliveries were seen on the wire');
@@ -178,10 +170,10 @@ describe('partition ownership and snapshots on PostgreSQL', async () => {
     const members = [member('a'), member('b'), member('c')];
     try {
       for (const m of members) m.start();
-      await until(() => owned.size === 8 && members.every((m) => m.members === 3 && m.partitions.length <= 3));
+      await until(() => owned.size === 8 && members.every((m) => m.members === 3 && m.partitions.length <= 3), 'fair shares of three');
       assert.deepEqual(members.map((m) => m.partitions.length).sort(), [2, 3, 3]);
       await members[0]!.stop();
-      await until(() => owned.size === 8 && members.slice(1).every((m) => m.partitions.length === 4));
+      await until(() => owned.size === 8 && members.slice(1).every((m) => m.partitions.length === 4), 'fair shares of two');
       assert.equal(conflicts, 0);
     } finally {
       for (const m of members) await m.stop();

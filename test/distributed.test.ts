@@ -3,7 +3,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -13,7 +12,9 @@ import { CreateQueueCommand, DeleteMessageCommand, ReceiveMessageCommand, SendMe
 import { ClusterAuthority, ClusterIdentity } from '../src/cluster/identity.ts';
 import { callRpc } from '../src/cluster/rpc.ts';
 import { clusterKey } from '../src/cluster/partition-owner.ts';
+import { freePort } from '../src/roles/local-cluster.ts';
 import { POSTGRES_URL, skipUnless } from './services.ts';
+import { until } from './helpers/until.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/pg-database.ts';
 
 const NATS_SERVER = '/usr/sbin/nats-server';
@@ -45,15 +46,6 @@ describe('cluster identity', () => {
   });
 });
 
-/** Waits for real processes (I/O, not time): polls `done` until it holds; fails past `limitMs`. */
-async function until(done: () => boolean | Promise<boolean>, limitMs: number): Promise<void> {
-  const start = Date.now();
-  while (!(await done())) {
-    if (Date.now() - start > limitMs) throw new Error(`timed out after ${limitMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 /** The test restarts a NATS server of its own, so it needs the binary (Debian's nats-server). */
 function natsServerMissing(): false | string {
   if (existsSync(NATS_SERVER)) return false;
@@ -61,13 +53,6 @@ function natsServerMissing(): false | string {
   return `${NATS_SERVER} is not installed (Debian package nats-server)`;
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('distributed mode: separate processes on NATS and PostgreSQL', async () => {
   const skip = (await skipUnless('postgres', POSTGRES_URL)) || natsServerMissing();
@@ -162,12 +147,12 @@ describe('distributed mode: separate processes on NATS and PostgreSQL', async ()
         await sqs.send(new DeleteMessageCommand({ QueueUrl, ReceiptHandle: m.ReceiptHandle! }));
       }
       return bodies.size === 30;
-    }, 30_000);
+    }, 'all 30 messages', 30_000, 50);
     assert.deepEqual([...bodies].sort(), Array.from({ length: 30 }, (_, i) => `m${i}`).sort());
   });
 
   test('all partitions are owned, in fair shares', { skip }, async () => {
-    await until(async () => (await ownedPartitions()) === 8, 20_000);
+    await until(async () => (await ownedPartitions()) === 8, 'all 8 partitions owned', 20_000, 50);
     assert.equal(await ownedPartitions(), 8);
   });
 
@@ -178,7 +163,7 @@ describe('distributed mode: separate processes on NATS and PostgreSQL', async ()
       while (sending) await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'x' }));
     })();
     try {
-      await until(async () => (await ownedPartitions()) === 8, 20_000);
+      await until(async () => (await ownedPartitions()) === 8, 'all 8 partitions owned', 20_000, 50);
       const victim = processes.find((p) => p.role === 'prefetcher')!;
       const { rows } = await db.query<{ n: string }>(
         `SELECT count(*) AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
@@ -188,8 +173,8 @@ describe('distributed mode: separate processes on NATS and PostgreSQL', async ()
       const killedAt = Date.now();
       process.kill(victim.pid, 'SIGKILL');
       // The dead session's locks go at once; the survivors' next rounds take them up.
-      await until(async () => (await ownedPartitions()) < 8 || Date.now() - killedAt > 3_000, 10_000);
-      await until(async () => (await ownedPartitions()) === 8, 10_000);
+      await until(async () => (await ownedPartitions()) < 8 || Date.now() - killedAt > 3_000, 'the dead session\'s locks to go', 10_000, 10);
+      await until(async () => (await ownedPartitions()) === 8, 'the partitions owned again', 10_000, 10);
       const failoverMs = Date.now() - killedAt;
       process.stderr.write(`# prefetcher failover: all 8 partitions owned again ${failoverMs} ms after kill -9\n`);
       assert.ok(failoverMs <= 10_000, `${failoverMs} ms`);
@@ -214,10 +199,10 @@ describe('distributed mode: separate processes on NATS and PostgreSQL', async ()
         }
       }
     }));
-    await until(() => acknowledged.size >= 50, 20_000);
+    await until(() => acknowledged.size >= 50, '50 acknowledged sends', 20_000);
     process.kill(processes.find((p) => p.role === 'frontend')!.pid, 'SIGKILL');
     const afterKill = acknowledged.size;
-    await until(() => acknowledged.size >= afterKill + 100, 20_000);
+    await until(() => acknowledged.size >= afterKill + 100, '100 more after the kill', 20_000);
     sending = false;
     await load;
     const received = new Set<string>();
@@ -225,7 +210,7 @@ describe('distributed mode: separate processes on NATS and PostgreSQL', async ()
       const r = await sqs.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, VisibilityTimeout: 60 }));
       for (const m of r.Messages ?? []) received.add(m.Body!);
       return [...acknowledged].every((b) => received.has(b));
-    }, 60_000);
+    }, 'every acknowledged message received', 60_000, 50);
     assert.ok([...acknowledged].every((b) => received.has(b)), 'no acknowledged message lost');
     // Only requests on the killed process's connections can fail.
     assert.ok(failures <= 8, `${failures} sends failed`);
@@ -247,7 +232,7 @@ describe('distributed mode: separate processes on NATS and PostgreSQL', async ()
         // 503 until the metadata service is back
       }
       return sent;
-    }, 30_000);
+    }, 'the metadata service back', 30_000, 200);
     assert.ok(sent);
   });
 
@@ -273,7 +258,7 @@ describe('distributed mode: separate processes on NATS and PostgreSQL', async ()
       const { rows } = await db.query<{ t: string }>('SELECT max(taken_at) AS t FROM pkp_prefetch_snapshots WHERE cluster = $1', [cluster]);
       return Number(rows[0]?.t ?? 0) > restartedAt + 1_000;
     };
-    await until(snapshotAfterRestart, 30_000);
+    await until(snapshotAfterRestart, 'a snapshot after the restart', 30_000, 50);
     const r = await sqs.send(new ReceiveMessageCommand({ QueueUrl: other, WaitTimeSeconds: 5 }));
     assert.equal(r.Messages?.[0]?.Body, 'a new key with NATS down');
   });

@@ -153,7 +153,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
 }
 
 /** A port free now, so that a process started again later listens where the others look for it. */
-async function freePort(host: string): Promise<number> {
+export async function freePort(host = '127.0.0.1'): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, host, resolve));
   const port = (server.address() as AddressInfo).port;

@@ -32,7 +32,7 @@ export interface PrefetcherRole {
 interface PartitionWork {
   live: LivePrefetcher;
   history: RecentHistory;
-  unsubscribe: () => void;
+  stopSnapshots: () => void;
 }
 
 /**
@@ -90,6 +90,7 @@ export async function startPrefetcherRole(options: PrefetcherRoleOptions): Promi
       close: async () => undefined,
     };
     const live = await startLivePrefetcher({
+      // A key's way from the prefetcher to a node (signed HTTP, the KMS, a NATS push): ~10 ms on one host.
       bus: toFollow, metadata: api, clock, nodeIds: options.nodeIds, reuseMsOf, expectedFetchMs: 10,
       options: options.prefetcherOptions, logger: logger.child({ partition }),
       bootstrap: { source: { batches: () => [history.events()] } },
@@ -100,7 +101,7 @@ export async function startPrefetcherRole(options: PrefetcherRoleOptions): Promi
       void snapshots.save(partition, { takenAt: clock.now(), events: history.events() }).catch(onError);
     }, options.snapshotEveryMs ?? 5_000);
     timer.unref();
-    work.set(partition, { live, history, unsubscribe: () => clearInterval(timer) });
+    work.set(partition, { live, history, stopSnapshots: () => clearInterval(timer) });
     logger.info({ partition, learned: live.bootstrapped }, 'partition taken');
   };
 
@@ -108,7 +109,7 @@ export async function startPrefetcherRole(options: PrefetcherRoleOptions): Promi
     const w = work.get(partition);
     if (!w) return;
     work.delete(partition);
-    w.unsubscribe();
+    w.stopSnapshots();
     w.live.stop();
     await snapshots.save(partition, { takenAt: clock.now(), events: w.history.events() }).catch(onError);
     logger.info({ partition }, 'partition let go');
