@@ -3,20 +3,27 @@
 // snapshots, and the front-end's access aggregation.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pg from 'pg';
 import { AccessAggregator } from '../src/bus/access-aggregator.ts';
 import { InProcessBus } from '../src/bus/in-process.ts';
+import { LateBus } from '../src/bus/late-bus.ts';
 import type { PkpEvent } from '../src/bus/types.ts';
 import { ClusterAuthority, ClusterIdentity } from '../src/cluster/identity.ts';
 import { metadataRpc, RemoteMetadata, RemotePrefetchApi } from '../src/cluster/metadata-remote.ts';
+import { DialingNatsLink, natsLinkOf } from '../src/cluster/nats-link.ts';
 import { PartitionOwner } from '../src/cluster/partition-owner.ts';
 import { RecentHistory, SnapshotStore } from '../src/cluster/prefetch-snapshots.ts';
 import { createKeyTier } from '../src/compose.ts';
+import { freePort } from '../src/roles/local-cluster.ts';
 import { SystemClock, VirtualClock } from '../src/core/clock.ts';
 import { LocalKms } from '../src/kms/local-kms.ts';
 import type { SealedKeyDelivery } from '../src/metadata/types.ts';
-import { NATS_URL, POSTGRES_URL, skipUnless } from './services.ts';
+import { NATS_SERVER, NATS_URL, natsServerMissing, POSTGRES_URL, skipUnless } from './services.ts';
 import { until } from './helpers/until.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/pg-database.ts';
 
@@ -44,6 +51,101 @@ describe('access aggregation', () => {
   });
 });
 
+describe('a bus that answers late', () => {
+  test('events published before it opens are held (bounded, counted) and handed over; subscribers made before are attached', async () => {
+    const clock = new VirtualClock(0);
+    const inner = new InProcessBus();
+    let attempts = 0;
+    const failures: unknown[] = [];
+    const bus = await LateBus.start(async () => {
+      if (++attempts < 3) throw new Error('connection refused');
+      return inner;
+    }, { clock, partitions: inner.partitions, retryMs: 1_000, maxHeld: 2, onUnreachable: (e) => failures.push(e) });
+    const seen: PkpEvent[] = [];
+    bus.subscribe((e) => seen.push(e));
+    const stats = (at: number) => bus.publish({ type: 'queue-stats', at, queueId: 'q', nodeId: 'fe-1', backlog: at });
+    stats(1);
+    stats(2);
+    stats(3);
+    assert.equal(bus.isOpen, false);
+    assert.deepEqual(bus.stats(), { published: 3, dropped: 1, delivered: 0, rejected: 0, handlerErrors: 0 });
+    await clock.advance(1_000);
+    assert.equal(bus.isOpen, false, 'the second attempt fails too');
+    await clock.advance(1_000);
+    assert.equal(bus.isOpen, true);
+    assert.equal(attempts, 3);
+    assert.equal(failures.length, 1, 'told of the first failure only');
+    stats(4);
+    assert.deepEqual(seen.map((e) => e.type === 'queue-stats' && e.backlog), [1, 2, 4], 'held in order, the overflow dropped');
+    assert.deepEqual(bus.stats(), { published: 4, dropped: 1, delivered: 3, rejected: 0, handlerErrors: 0 });
+    await bus.close();
+  });
+
+  test('closed before it ever opens: no more attempts, what it held is counted dropped', async () => {
+    const clock = new VirtualClock(0);
+    let attempts = 0;
+    const bus = await LateBus.start(async () => {
+      attempts++;
+      throw new Error('connection refused');
+    }, { clock, partitions: 8, onUnreachable: () => undefined });
+    bus.publish({ type: 'queue-stats', at: 1, queueId: 'q', nodeId: 'fe-1', backlog: 1 });
+    await bus.close();
+    await clock.advance(10_000);
+    assert.equal(attempts, 1);
+    assert.equal(bus.stats().dropped, 1);
+  });
+});
+
+describe('NATS that starts after the metadata service and the front-end', async () => {
+  const skip = natsServerMissing();
+  const authority = ClusterAuthority.generate();
+  const prefix = `pkp_test_late_${process.pid}`;
+  const dir = mkdtempSync(join(tmpdir(), 'pkp-late-nats-'));
+  const opened: { close(): unknown }[] = [];
+  let nats: ChildProcess | undefined;
+
+  after(async () => {
+    for (const o of opened.reverse()) await o.close();
+    nats?.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('prefetched keys reach the node once NATS answers, with no restart', { skip }, async () => {
+    const port = await freePort();
+    const servers = `nats://127.0.0.1:${port}`;
+    const clock = new SystemClock();
+    const dial = (name: string) => DialingNatsLink.open({ servers, name, clock, retryMs: 50, timeoutMs: 500, onUnreachable: () => undefined });
+    const kms = await LocalKms.open({ clock });
+    const tier = createKeyTier({ kms, clock, settingsOf: (queueId) => ({ queueId, kmsMasterKeyId: 'alias/aws/sqs', reuseMs: 300_000 }) });
+    const metadataNats = await dial('metadata');
+    const server = metadataRpc({
+      nats: metadataNats, identity: new ClusterIdentity(authority.issue('meta-1', 'metadata')), prefix, metadata: tier.metadata, reuseMsOf: () => 300_000, onError: () => undefined,
+    }).httpServer();
+    opened.push(kms, { close: () => tier.metadata.close() }, metadataNats, server);
+    await server.listen({ host: '127.0.0.1', port: 0 });
+    const url = `http://127.0.0.1:${(server.server.address() as { port: number }).port}`;
+    const nodeNats = await dial('fe-1');
+    const got: SealedKeyDelivery[] = [];
+    const remote = await RemoteMetadata.join({ url, nats: nodeNats, identity: new ClusterIdentity(authority.issue('fe-1', 'frontend')), prefix }, (d) => got.push(d));
+    opened.push(nodeNats, remote);
+    assert.equal(nodeNats.current(), undefined, 'no NATS yet');
+    assert.ok(nodeNats.failedAttempts >= 1);
+    const prefetcher = new RemotePrefetchApi(url, new ClusterIdentity(authority.issue('pf-1', 'prefetcher')));
+    // Without NATS the node still gets keys on demand.
+    const demand = await remote.fetchEncryptKey('fe-1', 'q0', 'alice');
+    assert.equal(remote.channel.open(demand.sealedMaterial, demand).length, 32);
+
+    nats = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port), '-sd', join(dir, 'nats')], { stdio: 'ignore' });
+    await until(() => metadataNats.current() !== undefined && nodeNats.current() !== undefined, 'both processes connected to NATS');
+    // The node's subscription is made as its link connects; a prefetch pushed after that arrives.
+    await nodeNats.current()!.flush();
+    await prefetcher.prefetch({ queueId: 'q1', principal: 'bob', nodeIds: ['fe-1'], reason: 'prefetch' });
+    await until(() => got.some((d) => d.queueId === 'q1'), 'the pushed key');
+    const pushed = got.find((d) => d.queueId === 'q1')!;
+    assert.equal(remote.channel.open(pushed.sealedMaterial, pushed).length, 32);
+  });
+});
+
 describe('metadata service across the network', async () => {
   const skip = await skipUnless('nats', NATS_URL);
   const authority = ClusterAuthority.generate();
@@ -60,13 +162,13 @@ describe('metadata service across the network', async () => {
     const tier = createKeyTier({ kms, clock, settingsOf: (queueId) => ({ queueId, kmsMasterKeyId: 'alias/aws/sqs', reuseMs: 300_000 }) });
     nc = await connect({ servers: NATS_URL });
     const server = metadataRpc({
-      nc, identity: new ClusterIdentity(authority.issue('meta-1', 'metadata')), prefix, metadata: tier.metadata, reuseMsOf: () => 300_000, onError: () => undefined,
+      nats: natsLinkOf(nc), identity: new ClusterIdentity(authority.issue('meta-1', 'metadata')), prefix, metadata: tier.metadata, reuseMsOf: () => 300_000, onError: () => undefined,
     }).httpServer();
     await server.listen({ host: '127.0.0.1', port: 0 });
     url = `http://127.0.0.1:${(server.server.address() as { port: number }).port}`;
     for (const id of ['fe-1', 'fe-2']) {
       const got: SealedKeyDelivery[] = [];
-      const remote = await RemoteMetadata.join({ url, nc, identity: new ClusterIdentity(authority.issue(id, 'frontend')), prefix }, (d) => got.push(d));
+      const remote = await RemoteMetadata.join({ url, nats: natsLinkOf(nc), identity: new ClusterIdentity(authority.issue(id, 'frontend')), prefix }, (d) => got.push(d));
       nodes.push({ remote, got });
     }
     close = async () => {
@@ -127,7 +229,7 @@ describe('metadata service across the network', async () => {
   test('a front-end may not instruct prefetches, and a stranger may not fetch', { skip }, async () => {
     const asFrontend = new RemotePrefetchApi(url, new ClusterIdentity(authority.issue('fe-1', 'frontend')));
     await assert.rejects(asFrontend.prefetch({ queueId: 'q', principal: 'p', nodeIds: ['fe-1'], reason: 'prefetch' }), /a frontend may not send this/);
-    const stranger = await RemoteMetadata.join({ url, nc: undefined, identity: new ClusterIdentity(ClusterAuthority.generate().issue('fe-1', 'frontend')), prefix }, () => undefined);
+    const stranger = await RemoteMetadata.join({ url, nats: natsLinkOf(undefined), identity: new ClusterIdentity(ClusterAuthority.generate().issue('fe-1', 'frontend')), prefix }, () => undefined);
     try {
       await assert.rejects(stranger.fetchEncryptKey('fe-1', 'q1', 'alice'), /not the cluster's/);
     } finally {

@@ -2,7 +2,7 @@
 // and the machine's PostgreSQL; plus the cluster identity that every process checks.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -13,11 +13,10 @@ import { ClusterAuthority, ClusterIdentity } from '../src/cluster/identity.ts';
 import { callRpc } from '../src/cluster/rpc.ts';
 import { clusterKey } from '../src/cluster/partition-owner.ts';
 import { freePort } from '../src/roles/local-cluster.ts';
-import { POSTGRES_URL, skipUnless } from './services.ts';
+import { NATS_SERVER, natsServerMissing, POSTGRES_URL, skipUnless } from './services.ts';
 import { until } from './helpers/until.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/pg-database.ts';
 
-const NATS_SERVER = '/usr/sbin/nats-server';
 const BIN = join(import.meta.dirname, '..', 'bin', 'pkp.js');
 
 describe('cluster identity', () => {
@@ -45,14 +44,6 @@ describe('cluster identity', () => {
     assert.throws(() => metadata.open('t', stranger.sign('t', {}), ['frontend']), /not the cluster's/);
   });
 });
-
-/** The test restarts a NATS server of its own, so it needs the binary (Debian's nats-server). */
-function natsServerMissing(): false | string {
-  if (existsSync(NATS_SERVER)) return false;
-  if (process.env.PKP_REQUIRE_SERVICES === '1') throw new Error(`${NATS_SERVER} is not installed; PKP_REQUIRE_SERVICES=1 requires it`);
-  return `${NATS_SERVER} is not installed (Debian package nats-server)`;
-}
-
 
 describe('distributed mode: separate processes on NATS and PostgreSQL', async () => {
   const skip = (await skipUnless('postgres', POSTGRES_URL)) || natsServerMissing();

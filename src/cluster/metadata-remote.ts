@@ -1,4 +1,4 @@
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Subscription } from '@nats-io/transport-node';
 import { PkpError } from '../core/errors.ts';
 import { NodeKeyPair, SealedChannel, type SealedHeader } from '../crypto/seal.ts';
 import type { MetadataClient, MetadataService } from '../metadata/metadata-service.ts';
@@ -7,6 +7,7 @@ import type {
 } from '../metadata/types.ts';
 import type { PrefetchApi } from '../prefetcher/live.ts';
 import type { ClusterIdentity } from './identity.ts';
+import type { NatsLink } from './nats-link.ts';
 import { callRpc, RpcServer } from './rpc.ts';
 import {
   checkBytes, checkDecryptPrefetch, checkId, checkKeyOptions, checkNodeId, checkPrefetch, decodeDelivery, encodeDelivery, type WireDelivery,
@@ -28,8 +29,8 @@ const CALLS = {
 export const keysSubject = (prefix: string, nodeId: string): string => `${prefix}.node.${nodeId}.keys`;
 
 export interface MetadataServerOptions {
-  /** Where prefetched keys are pushed. Without NATS (down, or absent) only demand fetches work. */
-  nc: NatsConnection | undefined;
+  /** Where prefetched keys are pushed. Without NATS (down, or not yet up) only demand fetches work. */
+  nats: NatsLink;
   identity: ClusterIdentity;
   prefix: string;
   metadata: MetadataService;
@@ -45,7 +46,7 @@ interface RegisterArgs {
 
 /** The metadata service's calls, ready to be served over HTTP (RpcServer.httpServer). */
 export function metadataRpc(options: MetadataServerOptions): RpcServer {
-  const { nc, identity, metadata, onError } = options;
+  const { nats, identity, metadata, onError } = options;
   const rpc = new RpcServer(identity);
   const registered = new Map<string, string>();
   /** A node acts for itself only: the certificate's id must be the node id it names. */
@@ -58,7 +59,7 @@ export function metadataRpc(options: MetadataServerOptions): RpcServer {
     deliver: (delivery) => {
       const subject = keysSubject(options.prefix, delivery.nodeId);
       try {
-        nc?.publish(subject, identity.sign(subject, encodeDelivery(delivery)));
+        nats.current()?.publish(subject, identity.sign(subject, encodeDelivery(delivery)));
       } catch (error) {
         onError(error);
       }
@@ -120,8 +121,8 @@ export class RenewableChannel {
 export interface RemoteMetadataOptions {
   /** The metadata service's URL (http://host:port). */
   url: string;
-  /** Where prefetched keys arrive; without it the node fetches on demand only. */
-  nc: NatsConnection | undefined;
+  /** Where prefetched keys arrive; until NATS answers the node fetches on demand only. */
+  nats: NatsLink;
   identity: ClusterIdentity;
   prefix: string;
   /** How long one call waits for the metadata service. Default 5 s. */
@@ -142,6 +143,7 @@ export class RemoteMetadata implements MetadataClient {
   private readonly timeoutMs: number;
   private deliveries: Subscription | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   private constructor(private readonly options: RemoteMetadataOptions, readonly nodeId: string) {
     this.timeoutMs = options.timeoutMs ?? 5_000;
@@ -151,17 +153,20 @@ export class RemoteMetadata implements MetadataClient {
   /** Joins as the node named by the credential. Retries in the background if the metadata service is not up yet. */
   static async join(options: RemoteMetadataOptions, onDelivery: (delivery: SealedKeyDelivery) => void): Promise<RemoteMetadata> {
     const remote = new RemoteMetadata(options, options.identity.id);
-    const { nc, identity } = options;
+    const { nats, identity } = options;
     const subject = keysSubject(options.prefix, remote.nodeId);
-    remote.deliveries = nc?.subscribe(subject, {
-      callback: (error, msg) => {
-        if (error) return options.onError?.(error);
-        try {
-          onDelivery(decodeDelivery(identity.open(subject, msg.data, ['metadata']).body));
-        } catch (failure) {
-          options.onError?.(failure);
-        }
-      },
+    nats.whenConnected((nc) => {
+      if (remote.closed) return;
+      remote.deliveries = nc.subscribe(subject, {
+        callback: (error, msg) => {
+          if (error) return options.onError?.(error);
+          try {
+            onDelivery(decodeDelivery(identity.open(subject, msg.data, ['metadata']).body));
+          } catch (failure) {
+            options.onError?.(failure);
+          }
+        },
+      });
     });
     await remote.register().catch((error: unknown) => options.onError?.(error));
     remote.timer = setInterval(() => void remote.register().catch((error: unknown) => options.onError?.(error)), options.reregisterMs ?? 10_000);
@@ -184,6 +189,7 @@ export class RemoteMetadata implements MetadataClient {
   }
 
   close(): void {
+    this.closed = true;
     clearInterval(this.timer);
     this.deliveries?.unsubscribe();
     this.channel.close();

@@ -1,18 +1,18 @@
 import type { FastifyInstance } from 'fastify';
 import { AccessAggregator } from '../bus/access-aggregator.ts';
-import { InProcessBus } from '../bus/in-process.ts';
+import { LateBus } from '../bus/late-bus.ts';
 import { NatsEventBus } from '../bus/nats-bus.ts';
 import type { EventBus } from '../bus/types.ts';
 import { RemoteMetadata } from '../cluster/metadata-remote.ts';
 import { createServiceNodeKeys, type NodeKeys } from '../compose.ts';
-import { SystemClock } from '../core/clock.ts';
+import { SystemClock, type Clock } from '../core/clock.ts';
 import { describeError, type Logger } from '../core/log.ts';
 import { createMetrics } from '../core/metrics.ts';
 import { FrontendNode } from '../frontend/node.ts';
 import { createSqsServer } from '../frontend/server.ts';
 import { ReceiveWaiters } from '../frontend/waiters.ts';
 import type { MessageStore } from '../store/types.ts';
-import { connectNats, type ClusterMemberOptions } from './member.ts';
+import { dialNats, type ClusterMemberOptions } from './member.ts';
 
 export interface FrontendRoleOptions extends ClusterMemberOptions {
   store: MessageStore;
@@ -36,8 +36,8 @@ const QUEUE_STATS_EVERY_MS = 5_000;
 /**
  * One front-end process: a node with its own identity and key cache, serving SQS on a port (shared
  * with the other front-end processes through node:cluster, or behind a load balancer). Keys come from
- * the metadata service over signed HTTP; prefetched keys and events go over NATS. With NATS away the
- * node serves everything reactively and reconnects by itself.
+ * the metadata service over signed HTTP; prefetched keys and events go over NATS. With NATS away, or
+ * not up yet, the node serves everything on demand and reaches NATS by itself when it answers.
  */
 export async function startFrontendRole(options: FrontendRoleOptions): Promise<FrontendRole> {
   const { identity, logger } = options;
@@ -45,11 +45,11 @@ export async function startFrontendRole(options: FrontendRoleOptions): Promise<F
   const clock = new SystemClock();
   const metrics = createMetrics({ defaultMetrics: true, queueMetrics: 0 });
   const onError = (error: unknown): void => logger.warn({ error: describeError(error) }, 'cluster transport');
-  const nc = await connectNats(options.nats, `pkp frontend ${nodeId}`, logger);
-  const bus = new AccessAggregator(await openBus(options, onError, logger), clock, options.aggregateMs);
+  const nats = await dialNats(options.nats, `pkp frontend ${nodeId}`, clock, logger);
+  const bus = new AccessAggregator(await openBus(options, clock, onError, logger), clock, options.aggregateMs);
 
   let keyring: NodeKeys['keyring'] | undefined;
-  const remote = await RemoteMetadata.join({ url: options.metadataUrl, nc, identity, prefix: options.cluster, onError },
+  const remote = await RemoteMetadata.join({ url: options.metadataUrl, nats, identity, prefix: options.cluster, onError },
     (delivery) => keyring?.deliver(delivery));
   const parts = createServiceNodeKeys({ nodeId, clock, metadata: remote, channel: remote.channel, bus, metrics, cacheEntries: options.cacheEntries });
   keyring = parts.keyring;
@@ -75,20 +75,21 @@ export async function startFrontendRole(options: FrontendRoleOptions): Promise<F
       remote.close();
       parts.cache.clear();
       await bus.close();
-      await nc?.drain().catch(() => undefined);
+      await nats.close();
       await options.store.close();
     })()),
   };
 }
 
-async function openBus(options: FrontendRoleOptions, onError: (error: unknown) => void, logger: Logger): Promise<EventBus> {
-  try {
-    return await NatsEventBus.open({
-      servers: options.nats, stream: options.stream, partitions: options.partitions, identity: options.identity,
-      name: `pkp frontend ${options.identity.id} events`, onError,
-    });
-  } catch (error) {
-    logger.error({ error: describeError(error) }, 'NATS not reachable: no events leave this node');
-    return new InProcessBus(onError);
-  }
+/** The events' bus on NATS; opened in the background (events held meanwhile) if NATS is not up yet. */
+function openBus(options: FrontendRoleOptions, clock: Clock, onError: (error: unknown) => void, logger: Logger): Promise<EventBus> {
+  const open = (): Promise<EventBus> => NatsEventBus.open({
+    servers: options.nats, stream: options.stream, partitions: options.partitions, identity: options.identity,
+    name: `pkp frontend ${options.identity.id} events`, onError,
+  });
+  return LateBus.start(open, {
+    clock, partitions: options.partitions,
+    onUnreachable: (error) => logger.error({ error: describeError(error) }, 'NATS not reachable: events are held until it answers'),
+    onOpened: () => logger.info('event bus open'),
+  });
 }

@@ -1,5 +1,6 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { ClusterIdentity } from '../cluster/identity.ts';
+import { DialingNatsLink } from '../cluster/nats-link.ts';
+import type { Clock } from '../core/clock.ts';
 import { describeError, type Logger } from '../core/log.ts';
 
 /** What every front-end and prefetcher process of a cluster is given: who it is and where the others are. */
@@ -17,15 +18,11 @@ export interface ClusterMemberOptions {
   logger: Logger;
 }
 
-/**
- * NATS for prefetched keys, reconnecting for ever once connected. Down at start: the process starts
- * without it and serves on demand only (prefetched keys need NATS up when the process starts).
- */
-export async function connectNats(servers: string, name: string, logger: Logger): Promise<NatsConnection | undefined> {
-  try {
-    return await connect({ servers, name, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 3_000 });
-  } catch (error) {
-    logger.error({ error: describeError(error) }, 'NATS not reachable: serving reactively');
-    return undefined;
-  }
+/** NATS for prefetched keys: dialled until it answers (a process may start before NATS), then reconnecting for ever. */
+export function dialNats(servers: string, name: string, clock: Clock, logger: Logger): Promise<DialingNatsLink> {
+  return DialingNatsLink.open({
+    servers, name, clock,
+    onUnreachable: (error) => logger.error({ error: describeError(error) }, 'NATS not reachable: serving on demand, dialling it again every second'),
+    onConnected: () => logger.info('NATS connected'),
+  });
 }

@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify';
-import type { NatsConnection } from '@nats-io/transport-node';
 import type { ClusterIdentity } from '../cluster/identity.ts';
 import { metadataRpc } from '../cluster/metadata-remote.ts';
 import { createKeyTier, type KeyTier } from '../compose.ts';
@@ -8,7 +7,7 @@ import { describeError, type Logger } from '../core/log.ts';
 import { QueueKeySettingsSource } from '../frontend/queue-key-settings.ts';
 import type { ManagedKms } from '../kms/types.ts';
 import type { MessageStore } from '../store/types.ts';
-import { connectNats } from './member.ts';
+import { dialNats } from './member.ts';
 
 export interface MetadataRoleOptions {
   identity: ClusterIdentity;
@@ -47,9 +46,9 @@ export async function startMetadataRole(options: MetadataRoleOptions): Promise<M
     scheduler: { backgroundPerSecond: options.prefetchBudgetPerSecond ?? 50 },
     backlog: { store, clock },
   });
-  const nc: NatsConnection | undefined = await connectNats(options.nats, `pkp metadata ${options.identity.id}`, logger);
+  const nats = await dialNats(options.nats, `pkp metadata ${options.identity.id}`, clock, logger);
   const rpc = metadataRpc({
-    nc, identity: options.identity, prefix: options.cluster, metadata: tier.metadata,
+    nats, identity: options.identity, prefix: options.cluster, metadata: tier.metadata,
     reuseMsOf: async (queueId) => (await settings.settingsOf(queueId))?.reuseMs,
     onError: (error) => logger.warn({ error: describeError(error) }, 'key delivery'),
   });
@@ -65,7 +64,7 @@ export async function startMetadataRole(options: MetadataRoleOptions): Promise<M
     close: () => (closing ??= (async () => {
       await server.close();
       tier.metadata.close();
-      await nc?.drain().catch(() => undefined);
+      await nats.close();
       await options.kms.close();
       await store.close();
     })()),

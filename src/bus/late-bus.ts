@@ -1,0 +1,106 @@
+import type { Clock, Timer } from '../core/clock.ts';
+import type { BusStats, EventBus, PkpEvent, SubscribeOptions, Unsubscribe } from './types.ts';
+
+export interface LateBusOptions {
+  clock: Clock;
+  partitions: number;
+  /** Between two attempts to open the bus. Default 1 s. */
+  retryMs?: number;
+  /** Events held while the bus is not open yet; beyond, they are dropped (counted). Default 10,000. */
+  maxHeld?: number;
+  /** Told of the first failure only; the attempts that follow are quiet until one succeeds. */
+  onUnreachable: (error: unknown) => void;
+  onOpened?: () => void;
+}
+
+interface Subscription {
+  handler: (event: PkpEvent) => void;
+  options: SubscribeOptions | undefined;
+  stop?: Unsubscribe;
+  stopped: boolean;
+}
+
+/**
+ * A bus whose transport may not answer yet when the process starts (NATS started after PKP): it
+ * opens the real bus in the background, retrying, and holds what is published meanwhile (bounded),
+ * then hands it over. Publishing keeps its contract: never throws, never waits.
+ */
+export class LateBus implements EventBus {
+  readonly partitions: number;
+  private inner: EventBus | undefined;
+  private held: PkpEvent[] = [];
+  private heldDropped = 0;
+  private readonly subscriptions = new Set<Subscription>();
+  private timer: Timer | undefined;
+  private closed = false;
+  private failures = 0;
+
+  private constructor(private readonly open: () => Promise<EventBus>, private readonly options: LateBusOptions) {
+    this.partitions = options.partitions;
+  }
+
+  /** Tries once before returning (a transport that is up is used from the first event), then in the background. */
+  static async start(open: () => Promise<EventBus>, options: LateBusOptions): Promise<LateBus> {
+    const bus = new LateBus(open, options);
+    await bus.attempt();
+    return bus;
+  }
+
+  /** Whether the real bus is open. */
+  get isOpen(): boolean {
+    return this.inner !== undefined;
+  }
+
+  publish(event: PkpEvent): void {
+    if (this.inner) return this.inner.publish(event);
+    if (this.closed || this.held.length >= (this.options.maxHeld ?? 10_000)) this.heldDropped++;
+    else this.held.push(event);
+  }
+
+  subscribe(handler: (event: PkpEvent) => void, options?: SubscribeOptions): Unsubscribe {
+    const subscription: Subscription = { handler, options, stopped: false };
+    this.subscriptions.add(subscription);
+    if (this.inner) subscription.stop = this.inner.subscribe(handler, options);
+    return () => {
+      subscription.stopped = true;
+      subscription.stop?.();
+      this.subscriptions.delete(subscription);
+    };
+  }
+
+  async flush(): Promise<void> {
+    await this.inner?.flush();
+  }
+
+  /** Events held are counted as published when handed over (by the real bus) or dropped here. */
+  stats(): BusStats {
+    const inner = this.inner?.stats() ?? { published: 0, dropped: 0, delivered: 0, rejected: 0, handlerErrors: 0 };
+    return { ...inner, published: inner.published + this.held.length + this.heldDropped, dropped: inner.dropped + this.heldDropped };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.timer?.cancel();
+    this.heldDropped += this.held.length;
+    this.held = [];
+    await this.inner?.close();
+  }
+
+  private async attempt(): Promise<void> {
+    let bus: EventBus;
+    try {
+      bus = await this.open();
+    } catch (error) {
+      if (this.failures++ === 0) this.options.onUnreachable(error);
+      if (!this.closed) this.timer = this.options.clock.setTimer(this.options.retryMs ?? 1_000, () => void this.attempt());
+      return;
+    }
+    if (this.closed) return bus.close();
+    this.inner = bus;
+    for (const subscription of this.subscriptions) if (!subscription.stopped) subscription.stop = bus.subscribe(subscription.handler, subscription.options);
+    const held = this.held;
+    this.held = [];
+    for (const event of held) bus.publish(event);
+    this.options.onOpened?.();
+  }
+}
