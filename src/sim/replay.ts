@@ -2,25 +2,36 @@ import { InputError } from '../core/errors.ts';
 import { noCache } from './no-cache.ts';
 import { oracle } from './oracle.ts';
 import { HistogramPolicy } from './policies/histogram.ts';
+import { IdlePricePolicy } from './policies/idle-price.ts';
 import { ReactivePolicy } from './policies/reactive.ts';
 import { PkpPolicy, type PkpPolicyOptions } from './policies/pkp.ts';
 import { RefreshAheadPolicy } from './policies/refresh-ahead.ts';
 import type { Policy } from './policy.ts';
 import { simulate, type BatchSource, type PolicyResult, type SimulationOptions } from './simulator.ts';
 
-export const POLICY_NAMES = ['reactive', 'refresh-ahead', 'histogram', 'pkp', 'oracle', 'none'] as const;
-export type PolicyName = (typeof POLICY_NAMES)[number];
+export const POLICY_NAMES = ['reactive', 'refresh-ahead', 'histogram', 'idle-price', 'pkp', 'oracle', 'none'] as const;
+/** A named policy, or the idle-price baseline at a price of its own (`idle-price@0.75`). */
+export type PolicyName = (typeof POLICY_NAMES)[number] | `idle-price@${number}`;
+
+/** `idle-price@<lambda>`: the baseline at that price of a key, in misses (a positive number). */
+const IDLE_PRICE_AT = /^idle-price@(\d+(?:\.\d+)?)$/;
 
 export function parsePolicies(text: string): PolicyName[] {
   const names = text.split(',').map((s) => s.trim()).filter(Boolean);
   if (names.length === 0) throw new InputError('--policies names no policy');
   for (const name of names) {
-    if (!(POLICY_NAMES as readonly string[]).includes(name)) throw new InputError(`unknown policy '${name}' (known: ${POLICY_NAMES.join(', ')})`);
+    const priced = IDLE_PRICE_AT.exec(name);
+    if (priced && Number(priced[1]) > 0) continue;
+    if (!(POLICY_NAMES as readonly string[]).includes(name)) {
+      throw new InputError(`unknown policy '${name}' (known: ${POLICY_NAMES.join(', ')}, idle-price@<lambda>)`);
+    }
   }
   return [...new Set(names)] as PolicyName[];
 }
 
 export function createPolicy(name: Exclude<PolicyName, 'oracle' | 'none'>, prefetcher: PkpPolicyOptions = {}): Policy {
+  const priced = IDLE_PRICE_AT.exec(name);
+  if (priced) return new IdlePricePolicy({ lambda: Number(priced[1]) });
   switch (name) {
     case 'reactive':
       return new ReactivePolicy();
@@ -28,8 +39,12 @@ export function createPolicy(name: Exclude<PolicyName, 'oracle' | 'none'>, prefe
       return new RefreshAheadPolicy();
     case 'histogram':
       return new HistogramPolicy();
+    case 'idle-price':
+      return new IdlePricePolicy();
     case 'pkp':
       return new PkpPolicy(prefetcher);
+    default:
+      throw new InputError(`unknown policy '${name}'`);
   }
 }
 
