@@ -3,7 +3,7 @@
  * Node, styles are inline, and nothing is fetched, so the file opens offline and without script.
  */
 import {
-  kmsReasonChart, policyColors, queueCdfChart, residentChart, timelineBucketMs, timelineChart, tradeoffChart, type Policies,
+  idlePriceLambda, kmsReasonChart, policyColors, queueCdfChart, residentChart, timelineBucketMs, timelineChart, tradeoffChart, type Policies,
 } from './report/charts.ts';
 import { escapeHtml, formatCount, formatDurationMs, formatPercent, formatSig } from './report/format.ts';
 import type { ReplayResult } from './replay.ts';
@@ -114,6 +114,7 @@ ${rows.map(([name, r]) => `<tr><td><span class="swatch" style="background:${colo
   const charts = policies.length === 0 ? '' : [
     figure('tradeoff', 'Trade-off: demand misses against KMS calls', tradeoffChart(policies, colors, result.sweep ?? []),
       'Each point is one policy' + (result.sweep ? '; the line is pkp at each budget of the sweep (labelled with --max-kms-overhead)' : '') +
+      (policies.filter(([name]) => idlePriceLambda(name) !== undefined).length > 1 ? '; the dashed line is the idle-price baseline at each price λ' : '') +
       '. Lower is fewer requests waiting for a key (log scale), further left is fewer KMS calls (÷ the oracle\'s, the fewest the requests needed); ' +
       'the oracle marks the best reachable corner. No cache is left out: it makes hundreds of times the calls.'),
     figure('timeline', 'Miss ratio over time', timelineChart(policies, colors, o.warmupMs),

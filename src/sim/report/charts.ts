@@ -12,15 +12,30 @@ const KNOWN_COLORS: Record<string, string> = {
   reactive: '#d9534f',
   'refresh-ahead': '#f0a30a',
   histogram: '#2b7bba',
+  pkp: '#3aa357',
   oracle: '#222222',
   none: '#9a9a9a',
 };
-const SPARE_COLORS = ['#3aa357', '#8e5ec4', '#17a2b8', '#c2185b', '#795548', '#607d8b'];
+/** The idle-price baseline at its several prices: shades of one hue, one per price. */
+const IDLE_PRICE_COLORS = ['#8e5ec4', '#5e3a8c', '#b48ee0', '#3f2163', '#d2b8f0'];
+const SPARE_COLORS = ['#17a2b8', '#c2185b', '#795548', '#607d8b', '#9ccc65'];
+
+/** `idle-price` or `idle-price@<lambda>`: the price, or undefined for another policy. */
+export function idlePriceLambda(name: string): number | undefined {
+  if (name === 'idle-price') return 2;
+  const match = /^idle-price@(.+)$/.exec(name);
+  return match ? Number(match[1]) : undefined;
+}
 
 export function policyColors(names: string[]): Map<string, string> {
   const colors = new Map<string, string>();
   let spare = 0;
-  for (const name of names) colors.set(name, KNOWN_COLORS[name] ?? SPARE_COLORS[spare++ % SPARE_COLORS.length]!);
+  let shade = 0;
+  for (const name of names) {
+    const color = KNOWN_COLORS[name]
+      ?? (idlePriceLambda(name) !== undefined ? IDLE_PRICE_COLORS[shade++ % IDLE_PRICE_COLORS.length] : SPARE_COLORS[spare++ % SPARE_COLORS.length]);
+    colors.set(name, color!);
+  }
   return colors;
 }
 
@@ -127,8 +142,11 @@ export function tradeoffChart(policies: Policies, colors: Map<string, string>, c
   const top = positive.length > 0 ? pow10(Math.ceil(Math.log10(Math.max(...positive) * 1.01))) : 10;
   const y = (m: number): number => (m > 0 ? m : floor);
   const label = (name: string, r: PolicyResult) => `${name}  ${formatShortCount(r.demandMisses)}`;
-  const pkpColor = colors.get('pkp') ?? '#3aa357';
-  const series: NonNullable<EChartsOption['series']> = shown.map(([name, r]) => ({
+  const pkpColor = colors.get('pkp') ?? KNOWN_COLORS.pkp!;
+  // The idle-price baseline at several prices is one curve, each point labelled with its price.
+  const priced = shown.filter(([name]) => idlePriceLambda(name) !== undefined).sort((a, b) => x(a[1]) - x(b[1]));
+  const single = priced.length > 1 ? shown.filter(([name]) => idlePriceLambda(name) === undefined) : shown;
+  const series: NonNullable<EChartsOption['series']> = single.map(([name, r]) => ({
     type: 'scatter' as const,
     name,
     symbolSize: 12,
@@ -136,6 +154,19 @@ export function tradeoffChart(policies: Policies, colors: Map<string, string>, c
     label: { show: true, position: 'right' as const, color: '#222', formatter: label(name, r) },
     data: [[x(r), y(r.demandMisses)]],
   }));
+  if (priced.length > 1) {
+    const color = colors.get(priced[0]![0]) ?? IDLE_PRICE_COLORS[0];
+    series.push({
+      type: 'line' as const,
+      name: 'idle-price (λ)',
+      symbolSize: 8,
+      symbol: 'diamond',
+      itemStyle: { color },
+      lineStyle: { width: 2, color, type: 'dashed' },
+      label: { show: true, position: 'bottom' as const, color: '#222', formatter: (p: { dataIndex: number }) => `λ${idlePriceLambda(priced[p.dataIndex]![0])}: ${formatShortCount(priced[p.dataIndex]![1].demandMisses)}` },
+      data: priced.map(([, r]) => [x(r), y(r.demandMisses)]),
+    });
+  }
   if (curve.length > 0) {
     series.push({
       type: 'line' as const,
