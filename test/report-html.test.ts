@@ -119,6 +119,18 @@ test('a sweep draws pkp as a curve with every budget labelled, and lists each po
   for (const p of sweep) assert.ok(html.includes(`pkp @${p.maxKmsOverhead}</td>`));
 });
 
+test('the idle-price baseline at several prices is one curve labelled by price, in colours pkp does not use', () => {
+  const base = sample();
+  const priced = [8, 2, 0.5].map((lambda, i) => [`idle-price@${lambda}`, { ...base.policies.histogram!, policy: `idle-price@${lambda}`, demandMisses: 400 - 100 * i, kmsCallsVsOracle: 1.05 + 0.05 * i }] as const);
+  const result = { ...base, policies: { ...base.policies, ...Object.fromEntries(priced) } };
+  const html = renderReplayReport(result, META);
+  const tradeoff = html.slice(html.indexOf('<section id="tradeoff">'), html.indexOf('<section id="timeline">'));
+  for (const [name, r] of priced) assert.ok(tradeoff.includes(`>λ${name.slice('idle-price@'.length)}: ${r.demandMisses}</text>`), name);
+  assert.ok(tradeoff.includes('idle-price (λ)'));
+  const colors = policyColors(['pkp', ...priced.map(([name]) => name)]);
+  assert.equal(new Set(colors.values()).size, 4, 'pkp and each price have colours of their own');
+});
+
 test('the page loads nothing from elsewhere and needs no script', () => {
   const html = renderReplayReport(sample(), META);
   assert.doesNotMatch(html, /\b(?:src|href)\s*=\s*["']?\s*(?:https?:)?\/\//i);
