@@ -14,6 +14,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PkpError } from '../core/errors.ts';
 import { DiskReserve, isDiskFull } from './disk-reserve.ts';
+import { WalCheckpointer } from './wal-checkpointer.ts';
 import { decodeReceiptHandle, encodeReceiptHandle } from './receipt-handle.ts';
 import { backlogBounds, closedError, requireAccount, requireFinite, requireIntIn } from './validate.ts';
 import {
@@ -42,7 +43,10 @@ export interface SqliteStoreOptions {
    * 'full': a commit also survives power loss, at the price of an fsync per commit.
    */
   synchronous?: 'normal' | 'full';
-  /** Called with the operation's name on every store operation, with 'groupCommit' per batch of puts and 'opsCommit' per batch of receives and deletes. */
+  /**
+   * Called with the operation's name on every store operation, with 'groupCommit' per batch of puts,
+   * 'opsCommit' per batch of receives and deletes and 'walCheckpoint' per checkpoint that copied pages.
+   */
   onOp?: (op: string) => void;
   /** Bytes of the disk-full reserve beside the database (see DiskReserve); 0 turns it off. Default 8 MiB. */
   reserveBytes?: number;
@@ -320,6 +324,11 @@ function prepareStatements(db: Database.Database) {
   };
 }
 
+/** How often the worker moves the WAL into the database while there are writes. */
+const CHECKPOINT_EVERY_MS = 100;
+/** The WAL file's size from which the worker checkpoints (see open). */
+const WAL_BYTES = 3 * 1024 * 1024;
+
 /** The name column's value for a queue: its path in the account namespace. */
 function pathOf(accountId: string, name: string): string {
   return `${accountId}/${name}`;
@@ -423,7 +432,12 @@ export class SqliteMessageStore implements MessageStore {
   private readonly deleteQueueTx: Database.Transaction<(queueId: string) => boolean>;
   private readonly dropSentBeforeTx: Database.Transaction<(queueId: string, cutoff: number) => number>;
 
-  private constructor(private readonly db: Database.Database, onOp: ((op: string) => void) | undefined, private readonly reserve: DiskReserve) {
+  private constructor(
+    private readonly db: Database.Database,
+    onOp: ((op: string) => void) | undefined,
+    private readonly reserve: DiskReserve,
+    private readonly checkpointer: WalCheckpointer | undefined,
+  ) {
     this.s = prepareStatements(db);
     this.onOp = onOp ?? (() => {});
 
@@ -584,18 +598,29 @@ export class SqliteMessageStore implements MessageStore {
       db.pragma('foreign_keys = ON');
       // A 64 MiB page cache keeps the indexes' hot pages in memory.
       db.pragma('cache_size = -65536');
-      // The WAL is moved into the database every 1,000 pages (4 MiB) and then reused from its start,
-      // never cut below that: on a full disk, receives and deletes (which rewrite existing pages) go
-      // on inside space the WAL already holds, and the WAL never grows past ~4 MiB by itself.
+      // The WAL grows to 3 MiB, then a worker thread (WalCheckpointer) moves it into the database
+      // every 100 ms while there are writes, and it is written again from its start. Should the
+      // worker fall behind, the writer checkpoints in its own turn at 1,000 pages (4 MiB), so the WAL
+      // never grows past ~4 MiB by itself. The file is not cut below 4 MiB: on a full disk, receives
+      // and deletes (which rewrite existing pages) go on inside space the WAL already holds, and
+      // what the WAL holds beyond the database file's end stays within the reserve.
       db.pragma('wal_autocheckpoint = 1000');
       db.pragma(`journal_size_limit = ${4 * 1024 * 1024}`);
       migrate(db);
       failInterruptedMoveTasks(db);
       if (!memory) for (const suffix of ['-wal', '-shm']) if (existsSync(options.path + suffix)) chmodSync(options.path + suffix, 0o600);
       const reserve = new DiskReserve(memory ? undefined : `${options.path}-reserve`, options.reserveBytes ?? 8 * 1024 * 1024);
-      const store = new SqliteMessageStore(db, options.onOp, reserve);
       // Opened on a full disk: readable, but refusing sends until there is room.
-      store.full = !reserve.ensure();
+      const full = !reserve.ensure();
+      const onOp = options.onOp;
+      const checkpointer = memory ? undefined : new WalCheckpointer({
+        path: options.path, synchronous: options.synchronous === 'full' ? 'FULL' : 'NORMAL', intervalMs: CHECKPOINT_EVERY_MS, minWalBytes: WAL_BYTES,
+        onCheckpoint: (outcome) => {
+          if ('frames' in outcome && outcome.frames > 0) onOp?.('walCheckpoint');
+        },
+      });
+      const store = new SqliteMessageStore(db, onOp, reserve, checkpointer);
+      store.full = full;
       return store;
     } catch (err) {
       db.close();
@@ -760,7 +785,9 @@ export class SqliteMessageStore implements MessageStore {
     }
     if (!this.hasRoomFor(messages)) throw storeFull();
     try {
-      return this.fifoPutTx.immediate(queueId, messages, dedup, now);
+      const results = this.fifoPutTx.immediate(queueId, messages, dedup, now);
+      this.checkpointer?.poke();
+      return results;
     } catch (err) {
       this.noteIfFull(err);
       throw err instanceof PkpError ? err : putError(err);
@@ -775,7 +802,9 @@ export class SqliteMessageStore implements MessageStore {
     // messages stay leased and come back), so that receives and deletes keep the reserve's room.
     if (!this.hasRoomFor(moves.map((m) => m.message))) throw storeFull();
     try {
-      return this.moveTx.immediate(sourceQueueId, moves);
+      const moved = this.moveTx.immediate(sourceQueueId, moves);
+      this.checkpointer?.poke();
+      return moved;
     } catch (err) {
       this.noteIfFull(err);
       throw err instanceof PkpError ? err : putError(err);
@@ -852,6 +881,7 @@ export class SqliteMessageStore implements MessageStore {
     if (this.closed) return;
     this.flush();
     this.closed = true;
+    await this.checkpointer?.close();
     this.db.close();
   }
 
@@ -947,6 +977,7 @@ export class SqliteMessageStore implements MessageStore {
       return;
     }
     outcomes.forEach((o, i) => (o.ok ? ops[i]!.resolve(o.value as never) : ops[i]!.reject(o.error)));
+    this.checkpointer?.poke();
     this.onOp('opsCommit');
   }
 
@@ -976,6 +1007,7 @@ export class SqliteMessageStore implements MessageStore {
       if (failure) call.reject(failure);
       else call.resolve();
     }
+    this.checkpointer?.poke();
     this.onOp('groupCommit');
   }
 
