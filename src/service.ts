@@ -31,6 +31,7 @@ import { openMessageStore } from './store/open-store.ts';
 import type { MessageStore } from './store/types.ts';
 import { Random } from './core/random.ts';
 import { defaultAccountId } from './frontend/accounts.ts';
+import { QueueStatsSchedule } from './frontend/queue-stats-schedule.ts';
 import { startLivePrefetcher, type HistorySource, type LivePrefetcher } from './prefetcher/live.ts';
 import type { Prefetcher, PrefetcherOptions } from './prefetcher/prefetcher.ts';
 
@@ -188,6 +189,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
 
   const prefetchOn = options.prefetch ?? true;
   const frontends: FrontendParts[] = [];
+  const queueStats = prefetchOn ? new QueueStatsSchedule(QUEUE_STATS_EVERY_MS) : undefined;
   for (let i = 0; i < frontendCount; i++) {
     const nodeId = `fe-${i + 1}`;
     const { cache, keyring } = createServiceNodeKeys({
@@ -195,7 +197,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     });
     const node = new FrontendNode({
       nodeId, store, keyring, bus, clock, waiters, logger: logger.child({ node: nodeId }),
-      keyCache: cache, queueStatsEveryMs: prefetchOn ? QUEUE_STATS_EVERY_MS : undefined,
+      keyCache: cache, queueStats,
     });
     frontends.push({ nodeId, node, keyring, cache });
   }

@@ -129,7 +129,7 @@ test('access events reach the prefetcher: observations, a stream, key hits and q
     assert.equal(prefetcher.stats.missesAvoided, sends.filter((e) => e.prefetchedFirstUse === true).length);
 
     const stats = events.filter((e): e is QueueStatsEvent => e.type === 'queue-stats' && e.queueId === queueId);
-    assert.ok(stats.length >= 1 && stats.length <= 3, 'queue stats at most once per queue per node in a few seconds');
+    assert.equal(stats.length, 1, 'queue stats once per queue in a few seconds, whichever of the three nodes served (they share one store)');
     assert.ok(stats.every((e) => Number.isInteger(e.backlog) && e.backlog >= 0));
     assert.equal(stream.queue.consumersSeen, true, 'a reported backlog reached the prefetcher');
   });

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { EventBus, QueueOp } from '../bus/types.ts';
 import type { Clock } from '../core/clock.ts';
 import { uuidv7 } from '../core/uuid7.ts';
+import type { QueueStatsSchedule } from './queue-stats-schedule.ts';
 import { DeadlineError, KmsError, PkpError, SqsError } from '../core/errors.ts';
 import { describeError, silentLogger, type Logger } from '../core/log.ts';
 import type { MessageKeyring } from '../keycache/keyring-types.ts';
@@ -38,8 +39,8 @@ export interface FrontendNodeOptions {
    * access event says whether the key was a hit. Without it `keyHit` is left out.
    */
   keyCache?: KeyOutcomeSource;
-  /** Publish a `queue-stats` event (backlog from the store) at most this often per queue (clock ms). Default: never. */
-  queueStatsEveryMs?: number;
+  /** When to publish a `queue-stats` event (backlog from the store); shared by the nodes of one store. Default: never. */
+  queueStats?: QueueStatsSchedule;
 }
 
 /**
@@ -154,9 +155,7 @@ export class FrontendNode {
   /** Per queue, when this node last dropped expired messages. */
   private readonly lastSweep = new Map<string, number>();
   private readonly keyCache: KeyOutcomeSource | undefined;
-  private readonly queueStatsEveryMs: number;
-  /** Per queue, when this node last published its stats. */
-  private readonly lastQueueStats = new Map<string, number>();
+  private readonly queueStats: QueueStatsSchedule | undefined;
   private longPolls = 0;
 
   constructor(options: FrontendNodeOptions) {
@@ -169,7 +168,7 @@ export class FrontendNode {
     this.region = options.region ?? DEFAULT_REGION;
     this.logger = options.logger ?? silentLogger;
     this.keyCache = options.keyCache;
-    this.queueStatsEveryMs = options.queueStatsEveryMs ?? Infinity;
+    this.queueStats = options.queueStats;
   }
 
   /** ReceiveMessage calls of this node now parked waiting for messages. */
@@ -278,7 +277,7 @@ export class FrontendNode {
     this.report(queue.queueId, ctx, 'other');
     await this.store.deleteQueue(queue.queueId, this.clock.now());
     this.lastSweep.delete(queue.queueId);
-    this.lastQueueStats.delete(queue.queueId);
+    this.queueStats?.forget(queue.queueId);
     this.waiters.forget(queue.queueId);
     return {};
   }
@@ -935,11 +934,9 @@ export class FrontendNode {
     if (op === 'receive' || op === 'delete') this.reportQueueStats(queueId, at);
   }
 
-  /** The queue's backlog, at most once per `queueStatsEveryMs` per queue. */
+  /** The queue's backlog, when the schedule says it is due. */
   private reportQueueStats(queueId: string, at: number): void {
-    const last = this.lastQueueStats.get(queueId);
-    if (this.queueStatsEveryMs === Infinity || (last !== undefined && at - last < this.queueStatsEveryMs)) return;
-    this.lastQueueStats.set(queueId, at);
+    if (!this.queueStats?.due(queueId, at)) return;
     // Not awaited: the request does not wait for its stats.
     this.store.counts(queueId, at)
       .then((c) => this.bus.publish({ type: 'queue-stats', at, queueId, nodeId: this.nodeId, backlog: c.visible + c.inFlight + c.delayed }))

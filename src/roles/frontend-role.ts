@@ -11,6 +11,7 @@ import { createMetrics } from '../core/metrics.ts';
 import { FrontendNode } from '../frontend/node.ts';
 import { createSqsServer } from '../frontend/server.ts';
 import { ReceiveWaiters } from '../frontend/waiters.ts';
+import { QueueStatsSchedule } from '../frontend/queue-stats-schedule.ts';
 import type { MessageStore } from '../store/types.ts';
 import { dialNats, type ClusterMemberOptions } from './member.ts';
 
@@ -58,7 +59,7 @@ export async function startFrontendRole(options: FrontendRoleOptions): Promise<F
   const stopWakeups = options.store.subscribeWakeups?.((queueId) => waiters.notify(queueId));
   const node = new FrontendNode({
     nodeId, store: options.store, keyring: parts.keyring, bus, clock, waiters, logger: logger.child({ node: nodeId }),
-    keyCache: parts.cache, queueStatsEveryMs: QUEUE_STATS_EVERY_MS,
+    keyCache: parts.cache, queueStats: new QueueStatsSchedule(QUEUE_STATS_EVERY_MS),
   });
   const server = createSqsServer({ nodes: [node], credentials: options.credentials, clock, logger, metrics });
   server.get('/healthz', async () => ({ ok: true, node: nodeId }));

@@ -236,6 +236,29 @@ export function describeStoreContract(kind: string, target: StoreTarget, options
       assert.equal((await s.counts(other, 5001)).visible, 1);
     });
 
+    it('retention: every message sent before the cutoff goes, whether visible, delayed, in flight, visible again or with its visibility changed', async () => {
+      const { store: s, queueId } = await fresh();
+      const sent = (at: number, visibleAt = at) => message(queueId, at, { visibleAt });
+      const fresh1 = sent(1000);
+      const delayed = sent(1000, 3000);
+      const received = sent(1000);
+      const receivedAgain = sent(1000);
+      const changed = sent(1000);
+      const late = sent(2000);
+      const lateDelayed = sent(2000, 2500);
+      await s.putMessages([received, receivedAgain, changed, fresh1, delayed, late, lateDelayed]);
+      // In flight until 100,000; visible again at 1,200 (after a short visibility); changed to visible at 1,100.
+      assert.deepEqual((await s.receiveMessages(queueId, 1, 100_000, 1050)).map((m) => m.messageId), [received.messageId]);
+      const [again] = await s.receiveMessages(queueId, 1, 150, 1050);
+      assert.equal(again?.messageId, receivedAgain.messageId);
+      const [toChange] = await s.receiveMessages(queueId, 1, 100_000, 1050);
+      assert.equal(toChange?.messageId, changed.messageId);
+      assert.equal(await s.changeVisibility(queueId, toChange!.receiptHandle, 1100, 1060), 'changed');
+      assert.equal(await s.dropExpired(queueId, 1000, 2000), 0, 'none sent before 1,000');
+      assert.equal(await s.dropExpired(queueId, 1000, 2001), 5, 'every one sent at 1,000, in whatever state');
+      assert.deepEqual((await s.receiveMessages(queueId, 10, 1000, 3000)).map((m) => m.messageId).sort(), [late.messageId, lateDelayed.messageId].sort());
+    });
+
     it('batch atomicity: a put with a duplicate id or an unknown queue stores none of its messages; concurrent puts all land', async () => {
       const { store: s, queueId } = await fresh();
       const existing = message(queueId, 0);
