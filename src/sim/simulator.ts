@@ -12,6 +12,7 @@ import { dekIdOf } from '../metadata/key-service.ts';
 import type { MetadataClient, MetadataService } from '../metadata/metadata-service.ts';
 import type { KeyRequestOptions, PrefetchInstruction, QueueKeySettings } from '../metadata/types.ts';
 import { createBalancer, type BalancerKind } from './balancer.ts';
+import { copyChannels, joinWithCopyChannel } from './copy-channel.ts';
 import type { Policy, PolicyContext, RequestObservation } from './policy.ts';
 import { percentileWithZeros } from './stats.ts';
 import { RequestTally } from './tally.ts';
@@ -41,6 +42,11 @@ export interface SimulationOptions {
   seed?: number;
   /** Width of the miss-ratio-over-time buckets (ms). Default 10 min. */
   timelineBucketMs?: number;
+  /**
+   * How keys travel to the nodes: 'copy' (default; see CopyChannel: the figures do not depend on
+   * sealing, the run time does) or 'x25519', the service's sealed channel.
+   */
+  sealing?: 'copy' | 'x25519';
 }
 
 export interface TimelinePoint {
@@ -146,6 +152,7 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
   const seed = options.seed ?? 1;
   const bucketMs = options.timelineBucketMs ?? 600_000;
   const latencySpec = options.kmsLatency ?? '10';
+  const sealed = (options.sealing ?? 'copy') === 'x25519';
   const rng = new Random(seed);
   const clock = new VirtualClock(0, { settle: 'microtasks' });
   let measuring = false;
@@ -179,6 +186,7 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
     kms, clock, settingsOf, expiryTimer: false, maxEntries: 50_000_000, maxBytes: Infinity,
     scheduler: { maxInFlight: Infinity, backgroundPerSecond: options.prefetchBudgetPerSecond ?? Infinity, backgroundQueueLimit: 1_000_000 },
     backlog: { store: { backlogDeks: async (queueId, q) => backlogs.get(queueId)?.deks(q.maxDeks ?? 16) ?? [] }, clock },
+    ...(sealed ? {} : { channels: copyChannels }),
   });
   const transport = new HopTransport(metadata, clock, hopMs);
 
@@ -186,7 +194,7 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
   for (let i = 0; i < nodeCount; i++) {
     const id = `fe-${i + 1}`;
     const { cache, keyring } = createNodeKeys({
-      nodeId: id, clock, metadata: transport, channel: joinMetadataService(metadata, id),
+      nodeId: id, clock, metadata: transport, channel: sealed ? joinMetadataService(metadata, id) : joinWithCopyChannel(metadata, id),
       cache: { maxEntries: options.capacity ?? 1_000_000_000, maxBytes: Infinity, expiryTimer: false },
       keyring: { fetchTimeoutMs: 600_000 },
     });
