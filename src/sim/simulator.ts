@@ -166,26 +166,20 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
       if (measuring) kmsThrottled++;
     },
   }), clock, issued);
-  const settings = new Map<string, QueueKeySettings>();
   const reuseMsOf = reuseLookup(options);
-  const settingsOf = (queueId: string): QueueKeySettings => {
-    let s = settings.get(queueId);
-    if (!s) settings.set(queueId, (s = { queueId, kmsMasterKeyId: 'sim-key', reuseMs: reuseMsOf(queueId) }));
-    return s;
+  // Everything the simulator keeps per queue, found with one lookup per request.
+  const queues = new Map<string, SimQueue>();
+  const queueOf = (queueId: string): SimQueue => {
+    let q = queues.get(queueId);
+    if (!q) queues.set(queueId, (q = new SimQueue({ queueId, kmsMasterKeyId: 'sim-key', reuseMs: reuseMsOf(queueId) })));
+    return q;
   };
-  // Each queue's waiting messages, oldest first, under the DEK each send sealed it with: a receive
-  // takes the oldest and needs its decrypt key; the backlog decrypt prefetch reads them.
-  const backlogs = new Map<string, Backlog>();
-  const backlogOf = (queueId: string): Backlog => {
-    let b = backlogs.get(queueId);
-    if (!b) backlogs.set(queueId, (b = new Backlog()));
-    return b;
-  };
+  const settingsOf = (queueId: string): QueueKeySettings => queueOf(queueId).settings;
   // The service's key path (compose.ts), with the simulator's clock, KMS model and transport.
   const { metadata } = createKeyTier({
     kms, clock, settingsOf, expiryTimer: false, maxEntries: 50_000_000, maxBytes: Infinity,
     scheduler: { maxInFlight: Infinity, backgroundPerSecond: options.prefetchBudgetPerSecond ?? Infinity, backgroundQueueLimit: 1_000_000 },
-    backlog: { store: { backlogDeks: async (queueId, q) => backlogs.get(queueId)?.deks(q.maxDeks ?? 16) ?? [] }, clock },
+    backlog: { store: { backlogDeks: async (queueId, q) => queues.get(queueId)?.backlog.deks(q.maxDeks ?? 16) ?? [] }, clock },
     ...(sealed ? {} : { channels: copyChannels }),
   });
   const transport = new HopTransport(metadata, clock, hopMs);
@@ -289,6 +283,7 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
       lastT = t;
       const node = nodes[balancer.pick(event)]!;
       const queueId = event.queue;
+      const queue = queueOf(queueId);
       const principal = event.principal ?? DEFAULT_PRINCIPAL;
       const op = event.op;
       // A send needs the stream's encrypt key; a receive the decrypt key of the message it gets
@@ -298,11 +293,15 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
       if (op === 'send') {
         needsKey = true;
         key = node.cache.getEncrypt(queueId, principal);
-        const backlog = backlogOf(queueId);
+        const backlog = queue.backlog;
         if (key !== undefined) {
           backlog.push(key);
-          const dek = issued.get(key.dekId);
-          if (dek !== undefined && t < dek.firstUse) dek.firstUse = t;
+          // Requests come in time order, so a DEK's first use is the first hit of some node's
+          // entry for it (or a miss's use below): later hits of an entry cannot be earlier.
+          if (node.cache.lastHitWasFirstUse) {
+            const dek = issued.get(key.dekId);
+            if (dek !== undefined && t < dek.firstUse) dek.firstUse = t;
+          }
         } else {
           const useAt = (k: CachedKey): void => {
             backlog.push(k);
@@ -312,7 +311,7 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
           startMiss(node.keyring.fetchEncryptKey(queueId, principal, useAt), t);
         }
       } else if (op === 'receive') {
-        const message = backlogs.get(queueId)?.shift();
+        const message = queue.backlog.shift();
         if (message !== undefined) {
           needsKey = true;
           if (measuring) keyedReceives++;
@@ -325,7 +324,7 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
       }
       if (key !== undefined && key.expiresAt <= t) expiredKeysServed++;
       const missed = needsKey && key === undefined;
-      if (measuring) tally.add(t, queueId, missed);
+      if (measuring) tally.addTo(t, (queue.outcome ??= tally.outcomeOf(queueId)), missed);
       observation.at = t;
       observation.queueId = queueId;
       observation.principal = principal;
@@ -339,7 +338,7 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
       if (op !== 'delete' && policy.onQueueStats) {
         queueStats.at = t;
         queueStats.queueId = queueId;
-        queueStats.backlog = backlogs.get(queueId)?.length ?? 0;
+        queueStats.backlog = queue.backlog.length;
         policy.onQueueStats(queueStats);
       }
     }
@@ -441,6 +440,19 @@ class IssueRecordingKms implements Kms {
   describeKey(keyIdOrAlias: string): Promise<KeyMetadata> {
     return this.inner.describeKey(keyIdOrAlias);
   }
+}
+
+/** One queue as the simulator sees it: its key settings, its waiting messages, its measured counters. */
+class SimQueue {
+  /**
+   * The waiting messages, oldest first, under the DEK each send sealed it with: a receive takes
+   * the oldest and needs its decrypt key; the backlog decrypt prefetch reads them.
+   */
+  readonly backlog = new Backlog();
+  /** Set at the queue's first measured request. */
+  outcome: QueueOutcome | undefined;
+
+  constructor(readonly settings: QueueKeySettings) {}
 }
 
 /**
