@@ -18,7 +18,7 @@ export interface NodeKeyringOptions {
   metadata: MetadataClient;
   /** This node's end of the sealed channel with the metadata service. */
   channel: Pick<DeliveryChannel, 'open'>;
-  /** How long one request waits for a key before it fails (ms). Default 5,000. */
+  /** How long one request waits for a key before it fails (ms). Default 5,000; Infinity: as long as it takes. */
   fetchTimeoutMs?: number;
   /** Called with the time a request waited for a key (a demand miss). */
   onKeyWait?: (use: KeyUse, waitedMs: number) => void;
