@@ -151,7 +151,8 @@ export class MetadataService implements MetadataClient {
   }
 
   private seal(channel: DeliveryChannel, nodeId: string, key: CachedKey, use: 'encrypt' | 'decrypt', prefetched: boolean, score: number): SealedKeyDelivery {
-    const header = {
+    // The delivery is its own header (every field but the sealed material), filled in once: no copy.
+    const delivery: SealedKeyDelivery = {
       nodeId,
       use,
       prefetched,
@@ -163,10 +164,14 @@ export class MetadataService implements MetadataClient {
       encryptedDek: key.encryptedDek,
       issuedAt: key.issuedAt,
       expiresAt: key.expiresAt,
+      sealedMaterial: NOT_SEALED_YET,
     };
-    return { ...header, sealedMaterial: channel.seal(key.material, header) };
+    delivery.sealedMaterial = channel.seal(key.material, delivery);
+    return delivery;
   }
 }
+
+const NOT_SEALED_YET = Buffer.alloc(0);
 
 /** Most node ids one instruction may name (front-ends are at most 64 per service). */
 const MAX_NODE_IDS = 1_000;
