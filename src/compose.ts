@@ -5,7 +5,7 @@ import type { Metrics } from './core/metrics.ts';
 import { KeyCache, type KeyCacheOptions } from './keycache/key-cache.ts';
 import { KeyService, type KeyServiceOptions } from './metadata/key-service.ts';
 import { MetadataService, type MetadataClient, type MetadataServiceOptions } from './metadata/metadata-service.ts';
-import type { SealedChannel } from './crypto/seal.ts';
+import type { DeliveryChannel } from './crypto/seal.ts';
 
 /**
  * The composition root of the key path: the key tier (KMS client, single-flight tier cache,
@@ -20,10 +20,10 @@ export interface KeyTier {
   metadata: MetadataService;
 }
 
-export function createKeyTier(options: KeyServiceOptions & { backlog?: MetadataServiceOptions['backlog'] }): KeyTier {
-  const { backlog, ...keyOptions } = options;
+export function createKeyTier(options: KeyServiceOptions & Pick<MetadataServiceOptions, 'backlog' | 'channels'>): KeyTier {
+  const { backlog, channels, ...keyOptions } = options;
   const keys = new KeyService(keyOptions);
-  return { keys, metadata: new MetadataService(keys, { backlog }) };
+  return { keys, metadata: new MetadataService(keys, { backlog, channels }) };
 }
 
 export interface NodeKeys {
@@ -37,7 +37,7 @@ export interface NodeKeysOptions {
   clock: Clock;
   /** The node's way to the metadata service, and its end of the sealed channel. */
   metadata: MetadataClient;
-  channel: Pick<SealedChannel, 'open'>;
+  channel: Pick<DeliveryChannel, 'open'>;
   cache?: Omit<KeyCacheOptions, 'clock'>;
   keyring?: Pick<NodeKeyringOptions, 'fetchTimeoutMs' | 'onKeyWait' | 'maxEncryptionsPerDek'>;
 }

@@ -4,7 +4,9 @@ import { oracle } from '../src/sim/oracle.ts';
 import { HistogramPolicy } from '../src/sim/policies/histogram.ts';
 import { ReactivePolicy } from '../src/sim/policies/reactive.ts';
 import { RefreshAheadPolicy } from '../src/sim/policies/refresh-ahead.ts';
-import { simulate, type SimulationOptions } from '../src/sim/simulator.ts';
+import { simulate, type PolicyResult, type SimulationOptions } from '../src/sim/simulator.ts';
+import { PkpPolicy } from '../src/sim/policies/pkp.ts';
+import { syntheticTrace } from '../src/sim/generator.ts';
 import type { TraceEvent } from '../src/sim/traces/types.ts';
 
 const ev = (t: number, queue = 'q', principal?: string): TraceEvent => ({ t, queue, op: 'send', principal });
@@ -130,4 +132,19 @@ test('per-queue reuse periods: a queue named with 60 s renews after 60 s, the ot
   assert.equal(r.kmsCalls, 3);
   assert.equal(r.demandMisses, 3);
   assert.equal((await oracle([trace], options)).kmsCalls, 3);
+});
+
+test('the simulator\'s copy channel gives the very figures of the service\'s X25519 sealing (reactive and pkp, with receives)', async () => {
+  const trace = syntheticTrace({ seed: 3, days: 0.25, queues: 12, meanRatePerSecond: 0.5, principals: 3 });
+  const opts: SimulationOptions = { frontends: 4, warmupMs: 0, reuseSeconds: 300 };
+  const figures = ({ wallMs: _w, eventsPerSecond: _e, ...rest }: PolicyResult): Omit<PolicyResult, 'wallMs' | 'eventsPerSecond'> => rest;
+  for (const policy of [() => new ReactivePolicy(), () => new PkpPolicy()]) {
+    const copied = await simulate(trace.batches(), policy(), { ...opts, sealing: 'copy' });
+    const sealed = await simulate(trace.batches(), policy(), { ...opts, sealing: 'x25519' });
+    assert.ok(copied.demandMisses > 0 && copied.kmsCalls > 0 && (copied.keyedReceives ?? 0) > 0, copied.policy);
+    assert.deepEqual(figures(copied), figures(sealed), copied.policy);
+  }
+  // pkp's deliveries went through the channel: prefetched encrypt keys and backlog decrypt keys.
+  const pkp = await simulate(trace.batches(), new PkpPolicy(), opts);
+  assert.ok(pkp.prefetches > 0 && (pkp.backlogKeysDelivered ?? 0) > 0);
 });

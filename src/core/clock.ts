@@ -27,11 +27,15 @@ export class SystemClock implements Clock {
   }
 }
 
-interface PendingTimer {
-  at: number;
-  seq: number;
-  fn: () => void;
-  cancelled: boolean;
+/** A virtual timer is its own handle: no closure per timer (the simulator sets several per miss). */
+class PendingTimer implements Timer {
+  cancelled = false;
+
+  constructor(readonly at: number, readonly seq: number, readonly fn: () => void) {}
+
+  cancel(): void {
+    this.cancelled = true;
+  }
 }
 
 import { MinHeap } from './min-heap.ts';
@@ -44,7 +48,8 @@ const settleMacrotask = (): Promise<void> => new Promise((resolve) => setImmedia
  * queued from inside a microtask runs only once the microtask queue is empty. Enough where the
  * work between timers is pure promise chains (the simulator), not I/O.
  */
-const settleMicrotasks = (): Promise<void> => new Promise((resolve) => process.nextTick(resolve));
+const settleMicrotasks = (): Promise<void> => new Promise(resolveOnNextTick);
+const resolveOnNextTick = (resolve: () => void): void => process.nextTick(resolve);
 
 /**
  * A clock that moves only when told to. Timers fire in (time, creation) order; between two timers
@@ -67,9 +72,9 @@ export class VirtualClock implements Clock {
   }
 
   setTimer(ms: number, fn: () => void): Timer {
-    const timer: PendingTimer = { at: this.current + Math.max(0, ms), seq: this.seq++, fn, cancelled: false };
+    const timer = new PendingTimer(this.current + Math.max(0, ms), this.seq++, fn);
     this.heap.push(timer);
-    return { cancel: () => { timer.cancelled = true; } };
+    return timer;
   }
 
   /** Time of the earliest pending timer, or Infinity. */

@@ -6,7 +6,8 @@ import { DeadlineError } from './errors.ts';
  * underlying work goes on for anyone else who waits on it.
  */
 export function waitUntil<T>(promise: Promise<T>, clock: Clock, deadline: number | undefined, what = 'request'): Promise<T> {
-  if (deadline === undefined) return promise;
+  // No deadline, or one that never comes (the simulator's): no timer.
+  if (deadline === undefined || deadline === Infinity) return promise;
   const remaining = deadline - clock.now();
   if (remaining <= 0) return Promise.reject(new DeadlineError(`${what} deadline passed`));
   return new Promise<T>((resolve, reject) => {

@@ -49,8 +49,35 @@ export interface SealedHeader {
   score: number;
 }
 
+/** One end of the channel that carries keys between the metadata service and one node. */
+export interface DeliveryChannel {
+  seal(material: Buffer, header: SealedHeader): Buffer;
+  /** Throws when the delivery is not for this channel's node (or, sealed, was altered). */
+  open(sealed: Buffer, header: SealedHeader): Buffer;
+  close(): void;
+}
+
+/** The metadata service's side of its channels: the public key nodes join with, and its end of each node's channel. */
+export interface ChannelIdentity {
+  readonly publicKeyDer: Buffer;
+  channelWith(nodeId: string, nodePublicKeyDer: Buffer): DeliveryChannel;
+}
+
+/** The service's channels: an X25519 identity, a channel key agreed with each node, AES-256-GCM. */
+export class X25519ChannelIdentity implements ChannelIdentity {
+  private readonly identity = NodeKeyPair.generate();
+
+  get publicKeyDer(): Buffer {
+    return this.identity.publicKeyDer;
+  }
+
+  channelWith(nodeId: string, nodePublicKeyDer: Buffer): SealedChannel {
+    return new SealedChannel(this.identity.channelKey(nodePublicKeyDer, nodeId, 'metadata'), nodeId);
+  }
+}
+
 /** One end of a sealed channel between the metadata service and one node. */
-export class SealedChannel {
+export class SealedChannel implements DeliveryChannel {
   constructor(private readonly key: Buffer, private readonly nodeId: string) {}
 
   seal(material: Buffer, header: SealedHeader): Buffer {

@@ -50,6 +50,8 @@ class Entry implements KeyCacheEntryView {
   onProbation: boolean;
   /** Place in the probation heap (−1: not in it; also while an insert plans its victims). */
   heapIndex = -1;
+  /** The key's expiry, on the entry itself: the expiry heap compares it often, and keys come in several shapes. */
+  readonly expiresAt: number;
 
   constructor(
     readonly use: KeyUse,
@@ -63,6 +65,7 @@ class Entry implements KeyCacheEntryView {
     readonly seq: number,
   ) {
     this.onProbation = prefetched;
+    this.expiresAt = key.expiresAt;
   }
 }
 
@@ -131,7 +134,7 @@ export class KeyCache {
   private readonly useExpiryTimer: boolean;
   private readonly onEvent: KeyCacheListener | undefined;
   /** Min-heap of entries by expiry; removed entries are skipped lazily. */
-  private readonly expiryHeap = new MinHeap<Entry>((a, b) => a.key.expiresAt < b.key.expiresAt);
+  private readonly expiryHeap = new MinHeap<Entry>((a, b) => a.expiresAt < b.expiresAt);
   /** Probation entries by (score, seq); an entry leaves it the moment it leaves probation. */
   private readonly probationHeap = new IndexedMinHeap<Entry>(probationBefore);
   private probationCount = 0;
@@ -159,6 +162,8 @@ export class KeyCache {
    * the prefetch avoided), false after any other lookup.
    */
   lastHitWasPrefetchedFirstUse = false;
+  /** True right after a hit that was the first use of its entry, prefetched or not. */
+  lastHitWasFirstUse = false;
 
   constructor(options: KeyCacheOptions) {
     this.clock = options.clock;
@@ -216,18 +221,18 @@ export class KeyCache {
   /** Whether a valid entry is present, without counting or touching recency. */
   hasEncrypt(queueId: string, principal: string): boolean {
     const entry = this.encryptEntries.get(queueId)?.get(principal);
-    return entry !== undefined && this.clock.now() < entry.key.expiresAt;
+    return entry !== undefined && this.clock.now() < entry.expiresAt;
   }
 
   peekEncrypt(queueId: string, principal: string): KeyCacheEntryView | undefined {
     const entry = this.encryptEntries.get(queueId)?.get(principal);
-    return entry !== undefined && this.clock.now() < entry.key.expiresAt ? entry : undefined;
+    return entry !== undefined && this.clock.now() < entry.expiresAt ? entry : undefined;
   }
 
   peekDecrypt(dekId: string, queueId?: string): CachedKey | undefined {
     const entry = this.decryptEntries.get(dekId);
     if (entry === undefined || (queueId !== undefined && entry.key.queueId !== queueId)) return undefined;
-    return this.clock.now() < entry.key.expiresAt ? entry.key : undefined;
+    return this.clock.now() < entry.expiresAt ? entry.key : undefined;
   }
 
   /**
@@ -244,11 +249,11 @@ export class KeyCache {
     }
     let existing = use === 'encrypt' ? this.encryptEntries.get(key.queueId)?.get(key.principal) : this.decryptEntries.get(key.dekId);
     if (existing) {
-      if (existing.key.expiresAt >= key.expiresAt && now < existing.key.expiresAt) {
+      if (existing.expiresAt >= key.expiresAt && now < existing.expiresAt) {
         zeroize(key.material);
         return false;
       }
-      if (now >= existing.key.expiresAt) {
+      if (now >= existing.expiresAt) {
         this.remove(existing, 'evicted', now, false);
         existing = undefined;
       }
@@ -314,7 +319,7 @@ export class KeyCache {
         heap.pop();
         continue;
       }
-      if (top.key.expiresAt > now) break;
+      if (top.expiresAt > now) break;
       heap.pop();
       this.remove(top, 'expired', now, true);
       dropped++;
@@ -337,25 +342,28 @@ export class KeyCache {
   /** Key·ms of residency so far, including entries still held (counted up to now or expiry). */
   residentMsUntil(now = this.clock.now()): number {
     let total = this.stats.residentMs;
-    for (const entry of this.entries()) total += Math.max(0, Math.min(now, entry.key.expiresAt) - entry.insertedAt);
+    for (const entry of this.entries()) total += Math.max(0, Math.min(now, entry.expiresAt) - entry.insertedAt);
     return total;
   }
 
   private lookup(entry: Entry | undefined, use: KeyUse, queueId: string): CachedKey | undefined {
     if (entry === undefined) {
       this.lastHitWasPrefetchedFirstUse = false;
+      this.lastHitWasFirstUse = false;
       this.stats.misses++;
       this.onEvent?.('miss', use, queueId, undefined);
       return undefined;
     }
     const now = this.clock.now();
-    if (now >= entry.key.expiresAt) {
+    if (now >= entry.expiresAt) {
       this.lastHitWasPrefetchedFirstUse = false;
+      this.lastHitWasFirstUse = false;
       this.remove(entry, 'expired', now, true);
       this.stats.misses++;
       this.onEvent?.('miss', use, queueId, undefined);
       return undefined;
     }
+    this.lastHitWasFirstUse = !entry.used;
     this.lastHitWasPrefetchedFirstUse = !entry.used && this.firstUse(entry);
     this.stats.hits++;
     if (entry !== this.head) {
@@ -471,7 +479,7 @@ export class KeyCache {
     if (entry.onProbation) this.leaveProbation(entry);
     else this.unlink(entry);
     this.bytes -= entry.bytes;
-    this.stats.residentMs += Math.max(0, Math.min(now, entry.key.expiresAt) - entry.insertedAt);
+    this.stats.residentMs += Math.max(0, Math.min(now, entry.expiresAt) - entry.insertedAt);
     if (kind === 'expired') this.stats.expired++;
     else this.stats.evicted++;
     if (entry.prefetched && !entry.used) {
@@ -540,7 +548,7 @@ export class KeyCache {
 
   private armExpiryTimer(): void {
     if (!this.useExpiryTimer) return;
-    const next = this.expiryHeap.peek()?.key.expiresAt ?? Infinity;
+    const next = this.expiryHeap.peek()?.expiresAt ?? Infinity;
     if (next === this.expiryTimerAt) return;
     this.expiryTimer?.cancel();
     this.expiryTimer = null;

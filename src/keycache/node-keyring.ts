@@ -2,7 +2,7 @@ import type { Clock } from '../core/clock.ts';
 import { waitUntil } from '../core/deadline.ts';
 import { PkpError } from '../core/errors.ts';
 import { aeadDecrypt, aeadEncrypt } from '../crypto/aead.ts';
-import { NodeKeyPair, SealedChannel } from '../crypto/seal.ts';
+import { NodeKeyPair, SealedChannel, type DeliveryChannel } from '../crypto/seal.ts';
 import type { EventBus } from '../bus/types.ts';
 import type { MetadataClient } from '../metadata/metadata-service.ts';
 import type { KeyDelivery, SealedKeyDelivery } from '../metadata/types.ts';
@@ -17,8 +17,8 @@ export interface NodeKeyringOptions {
   cache: KeyCache;
   metadata: MetadataClient;
   /** This node's end of the sealed channel with the metadata service. */
-  channel: Pick<SealedChannel, 'open'>;
-  /** How long one request waits for a key before it fails (ms). Default 5,000. */
+  channel: Pick<DeliveryChannel, 'open'>;
+  /** How long one request waits for a key before it fails (ms). Default 5,000; Infinity: as long as it takes. */
   fetchTimeoutMs?: number;
   /** Called with the time a request waited for a key (a demand miss). */
   onKeyWait?: (use: KeyUse, waitedMs: number) => void;
@@ -79,7 +79,7 @@ export class NodeKeyring implements MessageKeyring, KeyDelivery {
   private readonly clock: Clock;
   private readonly cache: KeyCache;
   private readonly metadata: MetadataClient;
-  private readonly channel: Pick<SealedChannel, 'open'>;
+  private readonly channel: Pick<DeliveryChannel, 'open'>;
   private readonly fetchTimeoutMs: number;
   private readonly onKeyWait: NodeKeyringOptions['onKeyWait'];
   private readonly maxEncryptionsPerDek: number;

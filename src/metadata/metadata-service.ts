@@ -1,6 +1,6 @@
 import type { Clock } from '../core/clock.ts';
 import { PkpError } from '../core/errors.ts';
-import { NodeKeyPair, SealedChannel } from '../crypto/seal.ts';
+import { X25519ChannelIdentity, type ChannelIdentity, type DeliveryChannel } from '../crypto/seal.ts';
 import type { CachedKey } from '../keycache/types.ts';
 import type { MessageStore } from '../store/types.ts';
 import { dekIdOf, type KeyService } from './key-service.ts';
@@ -20,6 +20,8 @@ export interface MetadataServiceOptions {
    * clock the store's times are on. Without it prefetchDecrypt refuses.
    */
   backlog?: { store: Pick<MessageStore, 'backlogDeks'>; clock: Clock };
+  /** How keys are sealed to nodes. Default X25519 + AES-256-GCM: the only choice of the service. */
+  channels?: ChannelIdentity;
 }
 
 export interface PrefetchOutcome {
@@ -34,13 +36,14 @@ export interface PrefetchOutcome {
  * carries out prefetch instructions, sealing every key to the node that receives it.
  */
 export class MetadataService implements MetadataClient {
-  private readonly identity = NodeKeyPair.generate();
-  private readonly channels = new Map<string, SealedChannel>();
+  private readonly identity: ChannelIdentity;
+  private readonly channels = new Map<string, DeliveryChannel>();
   private delivery: KeyDelivery | undefined;
   private readonly backlog: MetadataServiceOptions['backlog'];
 
   constructor(private readonly keys: KeyService, options: MetadataServiceOptions = {}) {
     this.backlog = options.backlog;
+    this.identity = options.channels ?? new X25519ChannelIdentity();
   }
 
   /** Public key nodes use to derive their end of the channel. */
@@ -52,7 +55,7 @@ export class MetadataService implements MetadataClient {
   registerNode(nodeId: string, nodePublicKeyDer: Buffer): void {
     if (!/^[A-Za-z0-9._-]{1,64}$/.test(nodeId)) throw new PkpError('InvalidNodeId', 'node id must be 1-64 of [A-Za-z0-9._-]');
     this.channels.get(nodeId)?.close();
-    this.channels.set(nodeId, new SealedChannel(this.identity.channelKey(nodePublicKeyDer, nodeId, 'metadata'), nodeId));
+    this.channels.set(nodeId, this.identity.channelWith(nodeId, nodePublicKeyDer));
   }
 
   /** Where prefetched keys go (in-process call embedded; a per-node subject when distributed). */
@@ -141,14 +144,15 @@ export class MetadataService implements MetadataClient {
     this.keys.close();
   }
 
-  private channelOf(nodeId: string): SealedChannel {
+  private channelOf(nodeId: string): DeliveryChannel {
     const channel = this.channels.get(nodeId);
     if (!channel) throw new PkpError('UnknownNode', `node ${nodeId} is not registered`);
     return channel;
   }
 
-  private seal(channel: SealedChannel, nodeId: string, key: CachedKey, use: 'encrypt' | 'decrypt', prefetched: boolean, score: number): SealedKeyDelivery {
-    const header = {
+  private seal(channel: DeliveryChannel, nodeId: string, key: CachedKey, use: 'encrypt' | 'decrypt', prefetched: boolean, score: number): SealedKeyDelivery {
+    // The delivery is its own header (every field but the sealed material), filled in once: no copy.
+    const delivery: SealedKeyDelivery = {
       nodeId,
       use,
       prefetched,
@@ -160,10 +164,14 @@ export class MetadataService implements MetadataClient {
       encryptedDek: key.encryptedDek,
       issuedAt: key.issuedAt,
       expiresAt: key.expiresAt,
+      sealedMaterial: NOT_SEALED_YET,
     };
-    return { ...header, sealedMaterial: channel.seal(key.material, header) };
+    delivery.sealedMaterial = channel.seal(key.material, delivery);
+    return delivery;
   }
 }
+
+const NOT_SEALED_YET = Buffer.alloc(0);
 
 /** Most node ids one instruction may name (front-ends are at most 64 per service). */
 const MAX_NODE_IDS = 1_000;

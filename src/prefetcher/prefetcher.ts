@@ -168,6 +168,7 @@ export class Prefetcher {
       if (o.keyExpiresAt !== undefined && o.keyExpiresAt > s.coveredUntil) {
         s.coveredUntil = o.keyExpiresAt;
         this.setDue(s, s.coveredUntil - this.leadMs());
+        this.backlogKeysDueFrom(q, o.at);
       }
     } else {
       q.demandMisses++;
@@ -176,6 +177,8 @@ export class Prefetcher {
       if (s.coveredUntil <= o.at) {
         s.coveredUntil = o.at + reuseMs;
         this.budget.generatedKey(o.at);
+        // Its message is queued once the key arrives.
+        this.backlogKeysDueFrom(q, o.at + this.leadMs());
       }
       this.fanOutAfterMiss(s, o.nodeId, o.at);
       this.setDue(s, s.coveredUntil - this.leadMs());
@@ -195,30 +198,40 @@ export class Prefetcher {
   }
 
   /**
-   * Queue load: messages waiting under a DEK mean consumers will need its decrypt key. Has it
-   * delivered to the nodes that serve the queue's receives, never to nodes that never received.
-   * At most ten times per key life: a new DEK waits at most a tenth of it, and a DEK the tier
-   * holds costs a store read and a seal per node, no KMS call.
+   * Queue load: messages waiting under a DEK mean consumers will need its decrypt key. Once the
+   * queue has consumers (a receive seen), has it delivered to every node likely to serve the next
+   * receive: the full fan-out of encrypt keys (targetNodes), since a node that has not served one
+   * yet would miss on it, a miss no KMS call can prevent. At most ten times per key life: a new
+   * DEK waits at most a tenth of it, and a DEK the tier holds costs a store read and a seal per
+   * node, no KMS call.
    */
   private prefetchBacklogKeys(q: QueueState, at: number): void {
     const host = this.host;
-    if (!host.prefetchDecrypt || q.backlog <= 0 || q.receiveNodes === 0) return;
+    if (!host.prefetchDecrypt || q.backlog <= 0 || q.receiveCount === 0) return;
     const reuseMs = host.reuseMsOf(q.id);
     if (at - q.backlogPrefetchAt < reuseMs / 10) return;
-    // Only nodes that have served the queue's receives: a decrypt key elsewhere is exposure with
-    // no use. (Measured in the simulator, random balancing: delivering to every node instead
-    // lowers decrypt misses at 16 front-ends by 17 %, 776 → 642; kept narrow for exposure.)
-    const nodeIds = host.nodesFor(q.id).filter((id) => {
-      const i = this.nodeIndex.get(id);
-      return i !== undefined && i < 31 && (q.receiveNodes & (1 << i)) !== 0;
-    });
+    const nodeIds = [...this.targetNodes(q.id)];
     if (nodeIds.length === 0) return;
     q.backlogPrefetchAt = at;
     this.stats.backlogPrefetches++;
     const rate = Math.max(rateOf(q.receiveCount, q.receiveAt, at, this.rateWindowMs), 1 / reuseMs);
     void host.prefetchDecrypt({ queueId: q.id, nodeIds, score: 1 - Math.exp(-rate * reuseMs) }).then((keys) => {
-      if (typeof keys === 'number' && keys > 0) this.stats.backlogKeys += keys;
+      if (typeof keys !== 'number' || keys <= 0) return;
+      this.stats.backlogKeys += keys;
+      // Each key on each node for at most a key life (what is left of it is not known here).
+      this.noteExposure(keys * nodeIds.length, reuseMs);
     });
+  }
+
+  /**
+   * A send sealed (or will seal, once its fetch is done) a message under a new DEK: the backlog's
+   * decrypt keys may be delivered again from `at` on, not a tenth of a key life after the last
+   * delivery. Otherwise a receive of that message would miss on every node it is sent to until
+   * then, misses that grow with the nodes. One more delivery per DEK, no KMS call (the tier holds it).
+   */
+  private backlogKeysDueFrom(q: QueueState, at: number): void {
+    if (q.receiveCount === 0) return;
+    q.backlogPrefetchAt = Math.min(q.backlogPrefetchAt, at - q.reuseMs / 10);
   }
 
   /**
@@ -304,9 +317,9 @@ export class Prefetcher {
   private learn(queueId: string, principal: string, nodeId: string, op: AccessObservation['op'], at: number, reuseMs: number): StreamState | undefined {
     this.stats.observed++;
     // Only a send uses the stream's encrypt key: receives and deletes teach the queue (its
-    // consumers, its backlog, the nodes its receives need decrypt keys on), not the stream.
+    // consumers, their rate, its backlog), not the stream.
     if (op !== 'send') {
-      this.learnConsumer(queueId, nodeId, op, at, reuseMs);
+      this.learnConsumer(queueId, op, at, reuseMs);
       return undefined;
     }
     let q = this.queues.get(queueId);
@@ -355,7 +368,7 @@ export class Prefetcher {
   }
 
   /** A receive or delete: the queue's consumer state (known queues only: a queue is known by its sends). */
-  private learnConsumer(queueId: string, nodeId: string, op: AccessObservation['op'], at: number, reuseMs: number): void {
+  private learnConsumer(queueId: string, op: AccessObservation['op'], at: number, reuseMs: number): void {
     const q = this.queues.get(queueId);
     if (!q) return;
     q.reuseMs = reuseMs;
@@ -363,8 +376,6 @@ export class Prefetcher {
     if (op === 'receive') {
       q.receiveCount = decayTo(q.receiveCount, q.receiveAt, at, this.rateWindowMs) + 1;
       q.receiveAt = at;
-      const node = this.nodeIndex.get(nodeId);
-      if (node !== undefined && node < 31) q.receiveNodes |= 1 << node;
     } else if (op === 'delete' && q.backlog > 0) q.backlog--;
   }
 

@@ -21,8 +21,6 @@ export class QueueState {
   /** Decayed requests per node index (per-(queue, node) state), allocated at the second node seen. */
   nodeCounts: Float32Array | null = null;
   firstNode = -1;
-  /** Node indexes (below 31) that served receives, as bits: where a backlog's decrypt keys are wanted. */
-  receiveNodes = 0;
   /** When the backlog's decrypt keys were last asked for. */
   backlogPrefetchAt = -Infinity;
   // Feedback, per queue.

@@ -8,10 +8,10 @@ import { ModeledKms } from '../kms/modeled-kms.ts';
 import { SimulatedKms } from '../kms/simulated-kms.ts';
 import type { DecryptedDataKey, EncryptionContext, GeneratedDataKey, KeyMetadata, KeyReason, Kms } from '../kms/types.ts';
 import type { CachedKey } from '../keycache/types.ts';
-import { dekIdOf } from '../metadata/key-service.ts';
 import type { MetadataClient, MetadataService } from '../metadata/metadata-service.ts';
 import type { KeyRequestOptions, PrefetchInstruction, QueueKeySettings } from '../metadata/types.ts';
 import { createBalancer, type BalancerKind } from './balancer.ts';
+import { copyChannels, joinWithCopyChannel } from './copy-channel.ts';
 import type { Policy, PolicyContext, RequestObservation } from './policy.ts';
 import { percentileWithZeros } from './stats.ts';
 import { RequestTally } from './tally.ts';
@@ -41,6 +41,11 @@ export interface SimulationOptions {
   seed?: number;
   /** Width of the miss-ratio-over-time buckets (ms). Default 10 min. */
   timelineBucketMs?: number;
+  /**
+   * How keys travel to the nodes: 'copy' (default; see CopyChannel: the figures do not depend on
+   * sealing, the run time does) or 'x25519', the service's sealed channel.
+   */
+  sealing?: 'copy' | 'x25519';
 }
 
 export interface TimelinePoint {
@@ -101,6 +106,8 @@ export interface PolicyResult {
 export type BatchSource = AsyncIterable<TraceEvent[]> | Iterable<TraceEvent[]>;
 
 const DEFAULT_PRINCIPAL = 'p0';
+/** A receive's miss needs the key in the node's cache, nothing more. */
+const ignoreKey = (): undefined => undefined;
 
 interface SimNode {
   id: string;
@@ -146,12 +153,22 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
   const seed = options.seed ?? 1;
   const bucketMs = options.timelineBucketMs ?? 600_000;
   const latencySpec = options.kmsLatency ?? '10';
+  const sealed = (options.sealing ?? 'copy') === 'x25519';
   const rng = new Random(seed);
   const clock = new VirtualClock(0, { settle: 'microtasks' });
   let measuring = false;
 
   let kmsThrottled = 0;
-  const issued = new Map<string, IssuedDek>();
+  // By the encrypted DEK itself, not its id: the blob the KMS model returns is the very Buffer
+  // every node's cached key holds (nothing serializes it in the simulator), and a lookup by
+  // identity hashes nothing. A use whose DEK is not found is counted, and fails the run.
+  const issued = new Map<Buffer, IssuedDek>();
+  let unissuedUses = 0;
+  const noteUse = (key: CachedKey, t: number): void => {
+    const dek = issued.get(key.encryptedDek);
+    if (dek === undefined) unissuedUses++;
+    else if (t < dek.firstUse) dek.firstUse = t;
+  };
   const kms = new IssueRecordingKms(new ModeledKms(new SimulatedKms({ seed }), clock, {
     latency: parseLatency(latencySpec, rng.fork('kms-latency')),
     ratePerSecond: options.kmsRatePerSecond,
@@ -159,26 +176,21 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
       if (measuring) kmsThrottled++;
     },
   }), clock, issued);
-  const settings = new Map<string, QueueKeySettings>();
   const reuseMsOf = reuseLookup(options);
-  const settingsOf = (queueId: string): QueueKeySettings => {
-    let s = settings.get(queueId);
-    if (!s) settings.set(queueId, (s = { queueId, kmsMasterKeyId: 'sim-key', reuseMs: reuseMsOf(queueId) }));
-    return s;
+  // Everything the simulator keeps per queue, found with one lookup per request.
+  const queues = new Map<string, SimQueue>();
+  const queueOf = (queueId: string): SimQueue => {
+    let q = queues.get(queueId);
+    if (!q) queues.set(queueId, (q = new SimQueue({ queueId, kmsMasterKeyId: 'sim-key', reuseMs: reuseMsOf(queueId) })));
+    return q;
   };
-  // Each queue's waiting messages, oldest first, under the DEK each send sealed it with: a receive
-  // takes the oldest and needs its decrypt key; the backlog decrypt prefetch reads them.
-  const backlogs = new Map<string, Backlog>();
-  const backlogOf = (queueId: string): Backlog => {
-    let b = backlogs.get(queueId);
-    if (!b) backlogs.set(queueId, (b = new Backlog()));
-    return b;
-  };
+  const settingsOf = (queueId: string): QueueKeySettings => queueOf(queueId).settings;
   // The service's key path (compose.ts), with the simulator's clock, KMS model and transport.
   const { metadata } = createKeyTier({
     kms, clock, settingsOf, expiryTimer: false, maxEntries: 50_000_000, maxBytes: Infinity,
     scheduler: { maxInFlight: Infinity, backgroundPerSecond: options.prefetchBudgetPerSecond ?? Infinity, backgroundQueueLimit: 1_000_000 },
-    backlog: { store: { backlogDeks: async (queueId, q) => backlogs.get(queueId)?.deks(q.maxDeks ?? 16) ?? [] }, clock },
+    backlog: { store: { backlogDeks: async (queueId, q) => queues.get(queueId)?.backlog.deks(q.maxDeks ?? 16) ?? [] }, clock },
+    ...(sealed ? {} : { channels: copyChannels }),
   });
   const transport = new HopTransport(metadata, clock, hopMs);
 
@@ -186,9 +198,11 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
   for (let i = 0; i < nodeCount; i++) {
     const id = `fe-${i + 1}`;
     const { cache, keyring } = createNodeKeys({
-      nodeId: id, clock, metadata: transport, channel: joinMetadataService(metadata, id),
+      nodeId: id, clock, metadata: transport, channel: sealed ? joinMetadataService(metadata, id) : joinWithCopyChannel(metadata, id),
       cache: { maxEntries: options.capacity ?? 1_000_000_000, maxBytes: Infinity, expiryTimer: false },
-      keyring: { fetchTimeoutMs: 600_000 },
+      // A request waits for its key however long the modelled KMS takes: a finite timeout only
+      // added two timers per miss (the fetch and its shared flight), which never fired.
+      keyring: { fetchTimeoutMs: Infinity },
     });
     nodes.push({ id, cache, keyring });
   }
@@ -258,82 +272,101 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
   };
   const observation: RequestObservation = { at: 0, queueId: '', principal: '', nodeId: '', op: 'send', hit: false, keyExpiresAt: undefined, prefetchedFirstUse: false };
 
+  /**
+   * Brings virtual time to t: the work started at the last instant first reaches its timers,
+   * then every timer due by t fires (starting the measured window on the way).
+   */
+  const reach = async (t: number): Promise<void> => {
+    if (unsettled) {
+      unsettled = false;
+      await clock.advanceTo(clock.now());
+    }
+    if (!measuring && t >= warmupEnd) {
+      if (clock.nextTimerAt() <= warmupEnd) await clock.advanceTo(warmupEnd, true);
+      else clock.jumpTo(warmupEnd);
+      startMeasuring();
+    }
+    if (clock.nextTimerAt() <= t) await clock.advanceTo(t, true);
+    else clock.jumpTo(t);
+  };
+  /** Serves one request at its time: its node, its key (a demand miss when absent), the measurements, the policy told. */
+  const serve = (event: TraceEvent): void => {
+    const t = event.t;
+    events++;
+    const node = nodes[balancer.pick(event)]!;
+    const queueId = event.queue;
+    const queue = queueOf(queueId);
+    const principal = event.principal ?? DEFAULT_PRINCIPAL;
+    const op = event.op;
+    // A send needs the stream's encrypt key; a receive the decrypt key of the message it gets
+    // (none when the queue is empty); a delete no key.
+    let key: CachedKey | undefined;
+    let needsKey = false;
+    if (op === 'send') {
+      needsKey = true;
+      key = node.cache.getEncrypt(queueId, principal);
+      const backlog = queue.backlog;
+      if (key !== undefined) {
+        backlog.push(key);
+        // Requests come in time order, so a DEK's first use is the first hit of some node's
+        // entry for it (or a miss's use below): later hits of an entry cannot be earlier.
+        if (node.cache.lastHitWasFirstUse) noteUse(key, t);
+      } else {
+        const useAt = (k: CachedKey): void => {
+          backlog.push(k);
+          noteUse(k, t);
+        };
+        startMiss(node.keyring.fetchEncryptKey(queueId, principal, useAt), t);
+      }
+    } else if (op === 'receive') {
+      const message = queue.backlog.shift();
+      if (message !== undefined) {
+        needsKey = true;
+        if (measuring) keyedReceives++;
+        key = node.cache.getDecrypt(message.dekId, queueId);
+        if (key === undefined) {
+          if (measuring) decryptMisses++;
+          startMiss(node.keyring.withDecryptKey(queueId, message.dekId, message.encryptedDek, ignoreKey), t);
+        }
+      }
+    }
+    if (key !== undefined && key.expiresAt <= t) expiredKeysServed++;
+    const missed = needsKey && key === undefined;
+    if (measuring) tally.addTo(t, (queue.outcome ??= tally.outcomeOf(queueId)), missed);
+    observation.at = t;
+    observation.queueId = queueId;
+    observation.principal = principal;
+    observation.nodeId = node.id;
+    observation.op = op;
+    // As the live service reports them: a receive or delete is a hit with no known expiry.
+    observation.hit = !missed;
+    observation.keyExpiresAt = op === 'send' ? key?.expiresAt : undefined;
+    observation.prefetchedFirstUse = key !== undefined && node.cache.lastHitWasPrefetchedFirstUse;
+    policy.onRequest(observation);
+    if (op !== 'delete' && policy.onQueueStats) {
+      queueStats.at = t;
+      queueStats.queueId = queueId;
+      queueStats.backlog = queue.backlog.length;
+      policy.onQueueStats(queueStats);
+    }
+  };
+
   const wallStart = performance.now();
   for await (const batch of source) {
-    for (const event of batch) {
+    // Indexed, and the request served by a plain function: inside this loop, which awaits, V8
+    // kept an iterator result per event and boxed every fractional time it held.
+    for (let i = 0; i < batch.length; i++) {
+      const event = batch[i]!;
       const t = event.t;
-      if (unsettled) {
-        unsettled = false;
-        await clock.advanceTo(clock.now());
-      }
       if (warmupEnd === Infinity) {
         warmupEnd = t + warmupMs;
         firstT = t;
       }
-      if (!measuring && t >= warmupEnd) {
-        if (clock.nextTimerAt() <= warmupEnd) await clock.advanceTo(warmupEnd, true);
-        else clock.jumpTo(warmupEnd);
-        startMeasuring();
-      }
-      if (clock.nextTimerAt() <= t) await clock.advanceTo(t, true);
+      // Most requests find nothing due: time moves without an await.
+      if (unsettled || (!measuring && t >= warmupEnd) || clock.nextTimerAt() <= t) await reach(t);
       else clock.jumpTo(t);
-      events++;
       lastT = t;
-      const node = nodes[balancer.pick(event)]!;
-      const queueId = event.queue;
-      const principal = event.principal ?? DEFAULT_PRINCIPAL;
-      const op = event.op;
-      // A send needs the stream's encrypt key; a receive the decrypt key of the message it gets
-      // (none when the queue is empty); a delete no key.
-      let key: CachedKey | undefined;
-      let needsKey = false;
-      if (op === 'send') {
-        needsKey = true;
-        key = node.cache.getEncrypt(queueId, principal);
-        const backlog = backlogOf(queueId);
-        if (key !== undefined) {
-          backlog.push(key);
-          const dek = issued.get(key.dekId);
-          if (dek !== undefined && t < dek.firstUse) dek.firstUse = t;
-        } else {
-          const useAt = (k: CachedKey): void => {
-            backlog.push(k);
-            const dek = issued.get(k.dekId);
-            if (dek !== undefined && t < dek.firstUse) dek.firstUse = t;
-          };
-          startMiss(node.keyring.fetchEncryptKey(queueId, principal, useAt), t);
-        }
-      } else if (op === 'receive') {
-        const message = backlogs.get(queueId)?.shift();
-        if (message !== undefined) {
-          needsKey = true;
-          if (measuring) keyedReceives++;
-          key = node.cache.getDecrypt(message.dekId, queueId);
-          if (key === undefined) {
-            if (measuring) decryptMisses++;
-            startMiss(node.keyring.withDecryptKey(queueId, message.dekId, message.encryptedDek, () => undefined), t);
-          }
-        }
-      }
-      if (key !== undefined && key.expiresAt <= t) expiredKeysServed++;
-      const missed = needsKey && key === undefined;
-      if (measuring) tally.add(t, queueId, missed);
-      observation.at = t;
-      observation.queueId = queueId;
-      observation.principal = principal;
-      observation.nodeId = node.id;
-      observation.op = op;
-      // As the live service reports them: a receive or delete is a hit with no known expiry.
-      observation.hit = !missed;
-      observation.keyExpiresAt = op === 'send' ? key?.expiresAt : undefined;
-      observation.prefetchedFirstUse = key !== undefined && node.cache.lastHitWasPrefetchedFirstUse;
-      policy.onRequest(observation);
-      if (op !== 'delete' && policy.onQueueStats) {
-        queueStats.at = t;
-        queueStats.queueId = queueId;
-        queueStats.backlog = backlogs.get(queueId)?.length ?? 0;
-        policy.onQueueStats(queueStats);
-      }
+      serve(event);
     }
   }
   if (!measuring) startMeasuring();
@@ -357,6 +390,7 @@ export async function simulate(source: BatchSource, policy: Policy, options: Sim
   }
   metadata.close();
   for (const n of nodes) n.cache.clear();
+  if (unissuedUses > 0) throw new Error(`simulator: ${unissuedUses} encrypt-key uses of DEKs it did not see issued (a copied blob?): KMS calls cannot be attributed`);
 
   // A DEK's KMS call counts when the key first served a request after the warm-up, or, never
   // used, when it was issued after the warm-up: the same rule the oracle's chains follow.
@@ -416,12 +450,12 @@ class IssueRecordingKms implements Kms {
   decryptCalls = 0;
   measuring = false;
 
-  constructor(private readonly inner: Kms, private readonly clock: VirtualClock, private readonly issued: Map<string, IssuedDek>) {}
+  constructor(private readonly inner: Kms, private readonly clock: VirtualClock, private readonly issued: Map<Buffer, IssuedDek>) {}
 
   async generateDataKey(keyIdOrAlias: string, context: EncryptionContext, reason: KeyReason): Promise<GeneratedDataKey> {
     const calledAt = this.clock.now();
     const generated = await this.inner.generateDataKey(keyIdOrAlias, context, reason);
-    this.issued.set(dekIdOf(generated.ciphertextBlob), { reason, issuedAt: calledAt, firstUse: Infinity });
+    this.issued.set(generated.ciphertextBlob, { reason, issuedAt: calledAt, firstUse: Infinity });
     return generated;
   }
 
@@ -433,6 +467,19 @@ class IssueRecordingKms implements Kms {
   describeKey(keyIdOrAlias: string): Promise<KeyMetadata> {
     return this.inner.describeKey(keyIdOrAlias);
   }
+}
+
+/** One queue as the simulator sees it: its key settings, its waiting messages, its measured counters. */
+class SimQueue {
+  /**
+   * The waiting messages, oldest first, under the DEK each send sealed it with: a receive takes
+   * the oldest and needs its decrypt key; the backlog decrypt prefetch reads them.
+   */
+  readonly backlog = new Backlog();
+  /** Set at the queue's first measured request. */
+  outcome: QueueOutcome | undefined;
+
+  constructor(readonly settings: QueueKeySettings) {}
 }
 
 /**

@@ -7,17 +7,33 @@ export class RequestTally {
   misses = 0;
   private readonly queues = new Map<string, QueueOutcome>();
   private readonly buckets = new Map<number, TimelinePoint>();
+  /** The bucket of the last request: requests come in time order, so it is nearly always the next one's. */
+  private point: TimelinePoint = { t: NaN, requests: 0, misses: 0 };
 
   constructor(private readonly bucketMs: number) {}
 
   add(t: number, queue: string, missed: boolean): void {
-    this.requests++;
+    this.addTo(t, this.outcomeOf(queue), missed);
+  }
+
+  /** A queue's counters (created at its first measured request): a caller may keep them with its own state of the queue. */
+  outcomeOf(queue: string): QueueOutcome {
     let q = this.queues.get(queue);
     if (!q) this.queues.set(queue, (q = { queue, requests: 0, misses: 0 }));
+    return q;
+  }
+
+  /** add, with the queue's counters already in hand (see outcomeOf). */
+  addTo(t: number, q: QueueOutcome, missed: boolean): void {
+    this.requests++;
     q.requests++;
     const start = t - (t % this.bucketMs);
-    let point = this.buckets.get(start);
-    if (!point) this.buckets.set(start, (point = { t: start, requests: 0, misses: 0 }));
+    let point = this.point;
+    if (point.t !== start) {
+      let found = this.buckets.get(start);
+      if (!found) this.buckets.set(start, (found = { t: start, requests: 0, misses: 0 }));
+      this.point = point = found;
+    }
     point.requests++;
     if (missed) {
       this.misses++;
