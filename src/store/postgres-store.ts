@@ -610,6 +610,20 @@ export class PostgresMessageStore implements MessageStore {
     return { visible: row!.visible, inFlight: row!.inFlight, delayed: row!.delayed };
   }
 
+  async countsByQueue(now: number): Promise<Map<string, QueueCounts>> {
+    this.begin('countsByQueue');
+    const rows = await this.rows<QueueCounts & { queue_id: string }>(
+      `SELECT queue_id,
+              count(*) FILTER (WHERE visible_at <= $1) AS visible,
+              count(*) FILTER (WHERE visible_at > $1 AND receive_count > 0) AS "inFlight",
+              count(*) FILTER (WHERE visible_at > $1 AND receive_count = 0) AS delayed
+       FROM messages GROUP BY queue_id`,
+      [now],
+      'countsByQueue',
+    );
+    return new Map(rows.map((r) => [r.queue_id, { visible: r.visible, inFlight: r.inFlight, delayed: r.delayed }]));
+  }
+
   async dropExpired(queueId: string, retentionMs: number, now: number): Promise<number> {
     this.begin('dropExpired');
     requireFinite('retentionMs', retentionMs);
