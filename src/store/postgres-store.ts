@@ -610,6 +610,13 @@ export class PostgresMessageStore implements MessageStore {
     return { visible: row!.visible, inFlight: row!.inFlight, delayed: row!.delayed };
   }
 
+  async backlog(queueId: string, atMost: number): Promise<number> {
+    requireIntIn('atMost', atMost, 0, Number.MAX_SAFE_INTEGER);
+    this.begin('backlog');
+    const [row] = await this.rows<{ n: number }>('SELECT count(*) AS n FROM (SELECT 1 FROM messages WHERE queue_id = $1 LIMIT $2) m', [queueId, atMost], 'backlog');
+    return Number(row!.n);
+  }
+
   async countsByQueue(now: number): Promise<Map<string, QueueCounts>> {
     this.begin('countsByQueue');
     const rows = await this.rows<QueueCounts & { queue_id: string }>(

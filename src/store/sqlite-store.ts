@@ -314,6 +314,7 @@ function prepareStatements(db: Database.Database) {
          sum(CASE WHEN visible_at > @now THEN receive_count = 0 ELSE 0 END) AS delayed
        FROM messages INDEXED BY messages_by_visibility GROUP BY queue_id`,
     ),
+    backlog: db.prepare<[string, number], { n: number }>('SELECT count(*) AS n FROM (SELECT 1 FROM messages WHERE queue_id = ? LIMIT ?)'),
     minVisibleAt: db.prepare<[string], { t: number | null }>(
       'SELECT min(visible_at) AS t FROM messages WHERE queue_id = ?',
     ),
@@ -857,6 +858,12 @@ export class SqliteMessageStore implements MessageStore {
     const visible = this.s.countVisible.get(queueId, now)!.n;
     const invisible = this.s.countInvisible.get(queueId, now)!;
     return { visible, inFlight: invisible.inFlight ?? 0, delayed: invisible.delayed ?? 0 };
+  }
+
+  async backlog(queueId: string, atMost: number): Promise<number> {
+    requireIntIn('atMost', atMost, 0, Number.MAX_SAFE_INTEGER);
+    this.begin('backlog', queueId);
+    return this.s.backlog.get(queueId, atMost)!.n;
   }
 
   async countsByQueue(now: number): Promise<Map<string, QueueCounts>> {
