@@ -270,8 +270,11 @@ export async function benchSqsPeers(): Promise<Record<string, unknown>> {
       tenThousandQueues: {
         pkpReqPerSec: med('send-10k-queues/pkp', 'rps'), vsOneQueue: med('send-10k-queues/pkp', 'rps') / med('send/pkp', 'rps'),
       },
-      // Per round, then the median: each round's own tail against its own middle.
+      // Per round, then the median: each round's own tail against its own middle. The bare echo's is
+      // the machine's own (the load generator's and the scheduler's stalls are in every server's tail).
       p99OverP50At64Connections: median(rounds['send/pkp']!.map((m) => m.p99 / m.p50)),
+      p99OverP50At64ConnectionsHttpEcho: median(rounds['send/http-echo']!.map((m) => m.p99 / m.p50)),
+      p99OverP50At64ConnectionsFauxqs: median(rounds['send/fauxqs']!.map((m) => m.p99 / m.p50)),
     };
     return { connections: CONNECTIONS, secondsPerRound: SECONDS, rounds: ROUNDS, cacheEntries: CACHE_ENTRIES, summary, raw: { rounds, receiveDelete: rdRounds } };
   } finally {
