@@ -267,11 +267,20 @@ export async function benchSqsPeers(): Promise<Record<string, unknown>> {
         pkpCpuUsPerMessage: rdMed('pkp', 'cpuUsPerRequest'),
         cpuPerMessageVsSend: rdMed('pkp', 'cpuUsPerRequest') / med('send/pkp', 'cpuUsPerRequest'),
       },
+      // The extra CPU a send needs with 10,000 active queues, beside the store's own extra (floors:
+      // each send's entry in the per-queue index dirties a page of its own).
       tenThousandQueues: {
         pkpReqPerSec: med('send-10k-queues/pkp', 'rps'), vsOneQueue: med('send-10k-queues/pkp', 'rps') / med('send/pkp', 'rps'),
+        pkpCpuUsPerRequest: med('send-10k-queues/pkp', 'cpuUsPerRequest'),
+        extraCpuUsPerRequest: med('send-10k-queues/pkp', 'cpuUsPerRequest') - med('send/pkp', 'cpuUsPerRequest'),
+        extraCpuUsBeyondSqliteFloor: med('send-10k-queues/pkp', 'cpuUsPerRequest') - med('send/pkp', 'cpuUsPerRequest')
+          - (floors.sqliteInsertIn42RowCommit10kQueues! - floors.sqliteInsertIn42RowCommit!),
       },
-      // Per round, then the median: each round's own tail against its own middle.
+      // Per round, then the median: each round's own tail against its own middle. The bare echo's is
+      // the machine's own (the load generator's and the scheduler's stalls are in every server's tail).
       p99OverP50At64Connections: median(rounds['send/pkp']!.map((m) => m.p99 / m.p50)),
+      p99OverP50At64ConnectionsHttpEcho: median(rounds['send/http-echo']!.map((m) => m.p99 / m.p50)),
+      p99OverP50At64ConnectionsFauxqs: median(rounds['send/fauxqs']!.map((m) => m.p99 / m.p50)),
     };
     return { connections: CONNECTIONS, secondsPerRound: SECONDS, rounds: ROUNDS, cacheEntries: CACHE_ENTRIES, summary, raw: { rounds, receiveDelete: rdRounds } };
   } finally {

@@ -169,7 +169,10 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     throw error;
   }
   metrics.setQueueSource({
-    depths: async () => Promise.all((await store.listAllQueues()).map(async (q) => ({ queue: q.name, ...(await store.counts(q.queueId, clock.now())) }))),
+    depths: async () => {
+      const [queues, counts] = await Promise.all([store.listAllQueues(), store.countsByQueue(clock.now())]);
+      return queues.map((q) => ({ queue: q.name, ...(counts.get(q.queueId) ?? NO_MESSAGES) }));
+    },
   });
   /** A queue's SSE settings, read by the key tier and the prefetcher alike. */
   const queueKeySettings = new QueueKeySettingsSource(store, options.defaultReuseSeconds);
@@ -299,6 +302,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
 
 /** How often at most a front-end reports a queue's backlog to the prefetcher (per queue). */
 const QUEUE_STATS_EVERY_MS = 5_000;
+/** The counts of a queue that holds no message (countsByQueue leaves it out). */
+const NO_MESSAGES = { visible: 0, inFlight: 0, delayed: 0 } as const;
 
 /** Typical time from a prefetch to the key in a node's cache: the modelled KMS median plus in-process work. */
 function expectedFetchMs(kmsLatency: string | undefined): number {

@@ -56,3 +56,27 @@ test('every series the Grafana dashboard queries is exported by a running servic
     rmSync(dataDir, { recursive: true, force: true });
   }
 });
+
+test('a scrape and a dashboard snapshot count every queue with one grouped store query each, not one per queue', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'pkp-metrics-'));
+  const service = await startService({ dataDir, port: 0, adminPort: 0, credentials: [{ accessKeyId: 'METRICS1', secretAccessKey: 'metrics-secret' }], prefetch: false });
+  const auth = { authorization: `Bearer ${service.adminToken}` };
+  const scrape = async (): Promise<string> => (await fetch(`${service.adminEndpoint}/metrics`, { headers: auth })).text();
+  const ops = (text: string, op: string): number => Number(text.match(new RegExp(`^pkp_store_operations_total\\{op="${op}"\\} (\\d+)$`, 'm'))?.[1] ?? 0);
+  try {
+    for (let i = 0; i < 30; i++) await service.store.createQueue(`counted-${i}`, {}, 0);
+    const first = await scrape();
+    const second = await scrape();
+    assert.match(second, /^pkp_queues 30$/m);
+    assert.equal(ops(second, 'countsByQueue') - ops(first, 'countsByQueue'), 1, 'one grouped count a scrape');
+    assert.equal(ops(second, 'counts'), 0, 'no count query per queue');
+    const snapshot = await (await fetch(`${service.adminEndpoint}/api/stats`, { headers: auth })).json() as { queueCount: number };
+    assert.equal(snapshot.queueCount, 30);
+    const third = await scrape();
+    assert.equal(ops(third, 'countsByQueue') - ops(second, 'countsByQueue'), 2, 'the snapshot and this scrape, one each');
+    assert.equal(ops(third, 'counts'), 0);
+  } finally {
+    await service.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});

@@ -176,10 +176,14 @@ export class ServiceStats {
       if (!a || !b) return 0;
       return ((b[m].get(queueId) ?? 0) - (a[m].get(queueId) ?? 0)) / Math.max(1e-3, (b.at - a.at) / 1000);
     };
-    const queues = await Promise.all((await store.listAllQueues()).map(async (q) => {
-      const c = await store.counts(q.queueId, now);
-      return { name: q.name, visible: c.visible, inFlight: c.inFlight, delayed: c.delayed, sendPerSecond: perSecond('sends', q.queueId), receivePerSecond: perSecond('receives', q.queueId) };
-    }));
+    const [all, counts] = await Promise.all([store.listAllQueues(), store.countsByQueue(now)]);
+    const queues = all.map((q) => {
+      const c = counts.get(q.queueId);
+      return {
+        name: q.name, visible: c?.visible ?? 0, inFlight: c?.inFlight ?? 0, delayed: c?.delayed ?? 0,
+        sendPerSecond: perSecond('sends', q.queueId), receivePerSecond: perSecond('receives', q.queueId),
+      };
+    });
     queues.sort((x, y) => y.visible + y.inFlight + y.delayed - (x.visible + x.inFlight + x.delayed) || (x.name < y.name ? -1 : 1));
     const budget = prefetcher?.budget;
     return {

@@ -51,7 +51,7 @@ export interface QueueStatsEvent {
   at: number;
   queueId: string;
   nodeId: string;
-  /** Messages stored and not yet deleted (visible, in flight and delayed). */
+  /** Messages stored and not yet deleted (visible, in flight and delayed), counted up to 10,000. */
   backlog: number;
 }
 

@@ -45,6 +45,9 @@ export function createMetrics(options: { defaultMetrics?: boolean; queueMetrics?
   const registers = [registry];
   let prefetchSource: PrefetchMetricsSource | undefined;
   let queueSource: QueueDepthSource | undefined;
+  // The depth gauges and the queue count collect at once on a scrape: they share one read of the depths.
+  let depthsRead: ReturnType<QueueDepthSource['depths']> | undefined;
+  const depths = (source: QueueDepthSource) => (depthsRead ??= source.depths().finally(() => (depthsRead = undefined)));
   const queueLimit = options.queueMetrics ?? DEFAULT_QUEUE_METRICS;
   /** What each counter has been given so far of the source's own (cumulative) counts. */
   const exported: Record<Exported, number> = { issued: 0, fanout: 0, backlog: 0, used: 0, wasted: 0, failed: 0 };
@@ -123,7 +126,7 @@ export function createMetrics(options: { defaultMetrics?: boolean; queueMetrics?
       labelNames: ['queue', 'state'] as const, registers,
       async collect() {
         if (!queueSource || queueLimit === 0) return this.reset();
-        const all = [...(await queueSource.depths())];
+        const all = [...(await depths(queueSource))];
         this.reset();
         all.sort((a, b) => b.visible + b.inFlight + b.delayed - (a.visible + a.inFlight + a.delayed) || (a.queue < b.queue ? -1 : 1));
         for (const q of all.slice(0, queueLimit)) {
@@ -135,7 +138,7 @@ export function createMetrics(options: { defaultMetrics?: boolean; queueMetrics?
     }),
     queues: new Gauge({
       name: 'pkp_queues', help: 'Queues that exist', registers,
-      async collect() { if (queueSource) this.set((await queueSource.depths()).length); },
+      async collect() { if (queueSource) this.set((await depths(queueSource)).length); },
     }),
     prefetcherStreams: new Gauge({
       name: 'pkp_prefetcher_streams', help: 'Key streams (queue, principal) the prefetcher models', registers: [],

@@ -610,6 +610,27 @@ export class PostgresMessageStore implements MessageStore {
     return { visible: row!.visible, inFlight: row!.inFlight, delayed: row!.delayed };
   }
 
+  async backlog(queueId: string, atMost: number): Promise<number> {
+    requireIntIn('atMost', atMost, 0, Number.MAX_SAFE_INTEGER);
+    this.begin('backlog');
+    const [row] = await this.rows<{ n: number }>('SELECT count(*) AS n FROM (SELECT 1 FROM messages WHERE queue_id = $1 LIMIT $2) m', [queueId, atMost], 'backlog');
+    return Number(row!.n);
+  }
+
+  async countsByQueue(now: number): Promise<Map<string, QueueCounts>> {
+    this.begin('countsByQueue');
+    const rows = await this.rows<QueueCounts & { queue_id: string }>(
+      `SELECT queue_id,
+              count(*) FILTER (WHERE visible_at <= $1) AS visible,
+              count(*) FILTER (WHERE visible_at > $1 AND receive_count > 0) AS "inFlight",
+              count(*) FILTER (WHERE visible_at > $1 AND receive_count = 0) AS delayed
+       FROM messages GROUP BY queue_id`,
+      [now],
+      'countsByQueue',
+    );
+    return new Map(rows.map((r) => [r.queue_id, { visible: r.visible, inFlight: r.inFlight, delayed: r.delayed }]));
+  }
+
   async dropExpired(queueId: string, retentionMs: number, now: number): Promise<number> {
     this.begin('dropExpired');
     requireFinite('retentionMs', retentionMs);

@@ -306,6 +306,15 @@ function prepareStatements(db: Database.Database) {
       `SELECT sum(receive_count > 0) AS inFlight, sum(receive_count = 0) AS delayed
        FROM messages WHERE queue_id = ? AND visible_at > ?`,
     ),
+    // Every queue's counts in one walk of messages_by_visibility; only the invisible rows (few: in
+    // flight or delayed) are read from the table, for their receive_count.
+    countsByQueue: db.prepare<{ now: number }, QueueCounts & { queueId: string }>(
+      `SELECT queue_id AS queueId, sum(visible_at <= @now) AS visible,
+         sum(CASE WHEN visible_at > @now THEN receive_count > 0 ELSE 0 END) AS inFlight,
+         sum(CASE WHEN visible_at > @now THEN receive_count = 0 ELSE 0 END) AS delayed
+       FROM messages INDEXED BY messages_by_visibility GROUP BY queue_id`,
+    ),
+    backlog: db.prepare<[string, number], { n: number }>('SELECT count(*) AS n FROM (SELECT 1 FROM messages WHERE queue_id = ? LIMIT ?)'),
     minVisibleAt: db.prepare<[string], { t: number | null }>(
       'SELECT min(visible_at) AS t FROM messages WHERE queue_id = ?',
     ),
@@ -849,6 +858,18 @@ export class SqliteMessageStore implements MessageStore {
     const visible = this.s.countVisible.get(queueId, now)!.n;
     const invisible = this.s.countInvisible.get(queueId, now)!;
     return { visible, inFlight: invisible.inFlight ?? 0, delayed: invisible.delayed ?? 0 };
+  }
+
+  async backlog(queueId: string, atMost: number): Promise<number> {
+    requireIntIn('atMost', atMost, 0, Number.MAX_SAFE_INTEGER);
+    this.begin('backlog', queueId);
+    return this.s.backlog.get(queueId, atMost)!.n;
+  }
+
+  async countsByQueue(now: number): Promise<Map<string, QueueCounts>> {
+    this.begin('countsByQueue');
+    requireFinite('now', now);
+    return new Map(this.s.countsByQueue.all({ now }).map((r) => [r.queueId, { visible: r.visible, inFlight: r.inFlight, delayed: r.delayed }]));
   }
 
   async dropExpired(queueId: string, retentionMs: number, now: number): Promise<number> {

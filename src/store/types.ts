@@ -233,6 +233,10 @@ export interface MessageStore extends QueueStore {
   /** Deletes the queue's messages; with `now`, records it as the queue's lastPurgedAt. */
   purgeQueue(queueId: string, now?: number): Promise<number>;
   counts(queueId: string, now: number): Promise<QueueCounts>;
+  /** Messages stored in the queue (visible, in flight and delayed), counted up to `atMost`: the cost stays bounded however long the backlog. */
+  backlog(queueId: string, atMost: number): Promise<number>;
+  /** The counts of every queue that holds messages, in one query (a queue missing from the map holds none). */
+  countsByQueue(now: number): Promise<Map<string, QueueCounts>>;
   /** Deletes messages with sentAt older than the queue's retention; returns how many. */
   dropExpired(queueId: string, retentionMs: number, now: number): Promise<number>;
   /**

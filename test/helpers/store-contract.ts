@@ -259,6 +259,30 @@ export function describeStoreContract(kind: string, target: StoreTarget, options
       assert.deepEqual((await s.receiveMessages(queueId, 10, 1000, 3000)).map((m) => m.messageId).sort(), [late.messageId, lateDelayed.messageId].sort());
     });
 
+    it('backlog: every message of the queue whatever its state, counted up to the bound asked', async () => {
+      const { store: s, acct, queueId } = await fresh();
+      const other = (await s.createQueue('other', {}, 0, acct)).queue.queueId;
+      await s.putMessages([message(queueId, 0), message(queueId, 0), message(queueId, 0, { visibleAt: 5000 }), message(other, 0)]);
+      await s.receiveMessages(queueId, 1, 10_000, 100);
+      assert.equal(await s.backlog(queueId, 10), 3, 'visible, in flight and delayed');
+      assert.equal(await s.backlog(queueId, 2), 2, 'no more than asked');
+      assert.equal(await s.backlog(other, 10), 1);
+      await assert.rejects(s.backlog(queueId, -1), isCode('InvalidArgument'));
+    });
+
+    it('countsByQueue: every queue with messages in one call, each as counts() gives it; a queue without any is left out', async () => {
+      const { store: s, acct, queueId } = await fresh();
+      const other = (await s.createQueue('other', {}, 0, acct)).queue.queueId;
+      const empty = (await s.createQueue('empty', {}, 0, acct)).queue.queueId;
+      await s.putMessages([message(queueId, 0), message(queueId, 0), message(queueId, 0, { visibleAt: 5000 }), message(other, 0)]);
+      await s.receiveMessages(queueId, 1, 10_000, 100);
+      const all = await s.countsByQueue(200);
+      assert.deepEqual(all.get(queueId), { visible: 1, inFlight: 1, delayed: 1 });
+      assert.deepEqual(all.get(queueId), await s.counts(queueId, 200));
+      assert.deepEqual(all.get(other), { visible: 1, inFlight: 0, delayed: 0 });
+      assert.equal(all.has(empty), false);
+    });
+
     it('batch atomicity: a put with a duplicate id or an unknown queue stores none of its messages; concurrent puts all land', async () => {
       const { store: s, queueId } = await fresh();
       const existing = message(queueId, 0);
