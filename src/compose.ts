@@ -11,8 +11,8 @@ import type { DeliveryChannel } from './crypto/seal.ts';
  * The composition root of the key path: the key tier (KMS client, single-flight tier cache,
  * metadata service) and each node's keys (key cache and keyring). `pkp up`, the role processes and
  * the simulator all build it here; they differ only in the clock, the KMS (embedded, across the
- * network, or modelled) and the transport between a node and the metadata service (a call, signed
- * HTTP, or a modelled hop).
+ * network, or modelled), the transport between a node and the metadata service (a call, signed
+ * HTTP, or a modelled hop) and, in the simulator alone, how deliveries are sealed (`channels`).
  */
 
 export interface KeyTier {

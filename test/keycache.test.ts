@@ -340,6 +340,19 @@ test('lastHitWasPrefetchedFirstUse is true exactly after the first hit of a pref
   assert.equal(cache.stats.prefetchedUsed, 2);
 });
 
+test('lastHitWasFirstUse is true exactly after the first hit of any entry, prefetched or not', () => {
+  const clock = new VirtualClock(0);
+  const cache = new KeyCache({ clock });
+  cache.put('encrypt', key('dem', 'p', 1e6));
+  cache.put('encrypt', key('pre', 'p', 1e6), { prefetched: true, score: 0.5 });
+  const seen: boolean[] = [];
+  for (const queue of ['dem', 'dem', 'pre', 'missing', 'pre']) {
+    cache.getEncrypt(queue, 'p');
+    seen.push(cache.lastHitWasFirstUse);
+  }
+  assert.deepEqual(seen, [true, false, true, false, false]);
+});
+
 test('every key that leaves (probation eviction, share eviction, refusal, LRU eviction) is zeroed', () => {
   const clock = new VirtualClock(0);
   const cache = new KeyCache({ clock, maxEntries: 4, prefetchShare: 0.5 });

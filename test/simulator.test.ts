@@ -7,6 +7,8 @@ import { RefreshAheadPolicy } from '../src/sim/policies/refresh-ahead.ts';
 import { simulate, type PolicyResult, type SimulationOptions } from '../src/sim/simulator.ts';
 import { PkpPolicy } from '../src/sim/policies/pkp.ts';
 import { syntheticTrace } from '../src/sim/generator.ts';
+import { CopyChannel } from '../src/sim/copy-channel.ts';
+import type { SealedHeader } from '../src/crypto/seal.ts';
 import type { TraceEvent } from '../src/sim/traces/types.ts';
 
 const ev = (t: number, queue = 'q', principal?: string): TraceEvent => ({ t, queue, op: 'send', principal });
@@ -147,4 +149,19 @@ test('the simulator\'s copy channel gives the very figures of the service\'s X25
   // pkp's deliveries went through the channel: prefetched encrypt keys and backlog decrypt keys.
   const pkp = await simulate(trace.batches(), new PkpPolicy(), opts);
   assert.ok(pkp.prefetches > 0 && (pkp.backlogKeysDelivered ?? 0) > 0);
+});
+
+test('the copy channel keeps the sealed channel\'s addressing: a delivery for another node is refused; the copy in transit is zeroed once opened', () => {
+  const channel = new CopyChannel('fe-1');
+  const header: SealedHeader = {
+    nodeId: 'fe-1', dekId: 'd', queueId: 'q', principal: 'p', kmsKeyId: 'k', use: 'encrypt', encryptedDek: Buffer.alloc(4), issuedAt: 0, expiresAt: 1, prefetched: false, score: 0,
+  };
+  const material = Buffer.alloc(32, 7);
+  assert.throws(() => channel.seal(material, { ...header, nodeId: 'fe-2' }), /node of its channel/);
+  const inTransit = channel.seal(material, header);
+  assert.notEqual(inTransit, material, 'a copy: the tier zeroes its own key when it drops it');
+  assert.throws(() => channel.open(inTransit, { ...header, nodeId: 'fe-2' }), /another node/);
+  const opened = channel.open(inTransit, header);
+  assert.deepEqual(opened, material);
+  assert.deepEqual(inTransit, Buffer.alloc(32));
 });

@@ -24,7 +24,7 @@ export interface PrefetchMetricsSource {
 const PREFETCH_COUNTERS = {
   issued: { name: 'pkp_prefetches_issued_total', help: 'Prefetches that generated a new key (a KMS call)', stat: 'issued' },
   fanout: { name: 'pkp_prefetch_fanouts_total', help: 'Keys fetched on demand by one node and delivered to the queue\'s other likely nodes (no KMS call)', stat: 'fanOuts' },
-  backlog: { name: 'pkp_prefetch_backlog_keys_total', help: 'Decrypt keys of waiting messages delivered to the nodes that serve the queue\'s receives', stat: 'backlogKeys' },
+  backlog: { name: 'pkp_prefetch_backlog_keys_total', help: 'Decrypt keys of waiting messages delivered to the nodes that may serve the queue\'s receives', stat: 'backlogKeys' },
 } as const satisfies Record<string, { name: string; help: string; stat: keyof PrefetchMetricsSource['stats'] }>;
 /** pkp_prefetch_outcomes_total{outcome}: how each prefetched key ended. */
 const PREFETCH_OUTCOMES = { used: 'used', wasted: 'wasted', failed: 'failed' } as const satisfies Record<string, keyof PrefetchMetricsSource['stats']>;

@@ -1,5 +1,6 @@
 import { PkpError } from '../core/errors.ts';
 import type { ChannelIdentity, DeliveryChannel, SealedHeader } from '../crypto/seal.ts';
+import { zeroize } from '../crypto/zero.ts';
 import type { NodeRegistry } from '../keycache/node-keyring.ts';
 
 const NO_PUBLIC_KEY = Buffer.alloc(0);
@@ -20,9 +21,12 @@ export class CopyChannel implements DeliveryChannel {
     return Buffer.from(material);
   }
 
+  /** The copy in transit is zeroed once opened (a delivery opens once): no plaintext outlives it. */
   open(sealed: Buffer, header: SealedHeader): Buffer {
     if (header.nodeId !== this.nodeId) throw new PkpError('DeliveryRejected', 'the delivery is addressed to another node');
-    return Buffer.from(sealed);
+    const material = Buffer.from(sealed);
+    zeroize(sealed);
+    return material;
   }
 
   close(): void {}
