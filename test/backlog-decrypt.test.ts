@@ -140,7 +140,7 @@ test('a receive after prefetchDecrypt is a decrypt-key cache hit: no fetch, no K
 
     const outcome = await service.metadata.prefetchDecrypt({ queueId, nodeIds: ['fe-2', 'fe-99', 'fe-2'], score: 0.8 });
     // Unknown fe-99 skipped, the duplicate fe-2 served once; the prefetcher learns counts only.
-    assert.deepEqual(outcome, { delivered: 2, keys: 2, failed: 0 });
+    assert.deepEqual(outcome, { delivered: 2, keys: 2, failed: 0, skipped: 0 });
     // The tier generated both DEKs and still holds them: no KMS call at all.
     assert.deepEqual(service.kms.counts(), kmsBefore);
     assert.deepEqual(h.deliveries.map((d) => [d.nodeId, d.use, d.prefetched, d.score]), [['fe-2', 'decrypt', true, 0.8], ['fe-2', 'decrypt', true, 0.8]]);
@@ -185,7 +185,7 @@ test('after the tier lost the key: one background Decrypt per DEK, counted as pr
     const before = service.kms.counts();
     const prefetchedAt = clock.now();
     const outcome = await service.metadata.prefetchDecrypt({ queueId, nodeIds: ['fe-2'] });
-    assert.deepEqual(outcome, { delivered: 2, keys: 2, failed: 0 });
+    assert.deepEqual(outcome, { delivered: 2, keys: 2, failed: 0, skipped: 0 });
     const after = service.kms.counts();
     assert.equal(after.byOperation.Decrypt - before.byOperation.Decrypt, 2);
     assert.equal(after.byReason.prefetch - before.byReason.prefetch, 2);
@@ -212,7 +212,7 @@ test('a KMS failure for one DEK does not stop the others', async () => {
     await clock.advance(REUSE_MS + 1_000);
     await service.kms.disableKey(keyA);
     const outcome = await service.metadata.prefetchDecrypt({ queueId, nodeIds: ['fe-2', 'fe-3'] });
-    assert.deepEqual(outcome, { delivered: 2, keys: 1, failed: 1 });
+    assert.deepEqual(outcome, { delivered: 2, keys: 1, failed: 1, skipped: 0 });
     assert.deepEqual(h.deliveries.map((d) => [d.nodeId, d.dekId]).sort(), [['fe-2', bobDek], ['fe-3', bobDek]]);
     assert.equal(h.frontend('fe-2').cache.peekDecrypt(aliceDek), undefined);
     assert.ok(h.frontend('fe-2').cache.peekDecrypt(bobDek));
@@ -232,7 +232,7 @@ test('background Decrypts stay within the prefetch budget', async () => {
     await clock.advance(1_000);
     assert.equal(service.kms.counts().byReason.prefetch - before, 2);
     await clock.advance(1_000);
-    assert.deepEqual(await pending, { delivered: 3, keys: 3, failed: 0 });
+    assert.deepEqual(await pending, { delivered: 3, keys: 3, failed: 0, skipped: 0 });
     assert.equal(service.kms.counts().byReason.prefetch - before, 3);
   });
 });
@@ -244,7 +244,7 @@ test('prefetching again never extends a key: the node still drops it at the DEK 
     const key = h.frontend('fe-1').cache.peekEncrypt(queueId, ALICE.accessKeyId)!.key;
     await service.metadata.prefetchDecrypt({ queueId, nodeIds: ['fe-2'] });
     await clock.advance(REUSE_MS / 2);
-    assert.deepEqual(await service.metadata.prefetchDecrypt({ queueId, nodeIds: ['fe-2'] }), { delivered: 1, keys: 1, failed: 0 });
+    assert.deepEqual(await service.metadata.prefetchDecrypt({ queueId, nodeIds: ['fe-2'] }), { delivered: 1, keys: 1, failed: 0, skipped: 0 });
     assert.deepEqual(h.deliveries.map((d) => d.expiresAt), [key.expiresAt, key.expiresAt]);
     assert.equal(h.frontend('fe-2').cache.peekDecrypt(key.dekId)?.expiresAt, key.expiresAt);
     await clock.advanceTo(key.expiresAt);
@@ -259,7 +259,7 @@ test('dekIds narrows the prefetch to those DEKs, and only while the backlog stil
     await h.send(0, BOB, 1);
     const bobDek = h.frontend('fe-1').cache.peekEncrypt(queueId, BOB.accessKeyId)!.key.dekId;
     const unknown = 'f'.repeat(32);
-    assert.deepEqual(await service.metadata.prefetchDecrypt({ queueId, nodeIds: ['fe-2'], dekIds: [bobDek, unknown] }), { delivered: 1, keys: 1, failed: 0 });
+    assert.deepEqual(await service.metadata.prefetchDecrypt({ queueId, nodeIds: ['fe-2'], dekIds: [bobDek, unknown] }), { delivered: 1, keys: 1, failed: 0, skipped: 0 });
     assert.deepEqual(h.deliveries.map((d) => d.dekId), [bobDek]);
   });
 });
@@ -267,12 +267,12 @@ test('dekIds narrows the prefetch to those DEKs, and only while the backlog stil
 test('only unknown nodes, or an empty backlog: nothing is fetched or delivered', async () => {
   await withHarness({}, async (h) => {
     const { service, queueId } = h;
-    assert.deepEqual(await service.metadata.prefetchDecrypt({ queueId, nodeIds: ['fe-2'] }), { delivered: 0, keys: 0, failed: 0 });
+    assert.deepEqual(await service.metadata.prefetchDecrypt({ queueId, nodeIds: ['fe-2'] }), { delivered: 0, keys: 0, failed: 0, skipped: 0 });
     await h.send(0, ALICE, 2);
     const kms = service.kms.counts();
     const reads = h.backlogReads;
-    assert.deepEqual(await service.metadata.prefetchDecrypt({ queueId, nodeIds: ['fe-99', 'no such node'] }), { delivered: 0, keys: 0, failed: 0 });
-    assert.deepEqual(await service.metadata.prefetchDecrypt({ queueId, nodeIds: [] }), { delivered: 0, keys: 0, failed: 0 });
+    assert.deepEqual(await service.metadata.prefetchDecrypt({ queueId, nodeIds: ['fe-99', 'no such node'] }), { delivered: 0, keys: 0, failed: 0, skipped: 0 });
+    assert.deepEqual(await service.metadata.prefetchDecrypt({ queueId, nodeIds: [] }), { delivered: 0, keys: 0, failed: 0, skipped: 0 });
     assert.equal(h.backlogReads, reads, 'the store was read for no node');
     assert.deepEqual(service.kms.counts(), kms);
     assert.deepEqual(h.deliveries, []);
@@ -312,7 +312,7 @@ test('bad input is refused with a clear error and changes nothing', async () => 
     assert.deepEqual(h.deliveries, []);
     assert.deepEqual(service.frontends.map((f) => f.cache.size), sizes);
     // A valid call still works afterwards.
-    assert.deepEqual(await service.metadata.prefetchDecrypt(ok), { delivered: 1, keys: 1, failed: 0 });
+    assert.deepEqual(await service.metadata.prefetchDecrypt(ok), { delivered: 1, keys: 1, failed: 0, skipped: 0 });
   });
 });
 
@@ -347,5 +347,24 @@ test('no delivery and no bus event carries key material, except sealed to its no
     const rejected = fe3.deliveriesRejected;
     fe3.deliver({ ...h.deliveries.find((d) => d.nodeId === 'fe-2')!, nodeId: 'fe-3' });
     assert.equal(fe3.deliveriesRejected, rejected + 1);
+  });
+});
+
+test('buyMessages: DEKs beyond the messages consumers will reach are delivered only while the tier holds them, never bought', async () => {
+  await withHarness({}, async (h) => {
+    const { service, clock, queueId } = h;
+    await h.send(0, ALICE, 2);
+    await h.send(0, BOB, 2);
+    // Past the reuse period the tier has dropped both DEKs; four messages wait, Alice's first.
+    await clock.advance(REUSE_MS + 1_000);
+    const before = service.kms.counts().byOperation.Decrypt;
+    const outcome = await service.metadata.prefetchDecrypt({ queueId, nodeIds: ['fe-2'], buyMessages: 2 });
+    // Alice's two messages are what the consumers reach: her DEK is bought; Bob's is not.
+    assert.deepEqual(outcome, { delivered: 1, keys: 1, failed: 0, skipped: 1 });
+    assert.equal(service.kms.counts().byOperation.Decrypt - before, 1);
+    // A DEK the tier holds (Alice's, bought above) is delivered even when nothing may be bought.
+    const none = await service.metadata.prefetchDecrypt({ queueId, nodeIds: ['fe-3'], buyMessages: 0 });
+    assert.deepEqual(none, { delivered: 1, keys: 1, failed: 0, skipped: 1 }, 'Alice\'s DEK, held, goes; Bob\'s is still not bought');
+    assert.equal(service.kms.counts().byOperation.Decrypt - before, 1);
   });
 });

@@ -16,6 +16,7 @@ import type { PkpEvent } from '../src/bus/types.ts';
 import { ClusterAuthority, ClusterIdentity } from '../src/cluster/identity.ts';
 import { metadataRpc, RemoteMetadata, RemotePrefetchApi } from '../src/cluster/metadata-remote.ts';
 import { DialingNatsLink, natsLinkOf } from '../src/cluster/nats-link.ts';
+import { checkDecryptPrefetch } from '../src/cluster/wire.ts';
 import { PartitionOwner } from '../src/cluster/partition-owner.ts';
 import { RecentHistory, SnapshotStore } from '../src/cluster/prefetch-snapshots.ts';
 import { createKeyTier } from '../src/compose.ts';
@@ -49,6 +50,11 @@ describe('access aggregation', () => {
     assert.deepEqual(counted.map((e) => [e.principal, e.count, e.firstAt, e.at, e.bytes]), [['p', 2, 1_000, 1_200, 20], ['other', 1, 1_400, 1_400, 10]]);
     await bus.close();
   });
+});
+
+test('a decrypt prefetch crosses the wire whole: what may be bought from the KMS is not lost on the way', () => {
+  const sent = { queueId: 'q1', nodeIds: ['fe-1'], score: 0.5, withinMs: 1_000, buyMessages: 3 };
+  assert.deepEqual(checkDecryptPrefetch(JSON.parse(JSON.stringify(sent))), sent);
 });
 
 describe('a bus that answers late', () => {

@@ -89,5 +89,6 @@ export function checkDecryptPrefetch(v: unknown): DecryptPrefetchInstruction {
   if (v.deadline !== undefined) out.deadline = v.deadline as number;
   if (v.withinMs !== undefined) out.withinMs = v.withinMs as number;
   if (v.dekIds !== undefined) out.dekIds = v.dekIds as string[];
+  if (v.buyMessages !== undefined) out.buyMessages = v.buyMessages as number;
   return out;
 }

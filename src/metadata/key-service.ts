@@ -38,6 +38,8 @@ export interface TierRequest {
   requestedAt?: number;
   /** Encrypt keys: this DEK reached its encryption cap; it is dropped from the tier and never handed out again. */
   retireDekId?: string;
+  /** Only a key the tier holds now: no KMS call (rejects with KeyNotHeld otherwise). */
+  heldOnly?: boolean;
 }
 
 interface Flight {
@@ -147,6 +149,7 @@ export class KeyService {
       if (key) {
         return consume(key);
       }
+      if (request.heldOnly) throw new PkpError('KeyNotHeld', `the tier holds no valid ${use} key`);
       if (attempt >= 3) throw new PkpError('KeyUnavailable', `no valid ${use} key after ${attempt} fetches`);
       const remembered = this.failures.get(slot);
       if (remembered && remembered.until > this.clock.now() && callClass === 'demand') {

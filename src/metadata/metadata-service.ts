@@ -109,27 +109,37 @@ export class MetadataService implements MetadataClient {
     const backlog = this.backlog;
     if (!backlog) throw new PkpError('NoBacklogSource', 'prefetchDecrypt needs the message store (MetadataServiceOptions.backlog)');
     const nodes = [...new Set(instruction.nodeIds)].filter((id) => this.channels.has(id));
-    if (nodes.length === 0) return { delivered: 0, keys: 0, failed: 0 };
+    if (nodes.length === 0) return { delivered: 0, keys: 0, failed: 0, skipped: 0 };
     const { queueId, deadline } = instruction;
     const wanted = instruction.dekIds && new Set(instruction.dekIds);
     const deks = (await backlog.store.backlogDeks(queueId, { now: backlog.clock.now(), withinMs: instruction.withinMs }))
       .filter((dek) => !wanted || wanted.has(dek.dekId));
     const score = instruction.score ?? 1;
-    const outcome: DecryptPrefetchOutcome = { delivered: 0, keys: 0, failed: 0 };
+    const outcome: DecryptPrefetchOutcome = { delivered: 0, keys: 0, failed: 0, skipped: 0 };
+    const buyMessages = instruction.buyMessages ?? Infinity;
+    let before = 0;
     // Concurrently, each DEK delivered as soon as it is ready: a slow KMS call holds back no other.
     await Promise.all(deks.map(async (dek) => {
+      const reached = before < buyMessages;
+      before += dek.messages;
       try {
         // A row whose id is not its blob's hash would land in a cache slot no receive looks up.
         if (dekIdOf(dek.encryptedDek) !== dek.dekId) throw new PkpError('DekIdMismatch', 'stored DEK id does not match its blob');
+        // A DEK beyond what the consumers will reach within a key's life is not bought: held only.
+        const heldOnly = !reached;
         // Sealed inside the tier's callback (the key is valid there); a node closed meanwhile is skipped.
-        const sealed = await this.keys.withDecryptKey(queueId, dek.encryptedDek, { reason: 'prefetch', deadline },
+        const sealed = await this.keys.withDecryptKey(queueId, dek.encryptedDek, { reason: 'prefetch', deadline, heldOnly },
           (key) => nodes.filter((id) => this.channels.has(id)).map((id) => this.seal(this.channelOf(id), id, key, 'decrypt', true, score)));
         for (const item of sealed) {
           delivery.deliver(item);
           outcome.delivered++;
         }
         if (sealed.length > 0) outcome.keys++;
-      } catch {
+      } catch (error) {
+        if (error instanceof PkpError && error.code === 'KeyNotHeld') {
+          outcome.skipped++;
+          return;
+        }
         // Counted for the caller and swallowed: one DEK's failure must not fail the others. Not
         // logged here: this service has no logger, and the outcome already tells the caller.
         outcome.failed++;
@@ -182,7 +192,7 @@ function checkDecryptPrefetch(instruction: DecryptPrefetchInstruction): void {
     throw new PkpError('InvalidArgument', `prefetchDecrypt: ${message}`);
   };
   if (typeof instruction !== 'object' || instruction === null) bad('instruction must be an object');
-  const { queueId, nodeIds, score, deadline, dekIds, withinMs } = instruction;
+  const { queueId, nodeIds, score, deadline, dekIds, withinMs, buyMessages } = instruction;
   if (typeof queueId !== 'string' || queueId === '') bad('queueId must be a non-empty string');
   if (!Array.isArray(nodeIds)) bad('nodeIds must be an array of node ids');
   if (nodeIds.length > MAX_NODE_IDS) bad(`nodeIds may name at most ${MAX_NODE_IDS} nodes`);
@@ -190,6 +200,7 @@ function checkDecryptPrefetch(instruction: DecryptPrefetchInstruction): void {
   if (score !== undefined && !(typeof score === 'number' && score >= 0 && score <= 1)) bad('score must be a number in 0..1');
   if (deadline !== undefined && !(typeof deadline === 'number' && Number.isFinite(deadline))) bad('deadline must be a finite clock time');
   if (withinMs !== undefined && !(typeof withinMs === 'number' && Number.isFinite(withinMs) && withinMs >= 0)) bad('withinMs must be a finite number >= 0');
+  if (buyMessages !== undefined && !(typeof buyMessages === 'number' && buyMessages >= 0)) bad('buyMessages must be a number >= 0');
   if (dekIds !== undefined) {
     if (!Array.isArray(dekIds)) bad('dekIds must be an array of DEK ids');
     if (!dekIds.every((id) => typeof id === 'string' && /^[0-9a-f]{32}$/.test(id))) bad('dekIds must be 32 lower-case hex characters each');

@@ -81,6 +81,12 @@ export interface DecryptPrefetchInstruction {
   dekIds?: string[];
   /** Also count messages that become visible within this many ms (delayed or in flight). Default 60 s. */
   withinMs?: number;
+  /**
+   * Messages, in the order receives reach them, whose DEKs this prefetch may buy from the KMS: those
+   * the consumers are expected to reach within a key's life. DEKs further back are delivered only
+   * if the tier holds them. Default: every one.
+   */
+  buyMessages?: number;
 }
 
 export interface DecryptPrefetchOutcome {
@@ -90,4 +96,6 @@ export interface DecryptPrefetchOutcome {
   keys: number;
   /** DEKs of the backlog that could not be obtained (KMS failure, deadline, budget queue full). */
   failed: number;
+  /** DEKs beyond `buyMessages` the tier did not hold: not bought. */
+  skipped: number;
 }

@@ -33,6 +33,8 @@ export interface BacklogPrefetch {
   nodeIds: string[];
   /** P(a consumer receives within a key's life), 0..1: protects the keys in the nodes' caches. */
   score: number;
+  /** Messages, in receive order, whose DEKs may be bought from the KMS (see DecryptPrefetchInstruction). */
+  buyMessages?: number;
 }
 
 /** One request as a front-end served it: ids, times and what its key cache did. Never a key. */
