@@ -132,14 +132,14 @@ const opt = (x: number | null, digits = 2): string => (x === null ? '-' : x.toFi
 
 /** The comparison table printed on stdout. */
 export function formatTable(result: ReplayResult): string {
-  const header = ['policy', 'requests', 'demand misses', 'of receives', 'miss ratio', 'per-queue p50', 'per-queue p90', 'KMS calls', 'vs oracle', 'prefetches', 'wasted', 'precision', 'recall', 'p99 ms', 'p99.9 ms', 'key·h', 'events/s'];
+  const header = ['policy', 'requests', 'demand misses', 'of receives', 'miss ratio', 'per-queue p50', 'per-queue p90', 'KMS calls', 'vs oracle', 'KMS Decrypt', 'prefetches', 'wasted', 'precision', 'recall', 'p99 ms', 'p99.9 ms', 'key·h', 'events/s'];
   const runs: [string, PolicyResult][] = [
     ...Object.values(result.policies).map((r) => [r.policy, r] as [string, PolicyResult]),
     ...(result.sweep ?? []).map((p) => [`pkp @${p.maxKmsOverhead}`, p.result] as [string, PolicyResult]),
   ];
   const rows = runs.map(([name, r]) => [
     name, String(r.requests), String(r.demandMisses), r.keyedReceives ? String(r.decryptMisses ?? 0) : '-', pct(r.demandMissRatio), pct(r.perQueueMissRatio.p50), pct(r.perQueueMissRatio.p90),
-    String(r.kmsCalls), opt(r.kmsCallsVsOracle, 3), String(r.prefetches), String(r.wastedPrefetches), opt(r.precision, 3), opt(r.recall, 3),
+    String(r.kmsCalls), opt(r.kmsCallsVsOracle, 3), r.keyedReceives ? String(r.kmsDecryptCalls ?? 0) : '-', String(r.prefetches), String(r.wastedPrefetches), opt(r.precision, 3), opt(r.recall, 3),
     r.addedLatencyMs.p99.toFixed(1), r.addedLatencyMs.p999.toFixed(1), (r.keyResidentSeconds / 3600).toFixed(1), Math.round(r.eventsPerSecond).toLocaleString('en-US'),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));

@@ -31,6 +31,7 @@ const COLUMNS: Column[] = [
   { head: 'queue p90', hint: '90th percentile of the per-queue miss ratios', cell: (r) => formatPercent(r.perQueueMissRatio.p90) },
   { head: 'KMS calls', cell: (r) => formatCount(r.kmsCalls) },
   { head: '× oracle', hint: "KMS calls as a multiple of the oracle's", cell: (r) => (r.kmsCallsVsOracle === null ? '—' : `${formatSig(r.kmsCallsVsOracle)}×`) },
+  { head: 'KMS Decrypt', hint: "KMS Decrypt calls: receives' DEKs the key tier no longer held (not in KMS calls, which counts keys generated)", cell: (r) => (r.keyedReceives ? formatCount(r.kmsDecryptCalls ?? 0) : '—') },
   { head: 'prefetches', cell: (r) => formatCount(r.prefetches) },
   { head: 'wasted', hint: 'prefetched keys dropped unused', cell: (r) => formatCount(r.wastedPrefetches) },
   { head: 'precision', hint: 'used prefetches / (used + wasted)', cell: (r) => formatPercent(r.precision) },
