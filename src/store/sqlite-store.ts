@@ -83,7 +83,7 @@ export const MIGRATIONS: readonly string[] = [
   );
   -- Serves receive (visible now, in order), counts, nextVisibleAt and the foreign-key check on delete.
   CREATE INDEX messages_by_visibility ON messages (queue_id, visible_at, seq);
-  -- Served dropExpired (replaced by messages_later_by_sent).
+  -- Serves dropExpired.
   CREATE INDEX messages_by_sent ON messages (queue_id, sent_at);
   `,
   // Accounts: a queue's name column holds its path in the account namespace, '<account>/<name>'
@@ -146,15 +146,6 @@ export const MIGRATIONS: readonly string[] = [
   UPDATE messages SET md5_body = '', md5_attrs = NULL;
   ALTER TABLE messages DROP COLUMN md5_body;
   ALTER TABLE messages DROP COLUMN md5_attrs;
-  `,
-  // Retention without a second per-queue index entry on every send. With many active queues each
-  // send's entry in a per-queue index dirties a page of its own (written to the WAL, then
-  // checkpointed), so two such indexes cost two pages a send. A message still visible at its send
-  // time is found for retention through messages_by_visibility (visible_at <= sent_at); only those
-  // pushed later by a delay or a receive are indexed by send time.
-  `
-  DROP INDEX messages_by_sent;
-  CREATE INDEX messages_later_by_sent ON messages (queue_id, sent_at) WHERE visible_at > sent_at;
   `,
 ];
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -293,11 +284,7 @@ function prepareStatements(db: Database.Database) {
        WHERE queue_id = ? AND message_id = ? AND receipt_nonce = ? AND visible_at > ?`,
     ),
     purge: db.prepare<[string]>('DELETE FROM messages WHERE queue_id = ?'),
-    // Retention, in two parts that together are every message sent before the cutoff: those visible
-    // no later than their send time (through messages_by_visibility: visible_at <= sent_at < cutoff),
-    // and those visible later (through the partial index messages_later_by_sent).
-    dropSentBeforeVisible: db.prepare<[string, number, number]>('DELETE FROM messages WHERE queue_id = ? AND visible_at < ? AND sent_at < ?'),
-    dropSentBeforeLater: db.prepare<[string, number]>('DELETE FROM messages WHERE queue_id = ? AND sent_at < ? AND visible_at > sent_at'),
+    dropSentBefore: db.prepare<[string, number]>('DELETE FROM messages WHERE queue_id = ? AND sent_at < ?'),
     countVisible: db.prepare<[string, number], { n: number }>(
       'SELECT count(*) AS n FROM messages WHERE queue_id = ? AND visible_at <= ?',
     ),
@@ -439,7 +426,6 @@ export class SqliteMessageStore implements MessageStore {
   private readonly moveTx: Database.Transaction<(sourceQueueId: string, moves: MessageMove[]) => number>;
   private readonly setAttributesTx: Database.Transaction<(queueId: string, attributes: Record<string, string>, now: number) => QueueRecord | undefined>;
   private readonly deleteQueueTx: Database.Transaction<(queueId: string) => boolean>;
-  private readonly dropSentBeforeTx: Database.Transaction<(queueId: string, cutoff: number) => number>;
 
   private constructor(
     private readonly db: Database.Database,
@@ -503,9 +489,6 @@ export class SqliteMessageStore implements MessageStore {
       this.s.dropQueueAttempts.run(queueId);
       return this.s.deleteQueue.run(queueId).changes > 0;
     });
-
-    this.dropSentBeforeTx = db.transaction((queueId: string, cutoff: number) =>
-      this.s.dropSentBeforeVisible.run(queueId, cutoff, cutoff).changes + this.s.dropSentBeforeLater.run(queueId, cutoff).changes);
 
     this.setAttributesTx = db.transaction((queueId: string, attributes: Record<string, string>, now: number) => {
       const row = this.s.queueById.get(queueId);
@@ -876,7 +859,7 @@ export class SqliteMessageStore implements MessageStore {
   async dropExpired(queueId: string, retentionMs: number, now: number): Promise<number> {
     this.begin('dropExpired', queueId);
     requireFinite('retentionMs', retentionMs);
-    return this.evenIfFull(() => this.dropSentBeforeTx.immediate(queueId, now - retentionMs));
+    return this.evenIfFull(() => this.s.dropSentBefore.run(queueId, now - retentionMs).changes);
   }
 
   async nextVisibleAt(queueId: string): Promise<number | undefined> {
