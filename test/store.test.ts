@@ -372,7 +372,7 @@ test('receives and deletes called in one turn share one commit, each in call ord
   await store.close();
 });
 
-test('the WAL is checkpointed by the worker thread once it holds 3 MiB, bounded, and cut back to 4 MiB after a burst', async () => {
+test('the WAL is checkpointed by the worker thread once it holds 3 MiB, stays under 5 MiB, and is cut back to 4 MiB after a burst', async () => {
   const path = join(tempDir(), 'messages.db');
   let checkpoints = 0;
   let onCheckpoint = (): void => {};
@@ -396,8 +396,8 @@ test('the WAL is checkpointed by the worker thread once it holds 3 MiB, bounded,
     }
     assert.ok(checkpoints > 0, 'the worker never checkpointed');
     assert.ok(maxWal >= 3 * 1024 * 1024, `a checkpoint before the WAL held 3 MiB (${maxWal} bytes)`);
-    // The writer's own checkpoint bounds it at ~4 MiB, plus what a burst writes while the worker's runs.
-    assert.ok(maxWal <= 16 * 1024 * 1024, `the WAL grew to ${maxWal} bytes`);
+    // Past 4.5 MiB (a burst written while the worker's checkpoint ran) the writer checkpoints itself.
+    assert.ok(maxWal <= 5 * 1024 * 1024, `the WAL grew to ${maxWal} bytes`);
     // Quiet again: once the worker has copied all of it, the next commit writes it again from its start, cut back to 4 MiB.
     for (let i = 0; i < 50 && walBytes() > 4.2 * 1024 * 1024; i++) {
       const copied = nextCheckpoint();

@@ -10,7 +10,7 @@
  */
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PkpError } from '../core/errors.ts';
 import { DiskReserve, isDiskFull } from './disk-reserve.ts';
@@ -324,6 +324,8 @@ function prepareStatements(db: Database.Database) {
 const CHECKPOINT_EVERY_MS = 100;
 /** The WAL file's size from which the worker checkpoints (see open). */
 const WAL_BYTES = 3 * 1024 * 1024;
+/** Past this the writer checkpoints the WAL itself (see afterCommit): 4 MiB and a few commits. */
+const WAL_BOUND_BYTES = 4.5 * 1024 * 1024;
 
 /** The name column's value for a queue: its path in the account namespace. */
 function pathOf(accountId: string, name: string): string {
@@ -431,7 +433,7 @@ export class SqliteMessageStore implements MessageStore {
     private readonly db: Database.Database,
     onOp: ((op: string) => void) | undefined,
     private readonly reserve: DiskReserve,
-    private readonly checkpointer: WalCheckpointer | undefined,
+    private readonly checkpointer: { worker: WalCheckpointer; walPath: string } | undefined,
   ) {
     this.s = prepareStatements(db);
     this.onOp = onOp ?? (() => {});
@@ -612,7 +614,7 @@ export class SqliteMessageStore implements MessageStore {
           if ('frames' in outcome && outcome.frames > 0) onOp?.('walCheckpoint');
         },
       });
-      const store = new SqliteMessageStore(db, onOp, reserve, checkpointer);
+      const store = new SqliteMessageStore(db, onOp, reserve, checkpointer && { worker: checkpointer, walPath: `${options.path}-wal` });
       store.full = full;
       return store;
     } catch (err) {
@@ -779,7 +781,7 @@ export class SqliteMessageStore implements MessageStore {
     if (!this.hasRoomFor(messages)) throw storeFull();
     try {
       const results = this.fifoPutTx.immediate(queueId, messages, dedup, now);
-      this.checkpointer?.poke();
+      this.afterCommit();
       return results;
     } catch (err) {
       this.noteIfFull(err);
@@ -796,7 +798,7 @@ export class SqliteMessageStore implements MessageStore {
     if (!this.hasRoomFor(moves.map((m) => m.message))) throw storeFull();
     try {
       const moved = this.moveTx.immediate(sourceQueueId, moves);
-      this.checkpointer?.poke();
+      this.afterCommit();
       return moved;
     } catch (err) {
       this.noteIfFull(err);
@@ -886,7 +888,7 @@ export class SqliteMessageStore implements MessageStore {
     if (this.closed) return;
     this.flush();
     this.closed = true;
-    await this.checkpointer?.close();
+    await this.checkpointer?.worker.close();
     this.db.close();
   }
 
@@ -914,9 +916,14 @@ export class SqliteMessageStore implements MessageStore {
       if (!isDiskFull(err)) throw err;
       this.full = true;
       const freed = this.reserve.release();
-      // Moving the WAL into the database lets the WAL start again from its beginning.
+      // Moving the WAL into the database lets the WAL start again from its beginning. A checkpoint
+      // of the worker's in progress makes this one busy: wait for it to end, then try again.
       try {
-        this.db.pragma('wal_checkpoint(RESTART)');
+        for (let attempt = 0; attempt < 3; attempt++) {
+          this.checkpointer?.worker.waitIdle(5_000);
+          const [result] = this.db.pragma('wal_checkpoint(RESTART)') as { busy: number }[];
+          if (result?.busy === 0) break;
+        }
       } catch {
         // no room even for that: the retry below tells
       }
@@ -955,6 +962,28 @@ export class SqliteMessageStore implements MessageStore {
     return free >= 2 * bytes + 64 * 1024;
   }
 
+  /**
+   * After a commit: the worker's checkpoint is due (not on a full disk, where the writer's own
+   * checkpoints restart the WAL: see evenIfFull). Should the WAL have grown past its bound (a burst
+   * written while the worker's checkpoint ran, which made the writer's own autocheckpoint find it
+   * busy), the writer checkpoints in this turn, once the worker's has ended: copied with no write in
+   * between, the WAL is written again from its start (and cut back to 4 MiB) next commit.
+   */
+  private afterCommit(): void {
+    const c = this.checkpointer;
+    if (!c) return;
+    if ((statSync(c.walPath, { throwIfNoEntry: false })?.size ?? 0) <= WAL_BOUND_BYTES) {
+      if (!this.full) c.worker.poke();
+      return;
+    }
+    c.worker.waitIdle(5_000);
+    try {
+      this.db.pragma('wal_checkpoint(PASSIVE)');
+    } catch {
+      // no room for it: a write that must work on a full disk releases the reserve and restarts the WAL (evenIfFull)
+    }
+  }
+
   /** Runs `run` (a receive's or a delete's writes) in the turn's shared transaction; settles after its commit. */
   private deferred<T>(queueId: string, run: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -982,7 +1011,7 @@ export class SqliteMessageStore implements MessageStore {
       return;
     }
     outcomes.forEach((o, i) => (o.ok ? ops[i]!.resolve(o.value as never) : ops[i]!.reject(o.error)));
-    this.checkpointer?.poke();
+    this.afterCommit();
     this.onOp('opsCommit');
   }
 
@@ -1012,7 +1041,7 @@ export class SqliteMessageStore implements MessageStore {
       if (failure) call.reject(failure);
       else call.resolve();
     }
-    this.checkpointer?.poke();
+    this.afterCommit();
     this.onOp('groupCommit');
   }
 

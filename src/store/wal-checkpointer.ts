@@ -25,22 +25,27 @@ function walBytes() {
     return 0;
   }
 }
+const busy = new Int32Array(workerData.busy);
 let due = false;
 let timer;
 function checkpoint() {
   timer = undefined;
   if (!due) return;
   due = false;
+  if (walBytes() < workerData.minWalBytes) {
+    parentPort.postMessage({ frames: 0 });
+    return;
+  }
+  Atomics.store(busy, 0, 1);
   try {
-    if (walBytes() < workerData.minWalBytes) {
-      parentPort.postMessage({ frames: 0 });
-      return;
-    }
     const [r] = db.pragma('wal_checkpoint(PASSIVE)');
     parentPort.postMessage({ frames: r.checkpointed });
   } catch (error) {
-    // Busy or out of room: the next poke tries again, and the writer's own autocheckpoint bounds the WAL meanwhile.
+    // Busy or out of room: the next poke tries again, and the writer bounds the WAL meanwhile.
     parentPort.postMessage({ error: String(error && error.code || error) });
+  } finally {
+    Atomics.store(busy, 0, 0);
+    Atomics.notify(busy, 0);
   }
   timer = setTimeout(checkpoint, workerData.intervalMs);
 }
@@ -75,12 +80,14 @@ export interface WalCheckpointerOptions {
 export class WalCheckpointer {
   private readonly worker: Worker;
   private readonly ended: Promise<void>;
+  /** 1 while the worker's checkpoint runs (set by the worker, waited on by the writer). */
+  private readonly busy = new Int32Array(new SharedArrayBuffer(4));
   private poked = false;
 
   constructor(options: WalCheckpointerOptions) {
     this.worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { driver: createRequire(import.meta.url).resolve('better-sqlite3'), path: options.path, synchronous: options.synchronous, intervalMs: options.intervalMs, minWalBytes: options.minWalBytes },
+      workerData: { driver: createRequire(import.meta.url).resolve('better-sqlite3'), path: options.path, synchronous: options.synchronous, intervalMs: options.intervalMs, minWalBytes: options.minWalBytes, busy: this.busy.buffer },
     });
     this.ended = new Promise((resolve) => this.worker.once('exit', () => resolve()));
     // A store that is not closed must not keep the process alive for its checkpointer.
@@ -99,6 +106,14 @@ export class WalCheckpointer {
     if (this.poked) return;
     this.poked = true;
     this.worker.postMessage('poke');
+  }
+
+  /**
+   * Blocks until the worker's checkpoint, if one is running, has ended (at most `timeoutMs`): the
+   * writer then checkpoints itself, which a checkpoint in progress elsewhere would refuse.
+   */
+  waitIdle(timeoutMs: number): void {
+    Atomics.wait(this.busy, 0, 1, timeoutMs);
   }
 
   /** Closes the worker's connection and waits for the worker to end. */
