@@ -594,9 +594,8 @@ export class SqliteMessageStore implements MessageStore {
       db.pragma('cache_size = -65536');
       // The WAL grows to 3 MiB, then a worker thread (WalCheckpointer) moves it into the database
       // every 100 ms while there are writes, and it is written again from its start. Should the
-      // worker fall behind, the writer checkpoints in its own turn at 1,000 pages (4 MiB), so the WAL
-      // grows past ~4 MiB only by what a burst writes while the worker's checkpoint runs (the
-      // writer's finds it busy), and is cut back to 4 MiB once copied. Not below: on a full disk, receives
+      // worker fall behind, the writer checkpoints in its own turn at 1,000 pages (4 MiB), and past
+      // 4.5 MiB after the worker's (see afterCommit); the WAL is then cut back to 4 MiB. Not below: on a full disk, receives
       // and deletes (which rewrite existing pages) go on inside space the WAL already holds, and
       // what the WAL holds beyond the database file's end stays within the reserve.
       db.pragma('wal_autocheckpoint = 1000');
