@@ -2,7 +2,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -370,43 +370,4 @@ test('receives and deletes called in one turn share one commit, each in call ord
   assert.equal(ops.filter((op) => op === 'opsCommit').length, 2);
   assert.deepEqual(await store.counts(queueId, 0), { visible: 0, inFlight: 0, delayed: 0 });
   await store.close();
-});
-
-test('the WAL is checkpointed by the worker thread once it holds 3 MiB, stays under 5 MiB, and is cut back to 4 MiB after a burst', async () => {
-  const path = join(tempDir(), 'messages.db');
-  let checkpoints = 0;
-  let onCheckpoint = (): void => {};
-  const nextCheckpoint = () => new Promise<void>((resolve) => (onCheckpoint = resolve));
-  const store = SqliteMessageStore.open({ path, onOp: (op) => {
-    if (op !== 'walCheckpoint') return;
-    checkpoints++;
-    onCheckpoint();
-  } });
-  const walBytes = () => statSync(`${path}-wal`).size;
-  try {
-    const queueId = (await store.createQueue('q', {}, 0)).queue.queueId;
-    const put = (n: number) => store.putMessages(Array.from({ length: n }, () => message(queueId, 0, { bodyCiphertext: randomBytes(1024) })));
-    let maxWal = 0;
-    let done = false;
-    void nextCheckpoint().then(() => (done = true));
-    // A burst: commits of 25 KiB back to back until the worker has checkpointed (it starts past 3 MiB), at most 40 MiB.
-    for (let i = 0; i < 1600 && !done; i++) {
-      await put(25);
-      maxWal = Math.max(maxWal, walBytes());
-    }
-    assert.ok(checkpoints > 0, 'the worker never checkpointed');
-    assert.ok(maxWal >= 3 * 1024 * 1024, `a checkpoint before the WAL held 3 MiB (${maxWal} bytes)`);
-    // Past 4.5 MiB (a burst written while the worker's checkpoint ran) the writer checkpoints itself.
-    assert.ok(maxWal <= 5 * 1024 * 1024, `the WAL grew to ${maxWal} bytes`);
-    // Quiet again: once the worker has copied all of it, the next commit writes it again from its start, cut back to 4 MiB.
-    for (let i = 0; i < 50 && walBytes() > 4.2 * 1024 * 1024; i++) {
-      const copied = nextCheckpoint();
-      await put(1);
-      await copied;
-      await put(1);
-    }
-    assert.ok(walBytes() <= 4.2 * 1024 * 1024, `the WAL stayed at ${walBytes()} bytes`);
-  } finally {
-    await store.close();
-  }
 });

@@ -10,11 +10,10 @@
  */
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PkpError } from '../core/errors.ts';
 import { DiskReserve, isDiskFull } from './disk-reserve.ts';
-import { WalCheckpointer } from './wal-checkpointer.ts';
 import { decodeReceiptHandle, encodeReceiptHandle } from './receipt-handle.ts';
 import { backlogBounds, closedError, requireAccount, requireFinite, requireIntIn } from './validate.ts';
 import {
@@ -43,10 +42,7 @@ export interface SqliteStoreOptions {
    * 'full': a commit also survives power loss, at the price of an fsync per commit.
    */
   synchronous?: 'normal' | 'full';
-  /**
-   * Called with the operation's name on every store operation, with 'groupCommit' per batch of puts,
-   * 'opsCommit' per batch of receives and deletes and 'walCheckpoint' per checkpoint that copied pages.
-   */
+  /** Called with the operation's name on every store operation, with 'groupCommit' per batch of puts and 'opsCommit' per batch of receives and deletes. */
   onOp?: (op: string) => void;
   /** Bytes of the disk-full reserve beside the database (see DiskReserve); 0 turns it off. Default 8 MiB. */
   reserveBytes?: number;
@@ -320,13 +316,6 @@ function prepareStatements(db: Database.Database) {
   };
 }
 
-/** How often the worker moves the WAL into the database while there are writes. */
-const CHECKPOINT_EVERY_MS = 100;
-/** The WAL file's size from which the worker checkpoints (see open). */
-const WAL_BYTES = 3 * 1024 * 1024;
-/** Past this the writer checkpoints the WAL itself (see afterCommit): 4 MiB and a few commits. */
-const WAL_BOUND_BYTES = 4.5 * 1024 * 1024;
-
 /** The name column's value for a queue: its path in the account namespace. */
 function pathOf(accountId: string, name: string): string {
   return `${accountId}/${name}`;
@@ -429,12 +418,7 @@ export class SqliteMessageStore implements MessageStore {
   private readonly setAttributesTx: Database.Transaction<(queueId: string, attributes: Record<string, string>, now: number) => QueueRecord | undefined>;
   private readonly deleteQueueTx: Database.Transaction<(queueId: string) => boolean>;
 
-  private constructor(
-    private readonly db: Database.Database,
-    onOp: ((op: string) => void) | undefined,
-    private readonly reserve: DiskReserve,
-    private readonly checkpointer: { worker: WalCheckpointer; walPath: string } | undefined,
-  ) {
+  private constructor(private readonly db: Database.Database, onOp: ((op: string) => void) | undefined, private readonly reserve: DiskReserve) {
     this.s = prepareStatements(db);
     this.onOp = onOp ?? (() => {});
 
@@ -592,29 +576,18 @@ export class SqliteMessageStore implements MessageStore {
       db.pragma('foreign_keys = ON');
       // A 64 MiB page cache keeps the indexes' hot pages in memory.
       db.pragma('cache_size = -65536');
-      // The WAL grows to 3 MiB, then a worker thread (WalCheckpointer) moves it into the database
-      // every 100 ms while there are writes, and it is written again from its start. Should the
-      // worker fall behind, the writer checkpoints in its own turn at 1,000 pages (4 MiB), and past
-      // 4.5 MiB after the worker's (see afterCommit); the WAL is then cut back to 4 MiB. Not below: on a full disk, receives
-      // and deletes (which rewrite existing pages) go on inside space the WAL already holds, and
-      // what the WAL holds beyond the database file's end stays within the reserve.
+      // The WAL is moved into the database every 1,000 pages (4 MiB) and then reused from its start,
+      // never cut below that: on a full disk, receives and deletes (which rewrite existing pages) go
+      // on inside space the WAL already holds, and the WAL never grows past ~4 MiB by itself.
       db.pragma('wal_autocheckpoint = 1000');
       db.pragma(`journal_size_limit = ${4 * 1024 * 1024}`);
       migrate(db);
       failInterruptedMoveTasks(db);
       if (!memory) for (const suffix of ['-wal', '-shm']) if (existsSync(options.path + suffix)) chmodSync(options.path + suffix, 0o600);
       const reserve = new DiskReserve(memory ? undefined : `${options.path}-reserve`, options.reserveBytes ?? 8 * 1024 * 1024);
+      const store = new SqliteMessageStore(db, options.onOp, reserve);
       // Opened on a full disk: readable, but refusing sends until there is room.
-      const full = !reserve.ensure();
-      const onOp = options.onOp;
-      const checkpointer = memory ? undefined : new WalCheckpointer({
-        path: options.path, synchronous: options.synchronous === 'full' ? 'FULL' : 'NORMAL', intervalMs: CHECKPOINT_EVERY_MS, minWalBytes: WAL_BYTES,
-        onCheckpoint: (outcome) => {
-          if ('frames' in outcome && outcome.frames > 0) onOp?.('walCheckpoint');
-        },
-      });
-      const store = new SqliteMessageStore(db, onOp, reserve, checkpointer && { worker: checkpointer, walPath: `${options.path}-wal` });
-      store.full = full;
+      store.full = !reserve.ensure();
       return store;
     } catch (err) {
       db.close();
@@ -779,9 +752,7 @@ export class SqliteMessageStore implements MessageStore {
     }
     if (!this.hasRoomFor(messages)) throw storeFull();
     try {
-      const results = this.fifoPutTx.immediate(queueId, messages, dedup, now);
-      this.afterCommit();
-      return results;
+      return this.fifoPutTx.immediate(queueId, messages, dedup, now);
     } catch (err) {
       this.noteIfFull(err);
       throw err instanceof PkpError ? err : putError(err);
@@ -796,9 +767,7 @@ export class SqliteMessageStore implements MessageStore {
     // messages stay leased and come back), so that receives and deletes keep the reserve's room.
     if (!this.hasRoomFor(moves.map((m) => m.message))) throw storeFull();
     try {
-      const moved = this.moveTx.immediate(sourceQueueId, moves);
-      this.afterCommit();
-      return moved;
+      return this.moveTx.immediate(sourceQueueId, moves);
     } catch (err) {
       this.noteIfFull(err);
       throw err instanceof PkpError ? err : putError(err);
@@ -887,7 +856,6 @@ export class SqliteMessageStore implements MessageStore {
     if (this.closed) return;
     this.flush();
     this.closed = true;
-    await this.checkpointer?.worker.close();
     this.db.close();
   }
 
@@ -915,14 +883,9 @@ export class SqliteMessageStore implements MessageStore {
       if (!isDiskFull(err)) throw err;
       this.full = true;
       const freed = this.reserve.release();
-      // Moving the WAL into the database lets the WAL start again from its beginning. A checkpoint
-      // of the worker's in progress makes this one busy: wait for it to end, then try again.
+      // Moving the WAL into the database lets the WAL start again from its beginning.
       try {
-        for (let attempt = 0; attempt < 3; attempt++) {
-          this.checkpointer?.worker.waitIdle(5_000);
-          const [result] = this.db.pragma('wal_checkpoint(RESTART)') as { busy: number }[];
-          if (result?.busy === 0) break;
-        }
+        this.db.pragma('wal_checkpoint(RESTART)');
       } catch {
         // no room even for that: the retry below tells
       }
@@ -961,28 +924,6 @@ export class SqliteMessageStore implements MessageStore {
     return free >= 2 * bytes + 64 * 1024;
   }
 
-  /**
-   * After a commit: the worker's checkpoint is due (not on a full disk, where the writer's own
-   * checkpoints restart the WAL: see evenIfFull). Should the WAL have grown past its bound (a burst
-   * written while the worker's checkpoint ran, which made the writer's own autocheckpoint find it
-   * busy), the writer checkpoints in this turn, once the worker's has ended: copied with no write in
-   * between, the WAL is written again from its start (and cut back to 4 MiB) next commit.
-   */
-  private afterCommit(): void {
-    const c = this.checkpointer;
-    if (!c) return;
-    if ((statSync(c.walPath, { throwIfNoEntry: false })?.size ?? 0) <= WAL_BOUND_BYTES) {
-      if (!this.full) c.worker.poke();
-      return;
-    }
-    c.worker.waitIdle(5_000);
-    try {
-      this.db.pragma('wal_checkpoint(PASSIVE)');
-    } catch {
-      // no room for it: a write that must work on a full disk releases the reserve and restarts the WAL (evenIfFull)
-    }
-  }
-
   /** Runs `run` (a receive's or a delete's writes) in the turn's shared transaction; settles after its commit. */
   private deferred<T>(queueId: string, run: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -1010,7 +951,6 @@ export class SqliteMessageStore implements MessageStore {
       return;
     }
     outcomes.forEach((o, i) => (o.ok ? ops[i]!.resolve(o.value as never) : ops[i]!.reject(o.error)));
-    this.afterCommit();
     this.onOp('opsCommit');
   }
 
@@ -1040,7 +980,6 @@ export class SqliteMessageStore implements MessageStore {
       if (failure) call.reject(failure);
       else call.resolve();
     }
-    this.afterCommit();
     this.onOp('groupCommit');
   }
 
