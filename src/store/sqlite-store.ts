@@ -14,7 +14,6 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PkpError } from '../core/errors.ts';
 import { DiskReserve, isDiskFull } from './disk-reserve.ts';
-import { WalCheckpointer } from './wal-checkpointer.ts';
 import { decodeReceiptHandle, encodeReceiptHandle } from './receipt-handle.ts';
 import { backlogBounds, closedError, requireAccount, requireFinite, requireIntIn } from './validate.ts';
 import {
@@ -43,10 +42,7 @@ export interface SqliteStoreOptions {
    * 'full': a commit also survives power loss, at the price of an fsync per commit.
    */
   synchronous?: 'normal' | 'full';
-  /**
-   * Called with the operation's name on every store operation, with 'groupCommit' per batch of puts,
-   * 'opsCommit' per batch of receives and deletes and 'walCheckpoint' per checkpoint that copied pages.
-   */
+  /** Called with the operation's name on every store operation, with 'groupCommit' per batch of puts and 'opsCommit' per batch of receives and deletes. */
   onOp?: (op: string) => void;
   /** Bytes of the disk-full reserve beside the database (see DiskReserve); 0 turns it off. Default 8 MiB. */
   reserveBytes?: number;
@@ -83,7 +79,7 @@ export const MIGRATIONS: readonly string[] = [
   );
   -- Serves receive (visible now, in order), counts, nextVisibleAt and the foreign-key check on delete.
   CREATE INDEX messages_by_visibility ON messages (queue_id, visible_at, seq);
-  -- Served dropExpired (replaced by messages_later_by_sent).
+  -- Serves dropExpired.
   CREATE INDEX messages_by_sent ON messages (queue_id, sent_at);
   `,
   // Accounts: a queue's name column holds its path in the account namespace, '<account>/<name>'
@@ -146,15 +142,6 @@ export const MIGRATIONS: readonly string[] = [
   UPDATE messages SET md5_body = '', md5_attrs = NULL;
   ALTER TABLE messages DROP COLUMN md5_body;
   ALTER TABLE messages DROP COLUMN md5_attrs;
-  `,
-  // Retention without a second per-queue index entry on every send. With many active queues each
-  // send's entry in a per-queue index dirties a page of its own (written to the WAL, then
-  // checkpointed), so two such indexes cost two pages a send. A message still visible at its send
-  // time is found for retention through messages_by_visibility (visible_at <= sent_at); only those
-  // pushed later by a delay or a receive are indexed by send time.
-  `
-  DROP INDEX messages_by_sent;
-  CREATE INDEX messages_later_by_sent ON messages (queue_id, sent_at) WHERE visible_at > sent_at;
   `,
 ];
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -293,11 +280,7 @@ function prepareStatements(db: Database.Database) {
        WHERE queue_id = ? AND message_id = ? AND receipt_nonce = ? AND visible_at > ?`,
     ),
     purge: db.prepare<[string]>('DELETE FROM messages WHERE queue_id = ?'),
-    // Retention, in two parts that together are every message sent before the cutoff: those visible
-    // no later than their send time (through messages_by_visibility: visible_at <= sent_at < cutoff),
-    // and those visible later (through the partial index messages_later_by_sent).
-    dropSentBeforeVisible: db.prepare<[string, number, number]>('DELETE FROM messages WHERE queue_id = ? AND visible_at < ? AND sent_at < ?'),
-    dropSentBeforeLater: db.prepare<[string, number]>('DELETE FROM messages WHERE queue_id = ? AND sent_at < ? AND visible_at > sent_at'),
+    dropSentBefore: db.prepare<[string, number]>('DELETE FROM messages WHERE queue_id = ? AND sent_at < ?'),
     countVisible: db.prepare<[string, number], { n: number }>(
       'SELECT count(*) AS n FROM messages WHERE queue_id = ? AND visible_at <= ?',
     ),
@@ -332,11 +315,6 @@ function prepareStatements(db: Database.Database) {
     ),
   };
 }
-
-/** How often the worker moves the WAL into the database while there are writes. */
-const CHECKPOINT_EVERY_MS = 100;
-/** The WAL file's size from which the worker checkpoints (see open). */
-const WAL_BYTES = 3 * 1024 * 1024;
 
 /** The name column's value for a queue: its path in the account namespace. */
 function pathOf(accountId: string, name: string): string {
@@ -439,14 +417,8 @@ export class SqliteMessageStore implements MessageStore {
   private readonly moveTx: Database.Transaction<(sourceQueueId: string, moves: MessageMove[]) => number>;
   private readonly setAttributesTx: Database.Transaction<(queueId: string, attributes: Record<string, string>, now: number) => QueueRecord | undefined>;
   private readonly deleteQueueTx: Database.Transaction<(queueId: string) => boolean>;
-  private readonly dropSentBeforeTx: Database.Transaction<(queueId: string, cutoff: number) => number>;
 
-  private constructor(
-    private readonly db: Database.Database,
-    onOp: ((op: string) => void) | undefined,
-    private readonly reserve: DiskReserve,
-    private readonly checkpointer: WalCheckpointer | undefined,
-  ) {
+  private constructor(private readonly db: Database.Database, onOp: ((op: string) => void) | undefined, private readonly reserve: DiskReserve) {
     this.s = prepareStatements(db);
     this.onOp = onOp ?? (() => {});
 
@@ -503,9 +475,6 @@ export class SqliteMessageStore implements MessageStore {
       this.s.dropQueueAttempts.run(queueId);
       return this.s.deleteQueue.run(queueId).changes > 0;
     });
-
-    this.dropSentBeforeTx = db.transaction((queueId: string, cutoff: number) =>
-      this.s.dropSentBeforeVisible.run(queueId, cutoff, cutoff).changes + this.s.dropSentBeforeLater.run(queueId, cutoff).changes);
 
     this.setAttributesTx = db.transaction((queueId: string, attributes: Record<string, string>, now: number) => {
       const row = this.s.queueById.get(queueId);
@@ -607,29 +576,18 @@ export class SqliteMessageStore implements MessageStore {
       db.pragma('foreign_keys = ON');
       // A 64 MiB page cache keeps the indexes' hot pages in memory.
       db.pragma('cache_size = -65536');
-      // The WAL grows to 3 MiB, then a worker thread (WalCheckpointer) moves it into the database
-      // every 100 ms while there are writes, and it is written again from its start. Should the
-      // worker fall behind, the writer checkpoints in its own turn at 1,000 pages (4 MiB), so the WAL
-      // never grows past ~4 MiB by itself. The file is not cut below 4 MiB: on a full disk, receives
-      // and deletes (which rewrite existing pages) go on inside space the WAL already holds, and
-      // what the WAL holds beyond the database file's end stays within the reserve.
+      // The WAL is moved into the database every 1,000 pages (4 MiB) and then reused from its start,
+      // never cut below that: on a full disk, receives and deletes (which rewrite existing pages) go
+      // on inside space the WAL already holds, and the WAL never grows past ~4 MiB by itself.
       db.pragma('wal_autocheckpoint = 1000');
       db.pragma(`journal_size_limit = ${4 * 1024 * 1024}`);
       migrate(db);
       failInterruptedMoveTasks(db);
       if (!memory) for (const suffix of ['-wal', '-shm']) if (existsSync(options.path + suffix)) chmodSync(options.path + suffix, 0o600);
       const reserve = new DiskReserve(memory ? undefined : `${options.path}-reserve`, options.reserveBytes ?? 8 * 1024 * 1024);
+      const store = new SqliteMessageStore(db, options.onOp, reserve);
       // Opened on a full disk: readable, but refusing sends until there is room.
-      const full = !reserve.ensure();
-      const onOp = options.onOp;
-      const checkpointer = memory ? undefined : new WalCheckpointer({
-        path: options.path, synchronous: options.synchronous === 'full' ? 'FULL' : 'NORMAL', intervalMs: CHECKPOINT_EVERY_MS, minWalBytes: WAL_BYTES,
-        onCheckpoint: (outcome) => {
-          if ('frames' in outcome && outcome.frames > 0) onOp?.('walCheckpoint');
-        },
-      });
-      const store = new SqliteMessageStore(db, onOp, reserve, checkpointer);
-      store.full = full;
+      store.full = !reserve.ensure();
       return store;
     } catch (err) {
       db.close();
@@ -794,9 +752,7 @@ export class SqliteMessageStore implements MessageStore {
     }
     if (!this.hasRoomFor(messages)) throw storeFull();
     try {
-      const results = this.fifoPutTx.immediate(queueId, messages, dedup, now);
-      this.checkpointer?.poke();
-      return results;
+      return this.fifoPutTx.immediate(queueId, messages, dedup, now);
     } catch (err) {
       this.noteIfFull(err);
       throw err instanceof PkpError ? err : putError(err);
@@ -811,9 +767,7 @@ export class SqliteMessageStore implements MessageStore {
     // messages stay leased and come back), so that receives and deletes keep the reserve's room.
     if (!this.hasRoomFor(moves.map((m) => m.message))) throw storeFull();
     try {
-      const moved = this.moveTx.immediate(sourceQueueId, moves);
-      this.checkpointer?.poke();
-      return moved;
+      return this.moveTx.immediate(sourceQueueId, moves);
     } catch (err) {
       this.noteIfFull(err);
       throw err instanceof PkpError ? err : putError(err);
@@ -875,7 +829,7 @@ export class SqliteMessageStore implements MessageStore {
   async dropExpired(queueId: string, retentionMs: number, now: number): Promise<number> {
     this.begin('dropExpired', queueId);
     requireFinite('retentionMs', retentionMs);
-    return this.evenIfFull(() => this.dropSentBeforeTx.immediate(queueId, now - retentionMs));
+    return this.evenIfFull(() => this.s.dropSentBefore.run(queueId, now - retentionMs).changes);
   }
 
   async nextVisibleAt(queueId: string): Promise<number | undefined> {
@@ -902,7 +856,6 @@ export class SqliteMessageStore implements MessageStore {
     if (this.closed) return;
     this.flush();
     this.closed = true;
-    await this.checkpointer?.close();
     this.db.close();
   }
 
@@ -998,7 +951,6 @@ export class SqliteMessageStore implements MessageStore {
       return;
     }
     outcomes.forEach((o, i) => (o.ok ? ops[i]!.resolve(o.value as never) : ops[i]!.reject(o.error)));
-    this.checkpointer?.poke();
     this.onOp('opsCommit');
   }
 
@@ -1028,7 +980,6 @@ export class SqliteMessageStore implements MessageStore {
       if (failure) call.reject(failure);
       else call.resolve();
     }
-    this.checkpointer?.poke();
     this.onOp('groupCommit');
   }
 
