@@ -359,7 +359,27 @@ test('KmsBudget: more keys generated than the optimum raises the KMS price; fewe
   assert.ok(under.factor < 0.9, `under: factor ${under.factor}, ratio ${under.ratio}`);
   assert.ok(exact.factor < 1, `within budget: factor ${exact.factor}`);
   // Bounded either way.
-  assert.ok(over.factor <= 16 && under.factor >= 1 / 16);
+  assert.ok(over.factor <= 16 && under.factor >= 1 / 256);
+});
+
+test('KmsBudget: with few keys per window (a sparse trace) the price still falls within hours', () => {
+  // 25 optimal keys per half hour, each generated once: well inside a 40 % budget. Per key event
+  // alone the price would fall by at most 0.1 % a step, e^-0.05 per half hour; the window's step
+  // moves it by twice that (it is shared over at least 100 events) once a window has passed.
+  const sparse = new KmsBudget(0.4);
+  for (let i = 0; i < 300; i++) {
+    const t = T0 + i * 72_000;
+    sparse.optimalKey(t);
+    sparse.generatedKey(t);
+  }
+  assert.ok(sparse.factor < 0.4, `factor ${sparse.factor} after 6 h at ratio ${sparse.ratio}`);
+  // Before a window has passed a shortfall does not lower it (the models are still silent then).
+  const fresh = new KmsBudget(0.4);
+  for (let i = 0; i < 9; i++) {
+    fresh.optimalKey(T0 + i * 3 * MIN);
+    fresh.generatedKey(T0 + i * 3 * MIN);
+  }
+  assert.equal(fresh.factor, 1);
 });
 
 // ---- 4. no key material ------------------------------------------------------------------------

@@ -41,11 +41,20 @@ export function thresholdOf(costs: CostModel, kmsPriceFactor = 1): number {
  * This is the cost model's KMS price tuned from observed outcomes.
  */
 /**
- * Largest log-ratio error one key event feeds the budget's controller. Small: the price then
+ * Largest log-ratio error one key event feeds the budget's per-event step. Small: the price then
  * moves by steady steps, not by the size of a burst (measured: 0.1 let a regime change's burst
  * of waste hold prefetching down for 3 hours; 0.02 recovers in 15 minutes).
  */
 const MAX_STEP_ERROR = 0.02;
+/** Largest log-ratio error the per-window step acts on (the same steadiness, per half hour). */
+const MAX_WINDOW_ERROR = 0.1;
+/**
+ * The window's step is shared over at least this many key events. A ratio over n events is noisy
+ * by about 1/√n, as large as MAX_WINDOW_ERROR at 100: with fewer, the price chased noise (held-out
+ * bursty trace, ~20 key events per half hour: the price fell to its floor and the cap refused
+ * 34,000 times, 1,416 misses at 1.105× against 1,363 at 1.102× with this floor).
+ */
+const MIN_WINDOW_EVENTS = 100;
 
 export class KmsBudget {
   private optimal = 0;
@@ -54,14 +63,27 @@ export class KmsBudget {
   private totalOptimal = 0;
   private totalGenerated = 0;
   private at = 0;
+  private startedAt = Number.NaN;
   private logFactor = 0;
 
   constructor(
     readonly maxOverhead: number,
     /** Memory of the counts (ms): the budget follows the last half hour, what the prefetcher does now. */
     private readonly windowMs = 30 * 60_000,
+    /** Log-price step per key event per unit of (clamped) log-ratio error. */
     private readonly gain = 0.05,
+    /**
+     * Log-price change per window per unit of (clamped) log-ratio error: e^0.2 per half hour at
+     * the clamp. (Measured: 3 or more made the regime-change trace's price swing after the change,
+     * back for good after 25 reuse periods instead of 3.)
+     */
+    private readonly windowGain = 2,
     private readonly maxFactor = 16,
+    /**
+     * Lowest price. Low: a large budget must be spendable (at 1/16 the queue sample's curve stopped
+     * at 1.27× with X = 0.4); the planner still weighs residency and the key life lost early.
+     */
+    private readonly minFactor = 1 / 256,
   ) {}
 
   /** Multiplier on the KMS call's cost. */
@@ -78,14 +100,14 @@ export class KmsBudget {
     this.decay(now);
     this.optimal++;
     this.totalOptimal++;
-    this.adjust();
+    this.adjust(now);
   }
 
   generatedKey(now: number): void {
     this.decay(now);
     this.generated++;
     this.totalGenerated++;
-    this.adjust();
+    this.adjust(now);
   }
 
   /**
@@ -106,9 +128,9 @@ export class KmsBudget {
     this.at = now;
   }
 
-  private adjust(): void {
+  private adjust(now: number): void {
+    if (Number.isNaN(this.startedAt)) this.startedAt = now;
     if (this.optimal < 5) return;
-    const bound = Math.log(this.maxFactor);
     // In log space and clamped: a burst of waste (a pattern that just changed) moves the price no
     // faster than a shortfall brings it back, so it cannot wind up for hours after the burst.
     // The recent ratio steers; the ratio since the start, when it is over, too, so the hard cap
@@ -116,8 +138,22 @@ export class KmsBudget {
     const total = this.totalOptimal > 0 ? this.totalGenerated / this.totalOptimal : 1;
     const target = 1 + this.maxOverhead;
     const raw = Math.max(Math.log(this.ratio / target), total > target ? Math.log(total / target) : -Infinity);
-    const error = Math.max(-MAX_STEP_ERROR, Math.min(MAX_STEP_ERROR, raw));
-    this.logFactor = Math.max(-bound, Math.min(bound, this.logFactor + this.gain * error));
+    // Before a window has passed, a shortfall says little (the models are still silent) and the
+    // price may only rise: an overspend is real from the first key. (Measured: letting it fall
+    // then, with a faster window step, made the price plunge and the cap refuse for hours: queue
+    // sample @0.1 410 misses instead of 211.)
+    const warm = now - this.startedAt >= this.windowMs;
+    // Two steps, the larger wins: a fixed one per key event (fast where keys are many) and a
+    // window's step shared over the window's key events (events = its decayed counts), so a
+    // trace with few keys (a few hundred streams) still moves its price by up to e^0.2 per half
+    // hour. (The per-event step alone took the queue sample's price to 0.14 in 8 h with X = 0.4.)
+    const perEvent = this.gain * Math.max(warm ? -MAX_STEP_ERROR : 0, Math.min(MAX_STEP_ERROR, raw));
+    // The window's step follows the recent ratio only: the ratio since the start carries a regime
+    // change's burst of waste for hours, and at this speed it would hold the price up as long.
+    const recent = Math.log(this.ratio / target);
+    const perWindow = (this.windowGain * Math.max(warm ? -MAX_WINDOW_ERROR : 0, Math.min(MAX_WINDOW_ERROR, recent))) / Math.max(MIN_WINDOW_EVENTS, this.optimal + this.generated);
+    const step = Math.abs(perEvent) > Math.abs(perWindow) ? perEvent : perWindow;
+    this.logFactor = Math.max(Math.log(this.minFactor), Math.min(Math.log(this.maxFactor), this.logFactor + step));
   }
 }
 
