@@ -29,11 +29,11 @@ interface Stream {
 const MAX_CANDIDATES = 2_000;
 
 /**
- * The simple online policy the issue measures pkp against, as a baseline: full fan-out (every key
- * goes to every node that may serve the stream), and at each key's expiry a choice of when, and
- * whether, to have the next key generated, from the stream's own recent gaps conditioned on the idle
- * time so far: maximise P(used within its life) - lambda * (P(wasted) + the share of its life lost
- * before first use). It has no budget: lambda is its knob, and its points are read beside pkp's curve.
+ * A simple online baseline to read pkp's curve against: full fan-out (every key goes to every node
+ * that may serve the stream), and at each key's expiry a choice of when, and whether, to have the
+ * next key generated, from the stream's own recent gaps conditioned on the idle time so far:
+ * maximise P(used within its life) - lambda * P(wasted) - the share of its life lost before first
+ * use. It has no budget: lambda is its knob, and its points are read beside pkp's curve.
  */
 export class IdlePricePolicy implements Policy {
   readonly name: string;
