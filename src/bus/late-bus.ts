@@ -1,4 +1,5 @@
-import type { Clock, Timer } from '../core/clock.ts';
+import type { Clock } from '../core/clock.ts';
+import { RetryOpen } from '../core/retry-open.ts';
 import type { BusStats, EventBus, PkpEvent, SubscribeOptions, Unsubscribe } from './types.ts';
 
 export interface LateBusOptions {
@@ -8,7 +9,7 @@ export interface LateBusOptions {
   retryMs?: number;
   /** Events held while the bus is not open yet; beyond, they are dropped (counted). Default 10,000. */
   maxHeld?: number;
-  /** Told of the first failure only; the attempts that follow are quiet until one succeeds. */
+  /** Told of the first failure only (see RetryOpen). */
   onUnreachable: (error: unknown) => void;
   onOpened?: () => void;
 }
@@ -31,18 +32,21 @@ export class LateBus implements EventBus {
   private held: PkpEvent[] = [];
   private heldDropped = 0;
   private readonly subscriptions = new Set<Subscription>();
-  private timer: Timer | undefined;
+  private readonly opening: RetryOpen<EventBus>;
   private closed = false;
-  private failures = 0;
 
-  private constructor(private readonly open: () => Promise<EventBus>, private readonly options: LateBusOptions) {
+  private constructor(open: () => Promise<EventBus>, private readonly options: LateBusOptions) {
     this.partitions = options.partitions;
+    this.opening = new RetryOpen(open, {
+      clock: options.clock, retryMs: options.retryMs, onUnreachable: options.onUnreachable,
+      onOpen: (bus) => this.opened(bus), discard: (bus) => bus.close(),
+    });
   }
 
   /** Tries once before returning (a transport that is up is used from the first event), then in the background. */
   static async start(open: () => Promise<EventBus>, options: LateBusOptions): Promise<LateBus> {
     const bus = new LateBus(open, options);
-    await bus.attempt();
+    await bus.opening.start();
     return bus;
   }
 
@@ -80,22 +84,13 @@ export class LateBus implements EventBus {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.timer?.cancel();
+    this.opening.cancel();
     this.heldDropped += this.held.length;
     this.held = [];
     await this.inner?.close();
   }
 
-  private async attempt(): Promise<void> {
-    let bus: EventBus;
-    try {
-      bus = await this.open();
-    } catch (error) {
-      if (this.failures++ === 0) this.options.onUnreachable(error);
-      if (!this.closed) this.timer = this.options.clock.setTimer(this.options.retryMs ?? 1_000, () => void this.attempt());
-      return;
-    }
-    if (this.closed) return bus.close();
+  private opened(bus: EventBus): void {
     this.inner = bus;
     for (const subscription of this.subscriptions) if (!subscription.stopped) subscription.stop = bus.subscribe(subscription.handler, subscription.options);
     const held = this.held;

@@ -1,5 +1,6 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import type { Clock, Timer } from '../core/clock.ts';
+import type { Clock } from '../core/clock.ts';
+import { RetryOpen } from '../core/retry-open.ts';
 
 /**
  * The way to NATS for what rides on it besides events (prefetched keys). A process may start before
@@ -25,7 +26,7 @@ export interface DialOptions {
   retryMs?: number;
   /** Each attempt's own limit. Default 3 s. */
   timeoutMs?: number;
-  /** Told of the first failure only (the attempts that follow are quiet until one succeeds). */
+  /** Told of the first failure only (see RetryOpen). */
   onUnreachable: (error: unknown) => void;
   onConnected?: () => void;
 }
@@ -37,15 +38,26 @@ export interface DialOptions {
 export class DialingNatsLink implements NatsLink {
   private nc: NatsConnection | undefined;
   private readonly waiting: ((nc: NatsConnection) => void)[] = [];
-  private timer: Timer | undefined;
-  private closed = false;
-  private failures = 0;
+  private readonly dialling: RetryOpen<NatsConnection>;
 
-  private constructor(private readonly options: DialOptions) {}
+  private constructor(options: DialOptions) {
+    const dial = (): Promise<NatsConnection> => connect({
+      servers: options.servers, name: options.name, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: options.timeoutMs ?? 3_000,
+    });
+    this.dialling = new RetryOpen(dial, {
+      clock: options.clock, retryMs: options.retryMs, onUnreachable: options.onUnreachable,
+      onOpen: (nc) => {
+        this.nc = nc;
+        options.onConnected?.();
+        for (const fn of this.waiting.splice(0)) fn(nc);
+      },
+      discard: (nc) => nc.close().catch(() => undefined),
+    });
+  }
 
   static async open(options: DialOptions): Promise<DialingNatsLink> {
     const link = new DialingNatsLink(options);
-    await link.attempt();
+    await link.dialling.start();
     return link;
   }
 
@@ -60,31 +72,12 @@ export class DialingNatsLink implements NatsLink {
 
   /** Attempts so far that found no NATS. */
   get failedAttempts(): number {
-    return this.failures;
+    return this.dialling.failedAttempts;
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    this.timer?.cancel();
+    this.dialling.cancel();
     this.waiting.length = 0;
     await this.nc?.drain().catch(() => undefined);
-  }
-
-  private async attempt(): Promise<void> {
-    let nc: NatsConnection;
-    try {
-      nc = await connect({
-        servers: this.options.servers, name: this.options.name, maxReconnectAttempts: -1, reconnectTimeWait: 250,
-        timeout: this.options.timeoutMs ?? 3_000,
-      });
-    } catch (error) {
-      if (this.failures++ === 0) this.options.onUnreachable(error);
-      if (!this.closed) this.timer = this.options.clock.setTimer(this.options.retryMs ?? 1_000, () => void this.attempt());
-      return;
-    }
-    if (this.closed) return void (await nc.close().catch(() => undefined));
-    this.nc = nc;
-    this.options.onConnected?.();
-    for (const fn of this.waiting.splice(0)) fn(nc);
   }
 }
