@@ -1,16 +1,10 @@
-import type { Clock } from '../core/clock.ts';
-import { RetryOpen } from '../core/retry-open.ts';
+import { RetryOpen, type RetryPacing } from '../core/retry-open.ts';
 import type { BusStats, EventBus, PkpEvent, SubscribeOptions, Unsubscribe } from './types.ts';
 
-export interface LateBusOptions {
-  clock: Clock;
+export interface LateBusOptions extends RetryPacing {
   partitions: number;
-  /** Between two attempts to open the bus. Default 1 s. */
-  retryMs?: number;
   /** Events held while the bus is not open yet; beyond, they are dropped (counted). Default 10,000. */
   maxHeld?: number;
-  /** Told of the first failure only (see RetryOpen). */
-  onUnreachable: (error: unknown) => void;
   onOpened?: () => void;
 }
 

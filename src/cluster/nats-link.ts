@@ -1,6 +1,5 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import type { Clock } from '../core/clock.ts';
-import { RetryOpen } from '../core/retry-open.ts';
+import { RetryOpen, type RetryPacing } from '../core/retry-open.ts';
 
 /**
  * The way to NATS for what rides on it besides events (prefetched keys). A process may start before
@@ -18,16 +17,11 @@ export function natsLinkOf(nc: NatsConnection | undefined): NatsLink {
   return { current: () => nc, whenConnected: (fn) => void (nc && fn(nc)) };
 }
 
-export interface DialOptions {
+export interface DialOptions extends RetryPacing {
   servers: string;
   name: string;
-  clock: Clock;
-  /** Between two attempts while NATS has never answered. Default 1 s. */
-  retryMs?: number;
   /** Each attempt's own limit. Default 3 s. */
   timeoutMs?: number;
-  /** Told of the first failure only (see RetryOpen). */
-  onUnreachable: (error: unknown) => void;
   onConnected?: () => void;
 }
 

@@ -1,11 +1,15 @@
 import type { Clock, Timer } from './clock.ts';
 
-export interface RetryOpenOptions<T> {
+/** How the attempts are paced and a failure is told: what every user of RetryOpen is given. */
+export interface RetryPacing {
   clock: Clock;
   /** Between two attempts. Default 1 s. */
   retryMs?: number;
   /** Told of the first failure only: the attempts that follow are quiet until one succeeds. */
   onUnreachable: (error: unknown) => void;
+}
+
+export interface RetryOpenOptions<T> extends RetryPacing {
   /** The opened thing, once (not after cancel). */
   onOpen: (value: T) => void;
   /** What is done with a value that arrives after cancel. */
