@@ -37,7 +37,7 @@ export function registerReplay(program: Command): void {
     .option('--format <format>', 'events | azure (default: detected from the header)')
     .option('--trigger <trigger>', 'Azure traces: keep only functions with this trigger (e.g. queue)')
     .option('--lenient', 'skip bad rows (and report how many) instead of failing')
-    .option('--policies <list>', 'comma-separated: reactive,refresh-ahead,histogram,pkp,oracle,none', 'reactive,refresh-ahead,histogram,pkp,oracle')
+    .option('--policies <list>', 'comma-separated: reactive,refresh-ahead,histogram,idle-price (or idle-price@<lambda>, e.g. idle-price@0.75),pkp,oracle,none', 'reactive,refresh-ahead,histogram,pkp,oracle')
     .option('--balancer <kind>', `load balancer: ${BALANCERS.join(' | ')}`, 'random')
     .option('--warmup <seconds>', 'trace time replayed but not measured', numberOption(0), 3600)
     .option('--hop <ms>', 'front-end ↔ metadata service latency, each way', numberOption(0, 10_000), 1)
