@@ -28,6 +28,7 @@ import type { KeyReason, Kms, KmsOperation, ManagedKms } from './kms/types.ts';
 import type { KeyService } from './metadata/key-service.ts';
 import type { MetadataService } from './metadata/metadata-service.ts';
 import { openMessageStore } from './store/open-store.ts';
+import { everyQueueCounts } from './store/queue-counts.ts';
 import type { MessageStore } from './store/types.ts';
 import { Random } from './core/random.ts';
 import { defaultAccountId } from './frontend/accounts.ts';
@@ -169,10 +170,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     throw error;
   }
   metrics.setQueueSource({
-    depths: async () => {
-      const [queues, counts] = await Promise.all([store.listAllQueues(), store.countsByQueue(clock.now())]);
-      return queues.map((q) => ({ queue: q.name, ...(counts.get(q.queueId) ?? NO_MESSAGES) }));
-    },
+    depths: async () => (await everyQueueCounts(store, clock.now())).map(({ queue, counts }) => ({ queue: queue.name, ...counts })),
   });
   /** A queue's SSE settings, read by the key tier and the prefetcher alike. */
   const queueKeySettings = new QueueKeySettingsSource(store, options.defaultReuseSeconds);
@@ -192,7 +190,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
 
   const prefetchOn = options.prefetch ?? true;
   const frontends: FrontendParts[] = [];
-  const queueStats = prefetchOn ? new QueueStatsSchedule(QUEUE_STATS_EVERY_MS) : undefined;
+  const queueStats = prefetchOn ? new QueueStatsSchedule() : undefined;
   for (let i = 0; i < frontendCount; i++) {
     const nodeId = `fe-${i + 1}`;
     const { cache, keyring } = createServiceNodeKeys({
@@ -300,10 +298,6 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   };
 }
 
-/** How often at most a front-end reports a queue's backlog to the prefetcher (per queue). */
-const QUEUE_STATS_EVERY_MS = 5_000;
-/** The counts of a queue that holds no message (countsByQueue leaves it out). */
-const NO_MESSAGES = { visible: 0, inFlight: 0, delayed: 0 } as const;
 
 /** Typical time from a prefetch to the key in a node's cache: the modelled KMS median plus in-process work. */
 function expectedFetchMs(kmsLatency: string | undefined): number {

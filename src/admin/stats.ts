@@ -9,6 +9,7 @@ import type { Metrics } from '../core/metrics.ts';
 import type { KeyCache } from '../keycache/key-cache.ts';
 import type { CountingKms } from '../kms/types.ts';
 import type { Prefetcher } from '../prefetcher/prefetcher.ts';
+import { everyQueueCounts } from '../store/queue-counts.ts';
 import type { MessageStore } from '../store/types.ts';
 
 export interface StatsParts {
@@ -176,14 +177,10 @@ export class ServiceStats {
       if (!a || !b) return 0;
       return ((b[m].get(queueId) ?? 0) - (a[m].get(queueId) ?? 0)) / Math.max(1e-3, (b.at - a.at) / 1000);
     };
-    const [all, counts] = await Promise.all([store.listAllQueues(), store.countsByQueue(now)]);
-    const queues = all.map((q) => {
-      const c = counts.get(q.queueId);
-      return {
-        name: q.name, visible: c?.visible ?? 0, inFlight: c?.inFlight ?? 0, delayed: c?.delayed ?? 0,
-        sendPerSecond: perSecond('sends', q.queueId), receivePerSecond: perSecond('receives', q.queueId),
-      };
-    });
+    const queues = (await everyQueueCounts(store, now)).map(({ queue, counts }) => ({
+      name: queue.name, visible: counts.visible, inFlight: counts.inFlight, delayed: counts.delayed,
+      sendPerSecond: perSecond('sends', queue.queueId), receivePerSecond: perSecond('receives', queue.queueId),
+    }));
     queues.sort((x, y) => y.visible + y.inFlight + y.delayed - (x.visible + x.inFlight + x.delayed) || (x.name < y.name ? -1 : 1));
     const budget = prefetcher?.budget;
     return {

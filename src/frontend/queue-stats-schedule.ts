@@ -7,7 +7,8 @@
 export class QueueStatsSchedule {
   private readonly last = new Map<string, number>();
 
-  constructor(private readonly everyMs: number) {}
+  /** Default: at most every 5 s per queue. */
+  constructor(private readonly everyMs = 5_000) {}
 
   /** Whether the queue's stats are due at `at` (clock ms); if so, they count as published then. */
   due(queueId: string, at: number): boolean {

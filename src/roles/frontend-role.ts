@@ -32,8 +32,6 @@ export interface FrontendRole {
   close(): Promise<void>;
 }
 
-const QUEUE_STATS_EVERY_MS = 5_000;
-
 /**
  * One front-end process: a node with its own identity and key cache, serving SQS on a port (shared
  * with the other front-end processes through node:cluster, or behind a load balancer). Keys come from
@@ -59,7 +57,7 @@ export async function startFrontendRole(options: FrontendRoleOptions): Promise<F
   const stopWakeups = options.store.subscribeWakeups?.((queueId) => waiters.notify(queueId));
   const node = new FrontendNode({
     nodeId, store: options.store, keyring: parts.keyring, bus, clock, waiters, logger: logger.child({ node: nodeId }),
-    keyCache: parts.cache, queueStats: new QueueStatsSchedule(QUEUE_STATS_EVERY_MS),
+    keyCache: parts.cache, queueStats: new QueueStatsSchedule(),
   });
   const server = createSqsServer({ nodes: [node], credentials: options.credentials, clock, logger, metrics });
   server.get('/healthz', async () => ({ ok: true, node: nodeId }));
