@@ -2,7 +2,7 @@ import { InputError } from '../core/errors.ts';
 import { noCache } from './no-cache.ts';
 import { oracle } from './oracle.ts';
 import { HistogramPolicy } from './policies/histogram.ts';
-import { IdlePricePolicy } from './policies/idle-price.ts';
+import { IdlePricePolicy, idlePriceLambda } from './policies/idle-price.ts';
 import { ReactivePolicy } from './policies/reactive.ts';
 import { PkpPolicy, type PkpPolicyOptions } from './policies/pkp.ts';
 import { RefreshAheadPolicy } from './policies/refresh-ahead.ts';
@@ -13,15 +13,11 @@ export const POLICY_NAMES = ['reactive', 'refresh-ahead', 'histogram', 'idle-pri
 /** A named policy, or the idle-price baseline at a price of its own (`idle-price@0.75`). */
 export type PolicyName = (typeof POLICY_NAMES)[number] | `idle-price@${number}`;
 
-/** `idle-price@<lambda>`: the baseline at that price of a key, in misses (a positive number). */
-const IDLE_PRICE_AT = /^idle-price@(\d+(?:\.\d+)?)$/;
-
 export function parsePolicies(text: string): PolicyName[] {
   const names = text.split(',').map((s) => s.trim()).filter(Boolean);
   if (names.length === 0) throw new InputError('--policies names no policy');
   for (const name of names) {
-    const priced = IDLE_PRICE_AT.exec(name);
-    if (priced && Number(priced[1]) > 0) continue;
+    if (idlePriceLambda(name) !== undefined) continue;
     if (!(POLICY_NAMES as readonly string[]).includes(name)) {
       throw new InputError(`unknown policy '${name}' (known: ${POLICY_NAMES.join(', ')}, idle-price@<lambda>)`);
     }
@@ -30,8 +26,8 @@ export function parsePolicies(text: string): PolicyName[] {
 }
 
 export function createPolicy(name: Exclude<PolicyName, 'oracle' | 'none'>, prefetcher: PkpPolicyOptions = {}): Policy {
-  const priced = IDLE_PRICE_AT.exec(name);
-  if (priced) return new IdlePricePolicy({ lambda: Number(priced[1]) });
+  const lambda = name === 'idle-price' ? undefined : idlePriceLambda(name);
+  if (lambda !== undefined) return new IdlePricePolicy({ lambda });
   switch (name) {
     case 'reactive':
       return new ReactivePolicy();

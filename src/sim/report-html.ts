@@ -3,8 +3,9 @@
  * Node, styles are inline, and nothing is fetched, so the file opens offline and without script.
  */
 import {
-  idlePriceLambda, kmsReasonChart, policyColors, queueCdfChart, residentChart, timelineBucketMs, timelineChart, tradeoffChart, type Policies,
+  kmsReasonChart, policyColors, queueCdfChart, residentChart, timelineBucketMs, timelineChart, tradeoffChart, type Policies,
 } from './report/charts.ts';
+import { idlePriceLambda } from './policies/idle-price.ts';
 import { escapeHtml, formatCount, formatDurationMs, formatPercent, formatSig } from './report/format.ts';
 import type { ReplayResult } from './replay.ts';
 import type { PolicyResult } from './simulator.ts';

@@ -2,7 +2,7 @@ import type { Timer } from '../../core/clock.ts';
 import type { Policy, PolicyContext, RequestObservation } from '../policy.ts';
 
 export interface IdlePriceOptions {
-  /** The price of one key in misses: high spends few keys, low buys fewer misses. Default 2. */
+  /** The price of one key in misses: high spends few keys, low buys fewer misses. Default DEFAULT_LAMBDA (2). */
   lambda?: number;
   /** Gaps longer than the reuse period kept per stream. Default 20. */
   longGaps?: number;
@@ -25,6 +25,19 @@ interface Stream {
   timer: Timer | undefined;
 }
 
+/** The price of a key in misses when none is named (`idle-price`). */
+const DEFAULT_LAMBDA = 2;
+/** `idle-price@<lambda>`: the baseline at a price of its own, a positive number. */
+const PRICED_NAME = /^idle-price@(\d+(?:\.\d+)?)$/;
+
+/** The price a policy name asks of this baseline (`idle-price`, `idle-price@0.75`), or undefined for another name. */
+export function idlePriceLambda(name: string): number | undefined {
+  if (name === 'idle-price') return DEFAULT_LAMBDA;
+  const match = PRICED_NAME.exec(name);
+  const lambda = match ? Number(match[1]) : 0;
+  return lambda > 0 ? lambda : undefined;
+}
+
 /** Candidate starts per decision, at most (a grid of an eighth of the reuse period). */
 const MAX_CANDIDATES = 2_000;
 
@@ -45,7 +58,7 @@ export class IdlePricePolicy implements Policy {
   private readonly streams = new Map<string, Stream>();
 
   constructor(options: IdlePriceOptions = {}) {
-    this.lambda = options.lambda ?? 2;
+    this.lambda = options.lambda ?? DEFAULT_LAMBDA;
     this.longCap = options.longGaps ?? 20;
     this.shortCap = options.shortGaps ?? 12;
     this.smoothing = options.smoothing ?? 1;

@@ -4,6 +4,7 @@
  */
 import { init, type EChartsOption } from 'echarts';
 import type { KeyReason } from '../../kms/types.ts';
+import { idlePriceLambda } from '../policies/idle-price.ts';
 import type { PolicyResult } from '../simulator.ts';
 import { formatPercent, formatShortCount, formatSig } from './format.ts';
 
@@ -19,13 +20,6 @@ const KNOWN_COLORS: Record<string, string> = {
 /** The idle-price baseline at its several prices: shades of one hue, one per price. */
 const IDLE_PRICE_COLORS = ['#8e5ec4', '#5e3a8c', '#b48ee0', '#3f2163', '#d2b8f0'];
 const SPARE_COLORS = ['#17a2b8', '#c2185b', '#795548', '#607d8b', '#9ccc65'];
-
-/** `idle-price` or `idle-price@<lambda>`: the price, or undefined for another policy. */
-export function idlePriceLambda(name: string): number | undefined {
-  if (name === 'idle-price') return 2;
-  const match = /^idle-price@(.+)$/.exec(name);
-  return match ? Number(match[1]) : undefined;
-}
 
 export function policyColors(names: string[]): Map<string, string> {
   const colors = new Map<string, string>();
