@@ -9,6 +9,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { uuidv7 } from '../src/core/uuid7.ts';
 import { aeadEncrypt } from '../src/crypto/aead.ts';
 import { md5OfBody } from '../src/frontend/md5.ts';
 import { verifySigV4 } from '../src/frontend/sigv4.ts';
@@ -57,9 +58,12 @@ async function sqliteInsert(queues: number, bodyBytes: number): Promise<number> 
     const queueIds: string[] = [];
     for (let i = 0; i < queues; i++) queueIds.push((await store.createQueue(`floor-${i}`, {}, 0)).queue.queueId);
     const dek = randomBytes(180);
+    // Ids and times as the service makes them (UUIDv7, rising): a random id lands on a random page
+    // of the id index, which a send never does, and read 30 µs where the service pays 13.
+    let at = 0;
     const row = (i: number): NewMessage => ({
-      messageId: randomUUID(), queueId: queueIds[i % queues]!, bodyCiphertext: randomBytes(bodyBytes + 28), attributesCiphertext: null, encryptedDek: dek,
-      dekId: 'dek', kmsKeyId: 'key', senderPrincipal: 'bench', sentAt: 0, visibleAt: 0, bodyBytes,
+      messageId: uuidv7(++at), queueId: queueIds[i % queues]!, bodyCiphertext: randomBytes(bodyBytes + 28), attributesCiphertext: null, encryptedDek: dek,
+      dekId: 'dek', kmsKeyId: 'key', senderPrincipal: 'bench', sentAt: at, visibleAt: at, bodyBytes,
     });
     const put = async (rows: NewMessage[]) => {
       for (let i = 0; i < rows.length; i += 42) await Promise.all(rows.slice(i, i + 42).map((m) => store.putMessages([m])));

@@ -352,6 +352,17 @@ describe('retention and shutdown', () => {
     assert.equal((await counts(url)).visible, 0);
   });
 
+  it('does not deliver a message past retention that a receive kept invisible across the cutoff', async () => {
+    const url = await createQueue('e2e-retention-received', { MessageRetentionPeriod: '60' });
+    await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'received-late' }));
+    await clock.advance(50_000);
+    const [m] = await receive(url, { VisibilityTimeout: 30 });
+    assert.equal(m?.Body, 'received-late');
+    await clock.advance(31_000); // visible again at 80 s, its retention ended at 60 s
+    assert.deepEqual(await receive(url), []);
+    assert.deepEqual(await counts(url), { visible: 0, inFlight: 0, delayed: 0 });
+  });
+
   it('ends parked long polls with an empty answer when the service closes', async () => {
     const otherDir = mkdtempSync(join(tmpdir(), 'pkp-sqs-e2e-close-'));
     const other = await startService({ dataDir: otherDir, port: 0, frontends: 1, credentials: [CREDENTIALS], clock });

@@ -499,6 +499,7 @@ export class FrontendNode {
       received = await this.store.receiveMessages(queue.queueId, max, visibilityTimeout * 1000, now, {
         redrive: dlq && { maxReceiveCount: dlq.maxReceiveCount, leaseMs: MOVE_LEASE_MS },
         fifo: isFifoQueue(queue),
+        expiredBefore: now - intAttribute(queue, 'MessageRetentionPeriod') * 1000,
         ...(attemptId !== undefined && isFifoQueue(queue) ? { attempt: { id: attemptId, windowMs: DEDUP_WINDOW_MS } } : {}),
       });
       const dead = received.filter((m) => m.redrive);

@@ -428,6 +428,8 @@ export class PostgresMessageStore implements MessageStore {
       requireIntIn('maxReceiveCount', redrive.maxReceiveCount, 0, 1000); // 0: lease every message (a move task)
       requireFinite('leaseMs', redrive.leaseMs);
     }
+    // expiredBefore is not needed here: dropExpired takes every message sent before its cutoff.
+    if (options.expiredBefore !== undefined) requireFinite('expiredBefore', options.expiredBefore);
     if (!(max >= 1)) return [];
     const params = [queueId, now, Math.floor(max), redrive?.maxReceiveCount ?? NO_LIMIT, now + (redrive?.leaseMs ?? 0), now + visibilityTimeoutMs];
     if (!options.fifo) return toReceived(await this.rows<ReceivedRow>(RECEIVE, params, 'receive'), false);

@@ -85,6 +85,12 @@ export interface ReceiveOptions {
    * messages and receipt handles while none was deleted or changed; otherwise a new receive.
    */
   attempt?: { id: string; windowMs: number };
+  /**
+   * Messages sent before this instant (clock ms) are past the queue's retention: not delivered,
+   * and deleted. dropExpired may leave some that were received (and so are visible later); a store
+   * whose sweep leaves none may ignore this.
+   */
+  expiredBefore?: number;
 }
 
 export interface FifoDedup {
