@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p docs/replay
-sweep=max-kms-overhead=0,0.02,0.05,0.1,0.2,0.4,0.6
+sweep=max-kms-overhead=0,0.02,0.05,0.1,0.2,0.4,0.6,1
 for spec in queue:azure2019-250fn-8h.csv:queue all:azure2019-250fn-8h.csv: 24h:azure2019-10fn-24h.csv:; do
   IFS=: read -r label file trigger <<<"$spec"
   for fe in 4 16; do

@@ -382,6 +382,25 @@ test('KmsBudget: with few keys per window (a sparse trace) the price still falls
   assert.equal(fresh.factor, 1);
 });
 
+test('KmsBudget: a budget far from spent lowers the price faster than one nearly spent', () => {
+  // The same 6 hours of keys, each generated once: X = 2 leaves the budget far from spent, X = 0.4
+  // less so. The larger shortfall lets the price fall further (the queue sample's curve stopped at
+  // 1.25× whatever X while the price could fall only by the clamp).
+  const run = (x: number) => {
+    const b = new KmsBudget(x);
+    for (let i = 0; i < 300; i++) {
+      const t = T0 + i * 72_000;
+      b.optimalKey(t);
+      b.generatedKey(t);
+    }
+    return b.factor;
+  };
+  const far = run(2);
+  const near = run(0.4);
+  assert.ok(far < near / 4, `X = 2: factor ${far}; X = 0.4: ${near}`);
+  assert.ok(far >= 1 / 256, 'still bounded');
+});
+
 // ---- 4. no key material ------------------------------------------------------------------------
 
 const ALLOWED_VIEWS = [Float32Array, Float64Array, Uint16Array];

@@ -159,7 +159,12 @@ export class KmsBudget {
     // The window's step follows the recent ratio only: the ratio since the start carries a regime
     // change's burst of waste for hours, and at this speed it would hold the price up as long.
     const recent = Math.log(this.ratio / target);
-    const perWindow = (this.windowGain * Math.max(warm ? -MAX_WINDOW_ERROR : 0, Math.min(MAX_WINDOW_ERROR, recent))) / Math.max(MIN_WINDOW_EVENTS, this.optimal + this.generated);
+    // A budget far from spent since the start lets the price fall by as much as that shortfall, not
+    // by the clamp alone: with a large X the price otherwise fell e^0.2 per half hour at most, and
+    // the queue sample's curve stopped at 1.25× (117 misses) whatever X; now it goes on to 1.64×
+    // (77 misses) at X = 1. Near the aim the shortfall is below the clamp and nothing changes.
+    const fall = Math.max(MAX_WINDOW_ERROR, total < target ? Math.log(target / total) : 0);
+    const perWindow = (this.windowGain * Math.max(warm ? -fall : 0, Math.min(MAX_WINDOW_ERROR, recent))) / Math.max(MIN_WINDOW_EVENTS, this.optimal + this.generated);
     const step = Math.abs(perEvent) > Math.abs(perWindow) ? perEvent : perWindow;
     this.logFactor = Math.max(Math.log(this.minFactor), Math.min(Math.log(this.maxFactor), this.logFactor + step));
   }
