@@ -8,7 +8,7 @@
 export class QueueStatsSchedule {
   private readonly last = new Map<string, number>();
   private tokens: number;
-  private refilledAt = Number.NaN;
+  private refilledAt = -Infinity;
 
   /**
    * Defaults: every 5 s per queue, 100 counts a second in all. The second bound is what many
@@ -39,10 +39,10 @@ export class QueueStatsSchedule {
 
   /** One count from a bucket refilled at `perSecond`, holding at most a second's worth. */
   private take(at: number): boolean {
-    if (!Number.isNaN(this.refilledAt) && at > this.refilledAt) {
+    if (at > this.refilledAt) {
       this.tokens = Math.min(this.perSecond, this.tokens + ((at - this.refilledAt) * this.perSecond) / 1000);
+      this.refilledAt = at;
     }
-    if (Number.isNaN(this.refilledAt) || at > this.refilledAt) this.refilledAt = at;
     if (this.tokens < 1) return false;
     this.tokens -= 1;
     return true;

@@ -289,7 +289,7 @@ function prepareStatements(db: Database.Database) {
     purge: db.prepare<[string]>('DELETE FROM messages WHERE queue_id = ?'),
     // Walks messages_by_visibility: visible_at >= sent_at, so every row it takes is expired (the
     // sent_at test only guards against a clock that stepped back).
-    dropSentBefore: db.prepare<[string, number, number]>('DELETE FROM messages WHERE queue_id = ? AND visible_at < ? AND sent_at < ?'),
+    dropSentBefore: db.prepare<{ queueId: string; cutoff: number }>('DELETE FROM messages WHERE queue_id = @queueId AND visible_at < @cutoff AND sent_at < @cutoff'),
     dropBySeq: db.prepare<[number]>('DELETE FROM messages WHERE seq = ?'),
     countVisible: db.prepare<[string, number], { n: number }>(
       'SELECT count(*) AS n FROM messages WHERE queue_id = ? AND visible_at <= ?',
@@ -858,7 +858,7 @@ export class SqliteMessageStore implements MessageStore {
   async dropExpired(queueId: string, retentionMs: number, now: number): Promise<number> {
     this.begin('dropExpired', queueId);
     requireFinite('retentionMs', retentionMs);
-    return this.evenIfFull(() => this.s.dropSentBefore.run(queueId, now - retentionMs, now - retentionMs).changes);
+    return this.evenIfFull(() => this.s.dropSentBefore.run({ queueId, cutoff: now - retentionMs }).changes);
   }
 
   async nextVisibleAt(queueId: string): Promise<number | undefined> {
