@@ -15,6 +15,7 @@ import { dirname } from 'node:path';
 import { PkpError } from '../core/errors.ts';
 import { DiskReserve, isDiskFull } from './disk-reserve.ts';
 import { decodeReceiptHandle, encodeReceiptHandle } from './receipt-handle.ts';
+import { WalCheckpointer } from './wal-checkpointer.ts';
 import { backlogBounds, closedError, requireAccount, requireFinite, requireIntIn } from './validate.ts';
 import {
   type BacklogDek,
@@ -428,7 +429,12 @@ export class SqliteMessageStore implements MessageStore {
   private readonly setAttributesTx: Database.Transaction<(queueId: string, attributes: Record<string, string>, now: number) => QueueRecord | undefined>;
   private readonly deleteQueueTx: Database.Transaction<(queueId: string) => boolean>;
 
-  private constructor(private readonly db: Database.Database, onOp: ((op: string) => void) | undefined, private readonly reserve: DiskReserve) {
+  private constructor(
+    private readonly db: Database.Database,
+    onOp: ((op: string) => void) | undefined,
+    private readonly reserve: DiskReserve,
+    private readonly checkpointer: WalCheckpointer | undefined,
+  ) {
     this.s = prepareStatements(db);
     this.onOp = onOp ?? (() => {});
 
@@ -606,14 +612,15 @@ export class SqliteMessageStore implements MessageStore {
       db.pragma('cache_size = -65536');
       // The WAL is moved into the database every 1,000 pages (4 MiB) and then reused from its start,
       // never cut below that: on a full disk, receives and deletes (which rewrite existing pages) go
-      // on inside space the WAL already holds, and the WAL never grows past ~4 MiB by itself.
+      // on inside space the WAL already holds, and the WAL never grows past ~4 MiB by itself. The
+      // copying is done beforehand by a worker thread (WalCheckpointer), so this one is short.
       db.pragma('wal_autocheckpoint = 1000');
       db.pragma(`journal_size_limit = ${4 * 1024 * 1024}`);
       migrate(db);
       failInterruptedMoveTasks(db);
       if (!memory) for (const suffix of ['-wal', '-shm']) if (existsSync(options.path + suffix)) chmodSync(options.path + suffix, 0o600);
       const reserve = new DiskReserve(memory ? undefined : `${options.path}-reserve`, options.reserveBytes ?? 8 * 1024 * 1024);
-      const store = new SqliteMessageStore(db, options.onOp, reserve);
+      const store = new SqliteMessageStore(db, options.onOp, reserve, memory ? undefined : WalCheckpointer.start(options.path));
       // Opened on a full disk: readable, but refusing sends until there is room.
       store.full = !reserve.ensure();
       return store;
@@ -885,6 +892,8 @@ export class SqliteMessageStore implements MessageStore {
     if (this.closed) return;
     this.flush();
     this.closed = true;
+    // The worker's connection first: the last one to close moves the WAL in and removes it.
+    await this.checkpointer?.close();
     this.db.close();
   }
 
