@@ -213,6 +213,7 @@ export async function benchSqsPeers(): Promise<Record<string, unknown>> {
     sendReqs.set(echo, sendReqs.get(normal)!);
     sendReqs.set(httpEcho, sendReqs.get(normal)!);
     batchReqs.set(echo, batchReqs.get(normal)!);
+    batchReqs.set(httpEcho, batchReqs.get(normal)!);
     // 10,000 active queues on PKP: one presigned SendMessage per queue, cycled.
     const many = await createQueues(normal.endpoint, Array.from({ length: 10_000 }, (_, i) => `q${i}`));
     const manyReqs = await Promise.all(many.map(async (url) => {
@@ -226,7 +227,7 @@ export async function benchSqsPeers(): Promise<Record<string, unknown>> {
     await run(normal, manyReqs); // every one of the 10,000 queues active (its keys fetched) before it is measured
     for (let round = 0; round < ROUNDS; round++) {
       for (const s of [echo, httpEcho, normal, fauxqs, full]) record(`send/${s.name}`, await run(s, sendReqs.get(s)!));
-      for (const s of [echo, normal, fauxqs]) record(`batch/${s.name}`, await run(s, batchReqs.get(s)!));
+      for (const s of [echo, httpEcho, normal, fauxqs]) record(`batch/${s.name}`, await run(s, batchReqs.get(s)!));
       record('send-10k-queues/pkp', await run(normal, manyReqs));
     }
     // Receive + delete: enough messages for every round, then A/B rounds.
@@ -237,7 +238,8 @@ export async function benchSqsPeers(): Promise<Record<string, unknown>> {
       for (let round = 0; round < ROUNDS; round++) (rdRounds[s.name] ??= []).push(await receiveDelete(s, url!));
     }
 
-    const floors = await measureFloors(sendReqs.get(normal)![0]!, CREDENTIALS.secretAccessKey, BODY);
+    const floors = await measureFloors(sendReqs.get(normal)![0]!, batchReqs.get(normal)![0]!, CREDENTIALS.secretAccessKey, BODY);
+    const perMessage = floors.aesGcm1KiB! + floors.md5! + floors.sqliteInsertIn42RowCommit!;
     const med = (key: string, field: keyof Measured) => median(rounds[key]!.map((m) => m[field]));
     const rdMed = (name: string, field: keyof (Measured & { messagesPerSecond: number })) => median(rdRounds[name]!.map((m) => m[field]));
     const summary = {
@@ -254,12 +256,15 @@ export async function benchSqsPeers(): Promise<Record<string, unknown>> {
       // CPU µs each part of a send needs alone; their sum with the bare HTTP echo is a send's floor.
       floors: {
         ...floors,
-        sendFloorCpuUs: med('send/http-echo', 'cpuUsPerRequest') + floors.sigv4! + floors.aesGcm1KiB! + floors.md5! + floors.sqliteInsertIn42RowCommit!,
+        sendFloorCpuUs: med('send/http-echo', 'cpuUsPerRequest') + floors.sigv4! + perMessage,
+        // A batch of ten: one HTTP request and one signature over the ten bodies, ten messages' work.
+        batch10FloorCpuUs: med('batch/http-echo', 'cpuUsPerRequest') + floors.sigv4Batch10! + 10 * perMessage,
         tenThousandQueuesSqliteExtraCpuUs: floors.sqliteInsertIn42RowCommit10kQueues! - floors.sqliteInsertIn42RowCommit!,
       },
       sendMessageBatch10: {
         pkpMessagesPerSecond: 10 * med('batch/pkp', 'rps'), fauxqsMessagesPerSecond: 10 * med('batch/fauxqs', 'rps'), echoReqPerSec: med('batch/echo', 'rps'),
         pkpVsFauxqs: med('batch/pkp', 'rps') / med('batch/fauxqs', 'rps'), pkpCpuUsPerRequest: med('batch/pkp', 'cpuUsPerRequest'),
+        fauxqsCpuUsPerRequest: med('batch/fauxqs', 'cpuUsPerRequest'), httpEchoCpuUsPerRequest: med('batch/http-echo', 'cpuUsPerRequest'),
       },
       receiveDelete10: {
         pkpMessagesPerSecond: rdMed('pkp', 'messagesPerSecond'), fauxqsMessagesPerSecond: rdMed('fauxqs', 'messagesPerSecond'),
