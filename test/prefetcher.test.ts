@@ -172,6 +172,20 @@ test('LongIdleModel: bursts of 10 requests 1 s apart, an hour apart: the hour su
   assert.ok(1 - inBurst > 0.5, `P(within 2 s, mid-burst) = ${1 - inBurst}`);
 });
 
+test('LongIdleModel: bursts of 40 requests every 10 minutes (a timer batch): the next burst is predicted, not a sleep past every gap', LIMIT, async () => {
+  // 39 short gaps to one long one: the decayed share of long gaps stays near 0.01 at a burst's end.
+  const pf = new Prefetcher(simpleHost(), { models: defaultModels(5 * MIN, { only: ['long-idle'] }) });
+  const times: number[] = [];
+  for (let b = 0; b < 12; b++) for (let i = 0; i < 40; i++) times.push(T0 + b * 10 * MIN + i * 1500);
+  await pf.bootstrap([events(times)]);
+  const start = times.at(-1)! - 39 * 1500;
+  const now = start + 3 * MIN;
+  const S = (minutes: number): number => modelSurvival(pf, 'long-idle', 'q', 'p', now, start + minutes * MIN);
+  const nextBurst = S(9) - S(11);
+  assert.ok(nextBurst > 0.8, `P(request 9–11 min after the burst began) = ${nextBurst}`);
+  assert.ok(1 - S(8) < 0.1, `P(before 8 min) = ${1 - S(8)}`);
+});
+
 test('SeasonalModel: 3 days of 09:00–10:00 traffic predict 09:00 on day 4; abstains before a day', LIMIT, async () => {
   const pf = new Prefetcher(simpleHost());
   const day = (d: number): number[] => range(60, (m) => T0 + d * DAY + 9 * HOUR + m * MIN);

@@ -70,20 +70,26 @@ export class LongIdleModel extends SlabModel {
     const share = f[o + LONG_SHARE]!;
     let base = 0;
     let above = 0;
+    // The most of either ring that lies past the idle time: the test below is on the rings' own
+    // shares, not on the mixture, or a stream of bursts (many short gaps to one long one, so a long
+    // share near 0.01) would be taken for one idle past every gap it ever had.
+    let left = 0;
     if (longs > 0) {
       const r = this.ring(f, o + HEADER, f[o + LONG_NEXT]!, longs, this.longSize, idle, x);
       base += share * r.base;
       above += share * r.above;
+      left = r.base;
     }
     if (shorts > 0) {
       const r = this.ring(f, o + HEADER + this.longSize, f[o + SHORT_NEXT]!, shorts, this.shortSize, idle, x);
       base += (1 - share) * r.base;
       above += (1 - share) * r.above;
+      left = Math.max(left, r.base);
     }
     // Idle longer than (almost) every gap seen: the stream may still wake, ever less likely the
     // longer it sleeps. A heavy tail, P(gap > x | gap > idle) = idle / x, keeps a price on that
     // (measured alone on the Azure queue sample at a KMS price of 0.25: 155 → 141 misses).
-    if (!(base > 0.01)) return idle > 0 ? idle / Math.max(idle, x) : Number.NaN;
+    if (!(left > 0.01) || !(base > 0)) return idle > 0 ? idle / Math.max(idle, x) : Number.NaN;
     return Math.min(1, above / base);
   }
 
