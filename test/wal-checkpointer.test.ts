@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -61,11 +61,14 @@ describe('WalCheckpointer', () => {
     await checkpointer.close();
   });
 
-  it('runs beside a file store, which closes it before its own connection', async () => {
+  it('runs beside a file store and ends with it: no WAL is left after close, and the store reopens', async () => {
     const storePath = join(dir, 'messages.db');
     const store = SqliteMessageStore.open({ path: storePath });
     await store.createQueue('q', {}, 0);
+    assert.ok(existsSync(`${storePath}-wal`), 'open: the WAL is in use');
     await store.close();
+    // The last connection to close moves the WAL into the database and removes it.
+    assert.equal(existsSync(`${storePath}-wal`), false, 'closed: no WAL left');
     const reopened = SqliteMessageStore.open({ path: storePath });
     try {
       assert.ok(await reopened.getQueueByName('q'));
