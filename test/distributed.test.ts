@@ -88,8 +88,8 @@ describe('distributed mode: separate processes on NATS and PostgreSQL', async ()
     });
     const [credential] = JSON.parse(readFileSync(join(dir, 'data', 'credentials.json'), 'utf8')) as { accessKeyId: string; secretAccessKey: string }[];
     // A request on a connection that died with its front-end must fail, not hang the test: the SDK
-    // has no request timeout of its own.
-    sqs = new SQSClient({ endpoint, region: 'us-east-1', credentials: credential!, maxAttempts: 1, requestHandler: { requestTimeout: 10_000, connectionTimeout: 5_000 } });
+    // has no request timeout of its own, and without throwOnRequestTimeout it only warns at one.
+    sqs = new SQSClient({ endpoint, region: 'us-east-1', credentials: credential!, maxAttempts: 1, requestHandler: { requestTimeout: 10_000, connectionTimeout: 5_000, throwOnRequestTimeout: true } });
   }, { timeout: 60_000 });
 
   after(async () => {

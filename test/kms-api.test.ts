@@ -3,6 +3,7 @@
 import { after, before, describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +15,9 @@ import { CreateQueueCommand, ReceiveMessageCommand, SendMessageCommand, SQSClien
 import { Sha256 } from '@smithy/core/checksum';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { VirtualClock } from '../src/core/clock.ts';
+import { KmsError } from '../src/core/errors.ts';
 import { silentLogger } from '../src/core/log.ts';
+import { AwsKms } from '../src/kms/aws-kms.ts';
 import { startKmsRole, type RunningKmsRole } from '../src/kms/kms-role.ts';
 import { startService } from '../src/service.ts';
 import { failure } from './helpers/failure.ts';
@@ -249,5 +252,30 @@ test('`pkp kms` prints its endpoint line and answers the SDK', { timeout: 60_000
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     await new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(null) : child.once('exit', resolve)));
     rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('AwsKms: a KMS that accepts the connection and never answers fails the call at its timeout, as unreachable', async () => {
+  const sockets = new Set<Socket>();
+  const silent = createServer((socket) => {
+    sockets.add(socket);
+    socket.resume();
+  });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const kms = new AwsKms({ endpoint: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, region: 'us-east-1', credentials: OPERATOR, requestTimeoutMs: 300 });
+  try {
+    const started = Date.now();
+    await assert.rejects(kms.generateDataKey('alias/pkp-default', { queue: 'q' }, 'demand'), (error: unknown) => {
+      assert.ok(error instanceof KmsError);
+      assert.equal(error.code, 'KmsUnreachable');
+      return true;
+    });
+    assert.ok(sockets.size >= 1, 'the request reached the silent server');
+    // Bounded by the request timeout, not by the test's own.
+    assert.ok(Date.now() - started < 5_000, `${Date.now() - started} ms`);
+  } finally {
+    await kms.close();
+    for (const s of sockets) s.destroy();
+    await new Promise((resolve) => silent.close(resolve));
   }
 });

@@ -46,7 +46,9 @@ export class AwsKms implements KmsAdmin, CountingKms {
       endpoint: options.endpoint,
       credentials: options.credentials,
       maxAttempts: 1,
-      requestHandler: { httpAgent: new Agent({ keepAlive: true, maxSockets: 64 }), connectionTimeout: timeout, requestTimeout: timeout },
+      // Without throwOnRequestTimeout the SDK only logs a warning at the request timeout and goes on
+      // waiting: a KMS that accepts and never answers would hold a key fetch for ever.
+      requestHandler: { httpAgent: new Agent({ keepAlive: true, maxSockets: 64 }), connectionTimeout: timeout, requestTimeout: timeout, throwOnRequestTimeout: true },
     });
     this.counter = new CallCounter(options.onCall);
   }

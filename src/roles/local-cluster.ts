@@ -104,6 +104,11 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     ], /^Prefetcher /)));
 
     // Front-ends: workers of this process, all on one port. A worker that dies is replaced under its own id.
+    // They accept from the shared socket themselves. With round-robin, this process accepts and hands
+    // each connection to a worker, and a connection handed to one that was just killed stays open here,
+    // unanswered, until the client gives up; from the shared socket a worker that is killed loses only
+    // the connections it already had, and the others accept the rest.
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({
       exec: bin,
       args: ['frontend', ...common, '--nats-stream', options.stream, '--host', options.host, '--port', String(options.port), '--data-dir', options.dataDir, '--postgres', options.postgres,
