@@ -920,19 +920,24 @@ export class SqliteMessageStore implements MessageStore {
     } catch (err) {
       if (!isDiskFull(err)) throw err;
       this.full = true;
-      const freed = this.reserve.release();
-      // Moving the WAL into the database lets the WAL start again from its beginning.
-      try {
-        this.db.pragma('wal_checkpoint(RESTART)');
-      } catch {
-        // no room even for that: the retry below tells
-      }
-      if (!freed) throw storeFull();
+      this.reserve.release();
+      // Tried even with no reserve left to free: once the WAL is in the database, the next write
+      // starts the WAL again from its beginning, in space the file already holds.
+      this.restartWal();
     }
     try {
       return write();
     } catch (err) {
       throw isDiskFull(err) ? storeFull() : err;
+    }
+  }
+
+  /** Moves the whole WAL into the database (pages that exist: no growth), so that it is reused from its start. */
+  private restartWal(): void {
+    try {
+      this.db.pragma('wal_checkpoint(RESTART)');
+    } catch {
+      // no room even for that: the write that follows tells
     }
   }
 
@@ -988,6 +993,10 @@ export class SqliteMessageStore implements MessageStore {
       for (const op of ops) op.reject(err);
       return;
     }
+    // On a full disk the WAL must not grow: the file is not cut back, and after a restart (which
+    // removes it) its 4 MiB working size may be more than the disk has left. Moved into the database
+    // after every commit, the WAL is reused from its start and a receive needs no new space.
+    if (this.full) this.restartWal();
     outcomes.forEach((o, i) => (o.ok ? ops[i]!.resolve(o.value as never) : ops[i]!.reject(o.error)));
     this.onOp('opsCommit');
   }
