@@ -39,6 +39,22 @@ test('requests at random (no pattern): a high price buys nothing, a low price bu
   assert.ok(cheap.demandMisses < reactive.demandMisses, `at λ=0.01: ${cheap.demandMisses} misses vs reactive ${reactive.demandMisses}`);
 });
 
+test('a busy stream (a request every 90 s ±30 s): the life a renewal at expiry loses is priced at λ', LIMIT, async () => {
+  const rng = new Random(5);
+  const random = (): number => rng.next();
+  let t = 0;
+  const trace: TraceEvent[] = [];
+  while (t < 12 * 3_600_000) trace.push({ t: (t += 60_000 + Math.round(random() * 60_000)), queue: 'q', op: 'send' });
+  const reactive = await simulate([trace], new ReactivePolicy(), options);
+  const dear = await simulate([trace], new IdlePricePolicy({ lambda: 32 }), options);
+  const cheap = await simulate([trace], new IdlePricePolicy({ lambda: 0.25 }), options);
+  // Renewed at expiry, a key waits 45 s on average for its first request: 15 % of its life, which at
+  // λ = 32 costs more than the miss it avoids (the next key is then needed that much earlier).
+  assert.ok(dear.kmsCalls <= reactive.kmsCalls * 1.02 + 1, `at λ=32: ${dear.kmsCalls} KMS calls vs reactive ${reactive.kmsCalls}`);
+  assert.ok(cheap.demandMisses * 4 < reactive.demandMisses, `at λ=0.25: ${cheap.demandMisses} misses vs reactive ${reactive.demandMisses}`);
+  assert.ok(cheap.kmsCalls > reactive.kmsCalls * 1.05, `at λ=0.25: ${cheap.kmsCalls} KMS calls vs reactive ${reactive.kmsCalls}`);
+});
+
 test('replay names it with a price of its own; a price must be a positive number', () => {
   assert.deepEqual(parsePolicies('idle-price,idle-price@0.75,idle-price@8'), ['idle-price', 'idle-price@0.75', 'idle-price@8']);
   assert.throws(() => parsePolicies('idle-price@0'), /unknown policy/);

@@ -45,8 +45,11 @@ const MAX_CANDIDATES = 2_000;
  * A simple online baseline to read pkp's curve against: full fan-out (every key goes to every node
  * that may serve the stream), and at each key's expiry a choice of when, and whether, to have the
  * next key generated, from the stream's own recent gaps conditioned on the idle time so far:
- * maximise P(used within its life) - lambda * P(wasted) - the share of its life lost before first
- * use. It has no budget: lambda is its knob, and its points are read beside pkp's curve.
+ * maximise P(used within its life) - lambda * (P(wasted) + the expected share of its life lost
+ * before first use). Both prices are in keys: a key wasted costs one, a key first used a share f
+ * of its life after it was generated costs f (in a busy stream its successor is needed that much
+ * earlier), and lambda turns keys into misses. It has no budget: lambda is its knob, and its points
+ * are read beside pkp's curve.
  */
 export class IdlePricePolicy implements Policy {
   readonly name: string;
@@ -143,14 +146,10 @@ export class IdlePricePolicy implements Policy {
       const sFrom = survival(from) / atIdle;
       const sTo = survival(to) / atIdle;
       const used = sFrom - sTo;
-      // The life lost before first use, in shares of a key: the mean wait inside the window (quarters).
-      let lost = 0;
-      for (let q = 0; q < 4; q++) {
-        const a = from + (q * reuseMs) / 4;
-        const b = from + ((q + 1) * reuseMs) / 4;
-        lost += ((survival(a) - survival(b)) / atIdle) * ((q + 0.5) / 4);
-      }
-      const value = used - this.lambda * sTo - lost;
+      // The life lost before first use, in shares of a key: E[(gap - from) ; from < gap < to] / reuse,
+      // exactly (∫ S - reuse·S(to)); a coarser estimate, priced at lambda, overcharged busy streams.
+      const lost = Math.max(0, (this.integral(s, from, to, widths) / atIdle - reuseMs * sTo) / reuseMs);
+      const value = used - this.lambda * (sTo + lost);
       if (value > bestValue) {
         bestValue = value;
         best = s.last + from;
@@ -181,6 +180,15 @@ export class IdlePricePolicy implements Policy {
     return s.longShare * long + (1 - s.longShare) * short;
   }
 
+  /** ∫_a^b P(gap > x) dx, under the same kernels and mix as survival. */
+  private integral(s: Stream, a: number, b: number, widths: { long: number; short: number }): number {
+    const long = s.long.length > 0 ? smoothedIntegral(s.long, a, b, widths.long) : 0;
+    const short = s.short.length > 0 ? smoothedIntegral(s.short, a, b, widths.short) : 0;
+    if (s.long.length === 0) return short;
+    if (s.short.length === 0) return long;
+    return s.longShare * long + (1 - s.longShare) * short;
+  }
+
   private horizon(s: Stream): number {
     let most = 0;
     for (const g of s.long) most = Math.max(most, g);
@@ -204,4 +212,18 @@ function smoothedSurvival(gaps: readonly number[], x: number, w: number): number
     else if (x < hi) above += (hi - x) / (hi - lo);
   }
   return above / gaps.length;
+}
+
+/** ∫_a^b P(gap > x) dx under the kernels of smoothedSurvival. */
+function smoothedIntegral(gaps: readonly number[], a: number, b: number, w: number): number {
+  let total = 0;
+  for (const g of gaps) {
+    const lo = g / (1 + w);
+    const hi = g * (1 + w);
+    total += Math.max(0, Math.min(b, lo) - a);
+    const x0 = Math.max(a, lo);
+    const x1 = Math.min(b, hi);
+    if (x1 > x0) total += (hi * (x1 - x0) - (x1 * x1 - x0 * x0) / 2) / (hi - lo);
+  }
+  return total / gaps.length;
 }
