@@ -16,6 +16,6 @@ out=docs/replay/heldout.txt
 : > "$out"
 for name in regime-s5 cron-s11 bursty-s11 mixed-s7; do
   echo "== $name" | tee -a "$out" >&2
-  node bin/pkp.js replay --trace "$tmp/$name.csv" --policies reactive,refresh-ahead,histogram,idle-price@8,idle-price@2,idle-price@0.5,pkp,oracle --frontends 4 \
+  node bin/pkp.js replay --trace "$tmp/$name.csv" --policies reactive,refresh-ahead,histogram,idle-price@8,idle-price@2,idle-price@0.75,idle-price@0.25,pkp,oracle --frontends 4 \
     --reuse 300 --warmup 3600 --seed 1 --sweep max-kms-overhead=0.1,0.2 2>/dev/null | tee -a "$out"
 done

@@ -52,15 +52,28 @@ export type Plan =
  * moments are committed; far ones are looked at again when nearer, when the models know more.
  * A stream whose key is still valid is looked at just before expiry.
  */
+/**
+ * Per-offset working arrays, shared by every call: plan runs synchronously and is never re-entered,
+ * and it runs for every stream at every decision, so they are not allocated each time.
+ * arrives/expires: survival at the key's arrival and end; own: the key's own value at each offset
+ * (unconditional: all probabilities are from now); lost: its life lost early, computed on demand;
+ * bestOwn: the most a single key at that offset or later is worth; value: own plus the look-ahead.
+ */
+const SCRATCH = {
+  arrives: new Float64Array(OFFSETS.length),
+  expires: new Float64Array(OFFSETS.length),
+  own: new Float64Array(OFFSETS.length),
+  lost: new Float64Array(OFFSETS.length),
+  bestOwn: new Float64Array(OFFSETS.length + 1),
+  value: new Float64Array(OFFSETS.length),
+};
+
 export function plan(input: PlanInput): Plan {
   const { now, survival, reuseMs, leadMs, threshold, residencyCost } = input;
   const renewAt = input.coveredUntil - leadMs;
   if (renewAt > now) return { kind: 'wait', at: renewAt };
   const n = OFFSETS.length;
-  const arrives = new Float64Array(n);
-  const expires = new Float64Array(n);
-  /** The key's own value at each offset (unconditional: all probabilities are from now). */
-  const own = new Float64Array(n);
+  const { arrives, expires, own, lost, bestOwn, value } = SCRATCH;
   let count = 0;
   for (; count < n; count++) {
     const at = now + OFFSETS[count]!;
@@ -73,12 +86,12 @@ export function plan(input: PlanInput): Plan {
   }
   // bestOwn[i]: the most a single key started at offset i or later is worth (0: none). The key's
   // life lost before first use is charged only where it could change the answer (it is costly).
-  const lost = new Float64Array(count).fill(Number.NaN);
+  lost.fill(Number.NaN, 0, count);
   const lostAt = (i: number): number => {
     if (Number.isNaN(lost[i]!)) lost[i] = lostLife(input, i, expires[i]!);
     return lost[i]!;
   };
-  const bestOwn = new Float64Array(count + 1);
+  bestOwn[count] = 0;
   for (let i = count - 1; i >= 0; i--) {
     let v = own[i]!;
     if (v > bestOwn[i + 1]!) v -= lostAt(i);
@@ -87,7 +100,6 @@ export function plan(input: PlanInput): Plan {
   // value[i]: the key at offset i plus the best single key after its life, when it was wasted.
   let bestValue = 0;
   let bestIndex = -1;
-  const value = new Float64Array(count);
   let after = count; // first offset at or past offset i + reuse (moves down with i)
   let bestFrom = 0; // max of value over offsets past i
   for (let i = count - 1; i >= 0; i--) {
