@@ -1,5 +1,9 @@
 // One contract for every EventBus: the in-process bus and the bus on NATS JetStream (a real server).
 import { after, describe, it } from 'node:test';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
@@ -8,7 +12,8 @@ import { InProcessBus } from '../src/bus/in-process.ts';
 import { NatsEventBus } from '../src/bus/nats-bus.ts';
 import { partitionOf } from '../src/bus/partition.ts';
 import type { AccessEvent, EventBus, PkpEvent } from '../src/bus/types.ts';
-import { NATS_URL, skipUnless } from './services.ts';
+import { NATS_SERVER, NATS_URL, natsServerMissing, skipUnless } from './services.ts';
+import { freePort } from '../src/roles/local-cluster.ts';
 import { ClusterAuthority, ClusterIdentity } from '../src/cluster/identity.ts';
 import { until } from './helpers/until.ts';
 
@@ -249,5 +254,57 @@ describe('NATS JetStream bus of a cluster: signed batches, a partition\'s histor
       for await (const batch of bus.history(p)) all.push(...batch);
       assert.equal(all.length, [...early, ...late].filter((e) => partitionOf(e.queueId, PARTITIONS) === p).length);
     }
+  });
+});
+
+// A private server, so it can be killed and started again on the same port and store.
+describe('NATS JetStream bus across a server restart', { skip: natsServerMissing() }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pkp-bus-restart-'));
+  let server: ChildProcess | undefined;
+  let bus: NatsEventBus | undefined;
+  const start = (port: number): ChildProcess => spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: 'ignore' });
+  const stop = async (): Promise<void> => {
+    if (!server || server.exitCode !== null || server.signalCode !== null) return;
+    const exited = new Promise((resolve) => server!.once('exit', resolve));
+    server.kill('SIGKILL');
+    await exited;
+  };
+  after(async () => {
+    await bus?.close().catch(() => undefined);
+    await stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('kill -9 the server and start it again: the subscriber gets every event published after it is back', { timeout: 60_000 }, async () => {
+    const port = await freePort();
+    server = start(port);
+    const url = `nats://127.0.0.1:${port}`;
+    await until(async () => {
+      bus = await NatsEventBus.open({ servers: url, stream: 'PKP_TEST_RESTART', partitions: PARTITIONS }).catch(() => undefined);
+      return bus !== undefined;
+    }, 'the private server up', 10_000, 50);
+    assert.ok(bus);
+    const seen: PkpEvent[] = [];
+    bus.subscribe((e) => seen.push(e));
+    await bus.flush();
+    bus.publish(access('before', 0));
+    await until(() => seen.length === 1, 'the event before the restart');
+
+    await stop();
+    server = start(port);
+    // Published until one arrives (those sent while the connection is still down are dropped and
+    // counted, and some may still arrive late); then ten more, every one of which must arrive.
+    let i = 1;
+    await until(async () => {
+      bus!.publish(access('after', i++));
+      await bus!.flush();
+      return seen.length > 1;
+    }, 'an event after the restart', 30_000, 100);
+    const queues = Array.from({ length: 10 }, (_, k) => `q${k}`);
+    for (const [k, q] of queues.entries()) bus!.publish(access(q, 1_000 + k));
+    await bus!.flush();
+    const arrived = (): string[] => seen.map((e) => e.queueId).filter((q) => q.startsWith('q')).sort();
+    await until(() => arrived().length >= queues.length, 'ten events after the restart', 10_000);
+    assert.deepEqual(arrived(), [...queues].sort());
   });
 });
