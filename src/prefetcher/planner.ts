@@ -57,7 +57,7 @@ export type Plan =
  * and it runs for every stream at every decision, so they are not allocated each time.
  * arrives/expires: survival at the key's arrival and end; own: the key's own value at each offset
  * (unconditional: all probabilities are from now); lost: its life lost early, computed on demand;
- * bestOwn: the most a single key at that offset or later is worth; value: own plus the look-ahead.
+ * bestOwn: the most a single key at that offset or later is worth.
  */
 const SCRATCH = {
   arrives: new Float64Array(OFFSETS.length),
@@ -65,7 +65,6 @@ const SCRATCH = {
   own: new Float64Array(OFFSETS.length),
   lost: new Float64Array(OFFSETS.length),
   bestOwn: new Float64Array(OFFSETS.length + 1),
-  value: new Float64Array(OFFSETS.length),
 };
 
 export function plan(input: PlanInput): Plan {
@@ -73,7 +72,7 @@ export function plan(input: PlanInput): Plan {
   const renewAt = input.coveredUntil - leadMs;
   if (renewAt > now) return { kind: 'wait', at: renewAt };
   const n = OFFSETS.length;
-  const { arrives, expires, own, lost, bestOwn, value } = SCRATCH;
+  const { arrives, expires, own, lost, bestOwn } = SCRATCH;
   let count = 0;
   for (; count < n; count++) {
     const at = now + OFFSETS[count]!;
@@ -97,21 +96,17 @@ export function plan(input: PlanInput): Plan {
     if (v > bestOwn[i + 1]!) v -= lostAt(i);
     bestOwn[i] = Math.max(bestOwn[i + 1]!, v);
   }
-  // value[i]: the key at offset i plus the best single key after its life, when it was wasted.
+  // A key at offset i is worth its own value plus the best single key after its life, when it was wasted.
   let bestValue = 0;
   let bestIndex = -1;
   let after = count; // first offset at or past offset i + reuse (moves down with i)
-  let bestFrom = 0; // max of value over offsets past i
   for (let i = count - 1; i >= 0; i--) {
     while (after > i + 1 && OFFSETS[after - 1]! >= OFFSETS[i]! + reuseMs) after--;
     let v = own[i]! + bestOwn[after]!;
-    if (v > bestFrom) v -= lostAt(i);
-    value[i] = v;
-    bestFrom = Math.max(bestFrom, v);
-  }
-  for (let i = 0; i < count; i++) {
-    if (value[i]! > bestValue) {
-      bestValue = value[i]!;
+    if (v > bestValue) v -= lostAt(i);
+    // Ties go to the earliest offset (visited last).
+    if (v > 0 && v >= bestValue) {
+      bestValue = v;
       bestIndex = i;
     }
   }
