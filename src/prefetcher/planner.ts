@@ -39,6 +39,20 @@ export type Plan =
   | { kind: 'wait'; at: number };
 
 /**
+ * Per-offset working arrays, shared by every call: plan runs synchronously and is never re-entered,
+ * and it runs for every stream at every decision, so they are not allocated each time.
+ * expires: survival at the key's end; own: the key's own value at each offset
+ * (unconditional: all probabilities are from now); lost: its life lost early, computed on demand;
+ * bestOwn: the most a single key at that offset or later is worth.
+ */
+const SCRATCH = {
+  expires: new Float64Array(OFFSETS.length),
+  own: new Float64Array(OFFSETS.length),
+  lost: new Float64Array(OFFSETS.length),
+  bestOwn: new Float64Array(OFFSETS.length + 1),
+};
+
+/**
  * Chooses when to have a new key in the nodes. For each candidate moment τ a key prefetched then
  * saves a miss if the next request comes within its life, and wastes a KMS call if none does:
  * value(τ) = P(saved)·(1 − θ) − P(wasted)·θ − residency, with θ the threshold. A key that is
@@ -52,34 +66,20 @@ export type Plan =
  * moments are committed; far ones are looked at again when nearer, when the models know more.
  * A stream whose key is still valid is looked at just before expiry.
  */
-/**
- * Per-offset working arrays, shared by every call: plan runs synchronously and is never re-entered,
- * and it runs for every stream at every decision, so they are not allocated each time.
- * arrives/expires: survival at the key's arrival and end; own: the key's own value at each offset
- * (unconditional: all probabilities are from now); lost: its life lost early, computed on demand;
- * bestOwn: the most a single key at that offset or later is worth.
- */
-const SCRATCH = {
-  arrives: new Float64Array(OFFSETS.length),
-  expires: new Float64Array(OFFSETS.length),
-  own: new Float64Array(OFFSETS.length),
-  lost: new Float64Array(OFFSETS.length),
-  bestOwn: new Float64Array(OFFSETS.length + 1),
-};
-
 export function plan(input: PlanInput): Plan {
   const { now, survival, reuseMs, leadMs, threshold, residencyCost } = input;
   const renewAt = input.coveredUntil - leadMs;
   if (renewAt > now) return { kind: 'wait', at: renewAt };
   const n = OFFSETS.length;
-  const { arrives, expires, own, lost, bestOwn } = SCRATCH;
+  const { expires, own, lost, bestOwn } = SCRATCH;
+  let arrivesNow = 0; // survival at the arrival of a key prefetched now (offset 0)
   let count = 0;
   for (; count < n; count++) {
     const at = now + OFFSETS[count]!;
     const a = survival(at + leadMs);
     if (!(a > 1e-6)) break; // a request is all but certain before this moment: later is no better
     const e = survival(at + reuseMs);
-    arrives[count] = a;
+    if (count === 0) arrivesNow = a;
     expires[count] = e;
     own[count] = (a - e) * (1 - threshold) - e * threshold - residencyCost * e;
   }
@@ -110,7 +110,7 @@ export function plan(input: PlanInput): Plan {
       bestIndex = i;
     }
   }
-  if (bestIndex === 0) return { kind: 'prefetch', probability: (arrives[0]! - expires[0]!) / arrives[0]! };
+  if (bestIndex === 0) return { kind: 'prefetch', probability: (arrivesNow - expires[0]!) / arrivesNow };
   if (bestIndex < 0) return { kind: 'wait', at: now + Math.max(reuseMs, OFFSETS[OFFSETS.length - 1]! / 64) };
   const offset = OFFSETS[bestIndex]!;
   return { kind: 'wait', at: offset <= COMMIT_WITHIN_MS ? now + offset : now + offset / 2 };

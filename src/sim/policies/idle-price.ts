@@ -173,20 +173,12 @@ export class IdlePricePolicy implements Policy {
 
   /** P(gap > x) from the stream's kept gaps, each smoothed, mixed by the share of long gaps. */
   private survival(s: Stream, x: number, widths: { long: number; short: number }): number {
-    const long = s.long.length > 0 ? smoothedSurvival(s.long, x, widths.long) : 0;
-    const short = s.short.length > 0 ? smoothedSurvival(s.short, x, widths.short) : 0;
-    if (s.long.length === 0) return short;
-    if (s.short.length === 0) return long;
-    return s.longShare * long + (1 - s.longShare) * short;
+    return mix(s, (gaps, w) => smoothedSurvival(gaps, x, w), widths);
   }
 
   /** ∫_a^b P(gap > x) dx, under the same kernels and mix as survival. */
   private integral(s: Stream, a: number, b: number, widths: { long: number; short: number }): number {
-    const long = s.long.length > 0 ? smoothedIntegral(s.long, a, b, widths.long) : 0;
-    const short = s.short.length > 0 ? smoothedIntegral(s.short, a, b, widths.short) : 0;
-    if (s.long.length === 0) return short;
-    if (s.short.length === 0) return long;
-    return s.longShare * long + (1 - s.longShare) * short;
+    return mix(s, (gaps, w) => smoothedIntegral(gaps, a, b, w), widths);
   }
 
   private horizon(s: Stream): number {
@@ -195,6 +187,13 @@ export class IdlePricePolicy implements Policy {
     for (const g of s.short) most = Math.max(most, g);
     return most * (1 + Math.max(this.width(s.long), this.width(s.short)));
   }
+}
+
+/** `of` applied to each ring of gaps (with its kernel width), mixed by the stream's share of long gaps. */
+function mix(s: Stream, of: (gaps: readonly number[], width: number) => number, widths: { long: number; short: number }): number {
+  if (s.long.length === 0) return s.short.length > 0 ? of(s.short, widths.short) : 0;
+  if (s.short.length === 0) return of(s.long, widths.long);
+  return s.longShare * of(s.long, widths.long) + (1 - s.longShare) * of(s.short, widths.short);
 }
 
 function push(ring: number[], value: number, cap: number): void {
