@@ -284,7 +284,8 @@ test('a database made by the schema-1 build (before accounts) opens: its queues 
   // Back to exactly what schema 1 held: bare names, version 1.
   const raw = new Database(path);
   raw.prepare("UPDATE queues SET name = substr(name, instr(name, '/') + 1)").run();
-  raw.exec(`DROP TABLE receive_attempts; DROP INDEX move_tasks_by_source; DROP TABLE move_tasks; ALTER TABLE messages DROP COLUMN dead_letter_source;
+  raw.exec(`DROP INDEX messages_fresh; DROP INDEX messages_by_visibility; CREATE INDEX messages_by_visibility ON messages (queue_id, visible_at, seq);
+    DROP TABLE receive_attempts; DROP INDEX move_tasks_by_source; DROP TABLE move_tasks; ALTER TABLE messages DROP COLUMN dead_letter_source;
     DROP INDEX messages_by_group; DROP TABLE fifo_dedup; ALTER TABLE messages DROP COLUMN group_id;
     ALTER TABLE messages DROP COLUMN dedup_id; ALTER TABLE messages DROP COLUMN sequence_number; ALTER TABLE queues DROP COLUMN fifo_sequence;
     ALTER TABLE queues DROP COLUMN tags; ALTER TABLE queues DROP COLUMN purged_at; DROP TABLE deleted_queues;

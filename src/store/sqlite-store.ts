@@ -14,6 +14,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PkpError } from '../core/errors.ts';
 import { DiskReserve, isDiskFull } from './disk-reserve.ts';
+import { FreshIndex } from './fresh-index.ts';
 import { decodeReceiptHandle, encodeReceiptHandle } from './receipt-handle.ts';
 import { WalCheckpointer } from './wal-checkpointer.ts';
 import { backlogBounds, closedError, requireAccount, requireFinite, requireIntIn } from './validate.ts';
@@ -48,6 +49,14 @@ export interface SqliteStoreOptions {
   /** Bytes of the disk-full reserve beside the database (see DiskReserve); 0 turns it off. Default 8 MiB. */
   reserveBytes?: number;
 }
+
+/**
+ * The rows messages_by_visibility holds: received or leased at least once (they have a nonce),
+ * delayed, or in a FIFO queue. The others, fresh messages, are found in memory (FreshIndex). A query
+ * states this term exactly as written, or SQLite cannot use the partial index (INDEXED BY makes that
+ * an error when the statement is prepared, not a silent scan).
+ */
+const TOUCHED = '(receipt_nonce IS NOT NULL OR visible_at > sent_at OR group_id IS NOT NULL)';
 
 /** Schema version i + 1 is reached by running MIGRATIONS[i]; PRAGMA user_version records it. */
 export const MIGRATIONS: readonly string[] = [
@@ -151,6 +160,14 @@ export const MIGRATIONS: readonly string[] = [
   `
   DROP INDEX IF EXISTS messages_by_sent;
   `,
+  // Fresh messages leave the per-queue visibility index: each send wrote its own queue's page of it,
+  // a WAL frame per send with many active queues. They are kept per queue in memory, rebuilt at
+  // start from messages_fresh, whose order (by seq) makes a send write only its last page.
+  `
+  DROP INDEX messages_by_visibility;
+  CREATE INDEX messages_by_visibility ON messages (queue_id, visible_at, seq) WHERE ${TOUCHED};
+  CREATE INDEX messages_fresh ON messages (seq, queue_id, visible_at, dek_id) WHERE NOT ${TOUCHED};
+  `,
 ];
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
@@ -242,11 +259,12 @@ function prepareStatements(db: Database.Database) {
 
     // FIFO order: by send order, skipping every message of a group with an earlier one invisible
     // (in flight, or delayed), so a group is delivered strictly in order, one batch at a time.
+    // (A FIFO queue's messages all have a group, so all are in messages_by_visibility.)
     selectVisibleFifo: db.prepare<{ queueId: string; now: number; max: number }, MessageRow>(
-      `SELECT * FROM messages m WHERE m.queue_id = @queueId AND m.visible_at <= @now
-         AND NOT EXISTS (SELECT 1 FROM messages o WHERE o.queue_id = m.queue_id AND o.group_id = m.group_id
-                         AND o.seq < m.seq AND o.visible_at > @now)
-       ORDER BY m.seq LIMIT @max`,
+      `SELECT * FROM messages INDEXED BY messages_by_visibility WHERE queue_id = @queueId AND visible_at <= @now AND ${TOUCHED}
+         AND NOT EXISTS (SELECT 1 FROM messages o WHERE o.queue_id = messages.queue_id AND o.group_id = messages.group_id
+                         AND o.seq < messages.seq AND o.visible_at > @now)
+       ORDER BY seq LIMIT @max`,
     ),
     nextFifoSequence: db.prepare<[string], { fifo_sequence: number }>(
       'UPDATE queues SET fifo_sequence = fifo_sequence + 1 WHERE queue_id = ? RETURNING fifo_sequence',
@@ -273,32 +291,43 @@ function prepareStatements(db: Database.Database) {
     messageById: db.prepare<[string, string], MessageRow>('SELECT * FROM messages WHERE queue_id = ? AND message_id = ?'),
     // Walks the index in its own order, so the cost is `max` rows however long the backlog is.
     selectVisible: db.prepare<[string, number, number], MessageRow>(
-      'SELECT * FROM messages WHERE queue_id = ? AND visible_at <= ? ORDER BY visible_at, seq LIMIT ?',
+      `SELECT * FROM messages INDEXED BY messages_by_visibility WHERE queue_id = ? AND visible_at <= ? AND ${TOUCHED}
+       ORDER BY visible_at, seq LIMIT ?`,
+    ),
+    messageBySeq: db.prepare<[number], MessageRow>('SELECT * FROM messages WHERE seq = ?'),
+    loadFresh: db.prepare<[], { seq: number; queueId: string; visibleAt: number; dekId: string }>(
+      `SELECT seq, queue_id AS queueId, visible_at AS visibleAt, dek_id AS dekId FROM messages INDEXED BY messages_fresh
+       WHERE NOT ${TOUCHED} ORDER BY seq`,
     ),
     markReceived: db.prepare<[number, number, string, number]>(
       `UPDATE messages SET visible_at = ?, receive_count = receive_count + 1,
          first_received_at = coalesce(first_received_at, ?), receipt_nonce = ?
        WHERE seq = ?`,
     ),
-    deleteMessage: db.prepare<[string, string]>('DELETE FROM messages WHERE queue_id = ? AND message_id = ?'),
+    deleteMessage: db.prepare<[string, string], { seq: number; visibleAt: number }>(
+      'DELETE FROM messages WHERE queue_id = ? AND message_id = ? RETURNING seq, visible_at AS visibleAt',
+    ),
     deleteLeased: db.prepare<[string, string, string]>('DELETE FROM messages WHERE queue_id = ? AND message_id = ? AND receipt_nonce = ?'),
     markLeased: db.prepare<[number, string, number]>('UPDATE messages SET visible_at = ?, receipt_nonce = ? WHERE seq = ?'),
     changeVisibility: db.prepare<[number, string, string, string, number]>(
       `UPDATE messages SET visible_at = ?
        WHERE queue_id = ? AND message_id = ? AND receipt_nonce = ? AND visible_at > ?`,
     ),
-    purge: db.prepare<[string]>('DELETE FROM messages WHERE queue_id = ?'),
+    purgeTouched: db.prepare<[string]>(`DELETE FROM messages INDEXED BY messages_by_visibility WHERE queue_id = ? AND ${TOUCHED}`),
     // Walks messages_by_visibility: visible_at >= sent_at, so every row it takes is expired (the
     // sent_at test only guards against a clock that stepped back).
-    dropSentBefore: db.prepare<{ queueId: string; cutoff: number }>('DELETE FROM messages WHERE queue_id = @queueId AND visible_at < @cutoff AND sent_at < @cutoff'),
+    dropSentBefore: db.prepare<{ queueId: string; cutoff: number }>(
+      `DELETE FROM messages INDEXED BY messages_by_visibility WHERE queue_id = @queueId AND visible_at < @cutoff AND sent_at < @cutoff AND ${TOUCHED}`,
+    ),
     dropBySeq: db.prepare<[number]>('DELETE FROM messages WHERE seq = ?'),
+    dropBySeqIfSentBefore: db.prepare<[number, number]>('DELETE FROM messages WHERE seq = ? AND sent_at < ?'),
     countVisible: db.prepare<[string, number], { n: number }>(
-      'SELECT count(*) AS n FROM messages WHERE queue_id = ? AND visible_at <= ?',
+      `SELECT count(*) AS n FROM messages INDEXED BY messages_by_visibility WHERE queue_id = ? AND visible_at <= ? AND ${TOUCHED}`,
     ),
     // Invisible messages are few (in flight or delayed), so reading receive_count from the rows is cheap.
     countInvisible: db.prepare<[string, number], { inFlight: number | null; delayed: number | null }>(
       `SELECT sum(receive_count > 0) AS inFlight, sum(receive_count = 0) AS delayed
-       FROM messages WHERE queue_id = ? AND visible_at > ?`,
+       FROM messages INDEXED BY messages_by_visibility WHERE queue_id = ? AND visible_at > ? AND ${TOUCHED}`,
     ),
     // Every queue's counts in one walk of messages_by_visibility; only the invisible rows (few: in
     // flight or delayed) are read from the table, for their receive_count.
@@ -306,24 +335,22 @@ function prepareStatements(db: Database.Database) {
       `SELECT queue_id AS queueId, sum(visible_at <= @now) AS visible,
          sum(CASE WHEN visible_at > @now THEN receive_count > 0 ELSE 0 END) AS inFlight,
          sum(CASE WHEN visible_at > @now THEN receive_count = 0 ELSE 0 END) AS delayed
-       FROM messages INDEXED BY messages_by_visibility GROUP BY queue_id`,
+       FROM messages INDEXED BY messages_by_visibility WHERE ${TOUCHED} GROUP BY queue_id`,
     ),
-    backlog: db.prepare<[string, number], { n: number }>('SELECT count(*) AS n FROM (SELECT 1 FROM messages WHERE queue_id = ? LIMIT ?)'),
+    backlog: db.prepare<[string, number], { n: number }>(
+      `SELECT count(*) AS n FROM (SELECT 1 FROM messages INDEXED BY messages_by_visibility WHERE queue_id = ? AND ${TOUCHED} LIMIT ?)`,
+    ),
     minVisibleAt: db.prepare<[string], { t: number | null }>(
-      'SELECT min(visible_at) AS t FROM messages WHERE queue_id = ?',
+      `SELECT min(visible_at) AS t FROM messages INDEXED BY messages_by_visibility WHERE queue_id = ? AND ${TOUCHED}`,
     ),
-    // The inner query walks messages_by_visibility in receive order and stops after @scan rows, so
-    // the cost is bounded however long the backlog is. Bodies are never read out. All rows of one
-    // dek_id carry the same encrypted_dek (the id is its hash), so the bare column is well defined.
-    backlogDeks: db.prepare<{ queueId: string; until: number; scan: number; maxDeks: number }, BacklogDek>(
-      `SELECT dek_id AS dekId, encrypted_dek AS encryptedDek, count(*) AS messages, min(visible_at) AS firstVisibleAt
-       FROM (SELECT seq, dek_id, encrypted_dek, visible_at FROM messages
-             WHERE queue_id = @queueId AND visible_at <= @until
-             ORDER BY visible_at, seq LIMIT @scan)
-       GROUP BY dek_id
-       ORDER BY min(visible_at), min(seq)
-       LIMIT @maxDeks`,
+    // Walks messages_by_visibility in receive order and stops after `scan` rows, so the cost is
+    // bounded however long the backlog is. Bodies are never read out.
+    backlogTouched: db.prepare<[string, number, number], { seq: number; dekId: string; visibleAt: number }>(
+      `SELECT seq, dek_id AS dekId, visible_at AS visibleAt FROM messages INDEXED BY messages_by_visibility
+       WHERE queue_id = ? AND visible_at <= ? AND ${TOUCHED} ORDER BY visible_at, seq LIMIT ?`,
     ),
+    // All rows of one dek_id carry the same encrypted_dek (the id is its hash): any one of them will do.
+    encryptedDekOf: db.prepare<[number], { encrypted_dek: Buffer }>('SELECT encrypted_dek FROM messages WHERE seq = ?'),
   };
 }
 
@@ -366,6 +393,15 @@ function toStored(row: MessageRow): StoredMessage {
     ...(row.sequence_number !== null ? { sequenceNumber: row.sequence_number } : {}),
     ...(row.dead_letter_source !== null ? { deadLetterSourceArn: row.dead_letter_source } : {}),
   };
+}
+
+/** Whether a row is in messages_by_visibility (the TOUCHED term), rather than in the fresh index. */
+function isTouched(row: MessageRow): boolean {
+  return row.receipt_nonce !== null || row.visible_at > row.sent_at || row.group_id !== null;
+}
+
+function byReceiveOrder(a: MessageRow, b: MessageRow): number {
+  return a.visible_at - b.visible_at || a.seq - b.seq;
 }
 
 function valuesOf(m: NewMessage): MessageValues {
@@ -416,6 +452,10 @@ export class SqliteMessageStore implements MessageStore {
   private flushScheduled: NodeJS.Immediate | undefined;
   /** The disk filled up: sends are refused until the reserve can be laid down again. */
   private full = false;
+  /** Each queue's fresh messages (never received, not delayed), which messages_by_visibility leaves out. */
+  private readonly fresh = new FreshIndex();
+  /** Fresh rows the current write transaction inserted: they join `fresh` if it commits. */
+  private inserted: { queueId: string; seq: number; visibleAt: number; dekId: string }[] = [];
 
   // Transactions are built once; nested calls (a put inside the batch) become savepoints.
   private readonly writeAll: Database.Transaction<(batch: PendingPut[]) => void>;
@@ -428,6 +468,8 @@ export class SqliteMessageStore implements MessageStore {
   private readonly moveTx: Database.Transaction<(sourceQueueId: string, moves: MessageMove[]) => number>;
   private readonly setAttributesTx: Database.Transaction<(queueId: string, attributes: Record<string, string>, now: number) => QueueRecord | undefined>;
   private readonly deleteQueueTx: Database.Transaction<(queueId: string) => boolean>;
+  private readonly purgeTx: Database.Transaction<(queueId: string) => number>;
+  private readonly dropExpiredTx: Database.Transaction<(queueId: string, cutoff: number) => number>;
 
   private constructor(
     private readonly db: Database.Database,
@@ -439,18 +481,20 @@ export class SqliteMessageStore implements MessageStore {
     this.onOp = onOp ?? (() => {});
 
     this.insertCall = db.transaction((messages: NewMessage[]) => {
-      for (const m of messages) this.s.insertMessage.run(...valuesOf(m));
+      for (const m of messages) this.insertRow(m);
     });
 
     this.writeAll = db.transaction((batch: PendingPut[]) => {
-      for (const call of batch) for (const m of call.messages) this.s.insertMessage.run(...valuesOf(m));
+      for (const call of batch) for (const m of call.messages) this.insertRow(m);
     });
 
     this.writeBatch = db.transaction((batch: PendingPut[], failures: Map<PendingPut, PkpError>) => {
       for (const call of batch) {
+        const inserted = this.inserted.length;
         try {
           this.insertCall(call.messages);
         } catch (err) {
+          this.inserted.length = inserted; // the call's savepoint was rolled back
           // Some errors (I/O, disk full) make SQLite abandon the whole transaction: then every call fails.
           if (!db.inTransaction) throw err;
           failures.set(call, putError(err));
@@ -460,9 +504,11 @@ export class SqliteMessageStore implements MessageStore {
 
     this.inSavepoint = db.transaction((run: () => unknown) => run());
     this.opsBatch = db.transaction((ops: PendingOp[]) => ops.map((op): OpOutcome => {
+      const removed = this.fresh.mark();
       try {
         return { ok: true, value: this.inSavepoint(op.run) };
       } catch (error) {
+        this.fresh.rollback(removed); // the op's savepoint was rolled back
         // Some errors (I/O) make SQLite abandon the whole transaction: then every op fails. A full
         // disk fails the batch too, which evenIfFull then retries with the reserve given up.
         if (!db.inTransaction || isDiskFull(error)) throw error;
@@ -485,8 +531,28 @@ export class SqliteMessageStore implements MessageStore {
       return received;
     });
 
+    this.purgeTx = db.transaction((queueId: string) => {
+      let purged = this.s.purgeTouched.run(queueId).changes;
+      this.fresh.each(queueId, Infinity, Infinity, (seq, visibleAt) => {
+        purged += this.s.dropBySeq.run(seq).changes;
+        this.fresh.remove(queueId, seq, visibleAt);
+      });
+      return purged;
+    });
+
+    this.dropExpiredTx = db.transaction((queueId: string, cutoff: number) => {
+      let dropped = this.s.dropSentBefore.run({ queueId, cutoff }).changes;
+      // A fresh message's visible_at is not after its sent_at: those sent before the cutoff are among these.
+      this.fresh.each(queueId, Infinity, cutoff, (seq, visibleAt) => {
+        if (this.s.dropBySeqIfSentBefore.run(seq, cutoff).changes === 0) return;
+        dropped++;
+        this.fresh.remove(queueId, seq, visibleAt);
+      }, true);
+      return dropped;
+    });
+
     this.deleteQueueTx = db.transaction((queueId: string) => {
-      this.s.purge.run(queueId);
+      this.purgeTx(queueId);
       this.s.dropQueueDedup.run(queueId);
       this.s.dropQueueAttempts.run(queueId);
       return this.s.deleteQueue.run(queueId).changes > 0;
@@ -512,7 +578,7 @@ export class SqliteMessageStore implements MessageStore {
         const n = this.s.nextFifoSequence.get(queueId);
         if (!n) throw new PkpError('QueueNotFound', 'the message names a queue that does not exist');
         const sequenceNumber = String(n.fifo_sequence).padStart(20, '0');
-        this.s.insertMessage.run(...valuesOf({ ...m, sequenceNumber }));
+        this.insertRow({ ...m, sequenceNumber });
         this.s.putDedup.run(queueId, scope, dedupId, m.messageId, sequenceNumber, now + dedup.windowMs);
         return { messageId: m.messageId, sequenceNumber, duplicate: false };
       });
@@ -526,12 +592,54 @@ export class SqliteMessageStore implements MessageStore {
           throw new PkpError('InvalidArgument', 'a move names a handle of another message or queue');
         }
         if (this.s.deleteLeased.run(sourceQueueId, handle.messageId, handle.nonce).changes === 0) continue;
-        this.s.insertMessage.run(...valuesOf(move.message));
+        this.insertRow(move.message);
         moved++;
       }
       return moved;
     });
 
+    for (const row of this.s.loadFresh.iterate()) this.fresh.add(row.queueId, row.seq, row.visibleAt, row.dekId);
+  }
+
+  /** Inserts one message (inside a write transaction); a fresh one joins the fresh index when the transaction commits. */
+  private insertRow(m: NewMessage): void {
+    const seq = Number(this.s.insertMessage.run(...valuesOf(m)).lastInsertRowid);
+    if ((m.groupId ?? null) === null && !(m.visibleAt > m.sentAt)) this.inserted.push({ queueId: m.queueId, seq, visibleAt: m.visibleAt, dekId: m.dekId });
+  }
+
+  /**
+   * Runs a write transaction, and the fresh index follows its outcome: the rows it inserted and
+   * removed are added and taken out for good when it commits, and forgotten or put back when not.
+   */
+  private tracked<T>(transaction: () => T): T {
+    try {
+      const value = transaction();
+      this.fresh.commit();
+      for (const f of this.inserted) this.fresh.add(f.queueId, f.seq, f.visibleAt, f.dekId);
+      return value;
+    } finally {
+      this.inserted = [];
+      this.fresh.rollback(); // nothing left to put back after a commit
+    }
+  }
+
+  /** The first `max` visible messages of a queue in receive order (visible_at, seq): touched ones from the index, fresh ones from memory. */
+  private selectVisible(queueId: string, now: number, max: number): MessageRow[] {
+    const touched = this.s.selectVisible.all(queueId, now, max);
+    if (this.fresh.size(queueId) === 0) return touched;
+    const fresh: MessageRow[] = [];
+    this.fresh.each(queueId, max, now, (seq, visibleAt) => {
+      const row = this.s.messageBySeq.get(seq);
+      if (row && row.queue_id === queueId && !isTouched(row)) fresh.push(row);
+      else this.fresh.remove(queueId, seq, visibleAt); // not fresh after all: cannot happen, but is never served twice
+    });
+    const rows: MessageRow[] = [];
+    let i = 0;
+    let j = 0;
+    while (rows.length < max && (i < touched.length || j < fresh.length)) {
+      rows.push(j >= fresh.length || (i < touched.length && byReceiveOrder(touched[i]!, fresh[j]!) < 0) ? touched[i++]! : fresh[j++]!);
+    }
+    return rows;
   }
 
   /** Takes visible messages (FIFO order when asked), or leases those at the redrive limit. Inside receiveTx. */
@@ -540,6 +648,7 @@ export class SqliteMessageStore implements MessageStore {
     const rows = this.selectUnexpired(queueId, max, now, options);
     const nonces = rows.length > 0 ? randomBytes(16 * rows.length).toString('hex') : '';
     return rows.map((row, i): ReceivedMessage => {
+      if (!isTouched(row)) this.fresh.remove(queueId, row.seq, row.visible_at); // touched from now on: it gets a nonce
       const nonce = nonces.slice(32 * i, 32 * (i + 1));
       if (redrive && row.receive_count >= redrive.maxReceiveCount) {
         // Not received: leased for its move to the dead-letter queue, in this same transaction.
@@ -563,14 +672,18 @@ export class SqliteMessageStore implements MessageStore {
    * are deleted here: the sweep reaches only rows whose visible_at is past retention too.
    */
   private selectUnexpired(queueId: string, max: number, now: number, options: ReceiveOptions): MessageRow[] {
-    const select = () => (options.fifo ? this.s.selectVisibleFifo.all({ queueId, now, max }) : this.s.selectVisible.all(queueId, now, max));
+    const select = () => (options.fifo ? this.s.selectVisibleFifo.all({ queueId, now, max }) : this.selectVisible(queueId, now, max));
     const cutoff = options.expiredBefore;
     let rows = select();
     // Bounded: each round deletes what it skips; what is left waits for the next receive.
     for (let round = 0; cutoff !== undefined && round < 8; round++) {
       const fresh = rows.filter((r) => r.sent_at >= cutoff);
       if (fresh.length === rows.length) break;
-      for (const r of rows) if (r.sent_at < cutoff) this.s.dropBySeq.run(r.seq);
+      for (const r of rows) {
+        if (r.sent_at >= cutoff) continue;
+        this.s.dropBySeq.run(r.seq);
+        if (!isTouched(r)) this.fresh.remove(queueId, r.seq, r.visible_at);
+      }
       rows = fresh.length < max ? select() : fresh;
     }
     return cutoff === undefined ? rows : rows.filter((r) => r.sent_at >= cutoff);
@@ -698,7 +811,16 @@ export class SqliteMessageStore implements MessageStore {
     const known = this.queueById(queueId);
     if (known) this.queueIdsByName.delete(pathOf(known.accountId, known.name));
     this.queuesById.delete(queueId);
-    const deleted = this.deleteQueueTx.immediate(queueId);
+    // The foreign key's check of a deleted queue would scan every message (no index leads with
+    // queue_id for all rows): it is off for this one transaction, which deletes the queue's messages first.
+    this.db.pragma('foreign_keys = OFF');
+    let deleted: boolean;
+    try {
+      deleted = this.tracked(() => this.deleteQueueTx.immediate(queueId));
+    } finally {
+      this.db.pragma('foreign_keys = ON');
+    }
+    this.fresh.dropQueue(queueId);
     if (deleted && known && now !== undefined) this.s.recordDeleted.run(pathOf(known.accountId, known.name), now);
     return deleted;
   }
@@ -788,7 +910,7 @@ export class SqliteMessageStore implements MessageStore {
     }
     if (!this.hasRoomFor(messages)) throw storeFull();
     try {
-      return this.fifoPutTx.immediate(queueId, messages, dedup, now);
+      return this.tracked(() => this.fifoPutTx.immediate(queueId, messages, dedup, now));
     } catch (err) {
       this.noteIfFull(err);
       throw err instanceof PkpError ? err : putError(err);
@@ -803,7 +925,7 @@ export class SqliteMessageStore implements MessageStore {
     // messages stay leased and come back), so that receives and deletes keep the reserve's room.
     if (!this.hasRoomFor(moves.map((m) => m.message))) throw storeFull();
     try {
-      return this.moveTx.immediate(sourceQueueId, moves);
+      return this.tracked(() => this.moveTx.immediate(sourceQueueId, moves));
     } catch (err) {
       this.noteIfFull(err);
       throw err instanceof PkpError ? err : putError(err);
@@ -815,8 +937,12 @@ export class SqliteMessageStore implements MessageStore {
     const handle = decodeReceiptHandle(receiptHandle);
     if (!handle || handle.queueId !== queueId) return 'invalid';
     // Like SQS, any handle of the message deletes it, even one from an earlier receive.
-    const changes = await this.deferred(queueId, () => this.s.deleteMessage.run(queueId, handle.messageId).changes);
-    return changes > 0 ? 'deleted' : 'gone';
+    const deleted = await this.deferred(queueId, () => {
+      const row = this.s.deleteMessage.get(queueId, handle.messageId);
+      if (row) this.fresh.remove(queueId, row.seq, row.visibleAt); // a handle made up for a message never received
+      return row !== undefined;
+    });
+    return deleted ? 'deleted' : 'gone';
   }
 
   async changeVisibility(queueId: string, receiptHandle: string, visibleAt: number, now: number): Promise<'changed' | 'expired' | 'not-in-flight' | 'invalid'> {
@@ -834,7 +960,7 @@ export class SqliteMessageStore implements MessageStore {
 
   async purgeQueue(queueId: string, now?: number): Promise<number> {
     this.begin('purgeQueue', queueId);
-    const purged = this.evenIfFull(() => this.s.purge.run(queueId).changes);
+    const purged = this.evenIfFull(() => this.tracked(() => this.purgeTx.immediate(queueId)));
     if (now !== undefined) {
       this.s.markPurged.run(now, queueId);
       const current = this.queuesById.get(queueId);
@@ -847,37 +973,60 @@ export class SqliteMessageStore implements MessageStore {
     this.begin('counts', queueId);
     const visible = this.s.countVisible.get(queueId, now)!.n;
     const invisible = this.s.countInvisible.get(queueId, now)!;
-    return { visible, inFlight: invisible.inFlight ?? 0, delayed: invisible.delayed ?? 0 };
+    // A fresh message not yet visible (a clock that stepped back) counts as delayed, as it would from the index.
+    const freshVisible = this.fresh.countUntil(queueId, now);
+    return { visible: visible + freshVisible, inFlight: invisible.inFlight ?? 0, delayed: (invisible.delayed ?? 0) + this.fresh.size(queueId) - freshVisible };
   }
 
   async backlog(queueId: string, atMost: number): Promise<number> {
     requireIntIn('atMost', atMost, 0, Number.MAX_SAFE_INTEGER);
     this.begin('backlog', queueId);
-    return this.s.backlog.get(queueId, atMost)!.n;
+    return Math.min(atMost, this.s.backlog.get(queueId, atMost)!.n + this.fresh.size(queueId));
   }
 
   async countsByQueue(now: number): Promise<Map<string, QueueCounts>> {
     this.begin('countsByQueue');
     requireFinite('now', now);
-    return new Map(this.s.countsByQueue.all({ now }).map((r) => [r.queueId, { visible: r.visible, inFlight: r.inFlight, delayed: r.delayed }]));
+    const counts = new Map(this.s.countsByQueue.all({ now }).map((r) => [r.queueId, { visible: r.visible, inFlight: r.inFlight, delayed: r.delayed }]));
+    for (const queueId of this.fresh.queues()) {
+      const c = counts.get(queueId) ?? { visible: 0, inFlight: 0, delayed: 0 };
+      const freshVisible = this.fresh.countUntil(queueId, now);
+      counts.set(queueId, { visible: c.visible + freshVisible, inFlight: c.inFlight, delayed: c.delayed + this.fresh.size(queueId) - freshVisible });
+    }
+    return counts;
   }
 
   async dropExpired(queueId: string, retentionMs: number, now: number): Promise<number> {
     this.begin('dropExpired', queueId);
     requireFinite('retentionMs', retentionMs);
-    return this.evenIfFull(() => this.s.dropSentBefore.run({ queueId, cutoff: now - retentionMs }).changes);
+    return this.evenIfFull(() => this.tracked(() => this.dropExpiredTx.immediate(queueId, now - retentionMs)));
   }
 
   async nextVisibleAt(queueId: string): Promise<number | undefined> {
     this.begin('nextVisibleAt', queueId);
-    return this.s.minVisibleAt.get(queueId)!.t ?? undefined;
+    const touched = this.s.minVisibleAt.get(queueId)!.t ?? undefined;
+    const fresh = this.fresh.firstVisibleAt(queueId);
+    return touched === undefined || (fresh !== undefined && fresh < touched) ? fresh : touched;
   }
 
   async backlogDeks(queueId: string, query: BacklogDekQuery): Promise<BacklogDek[]> {
     // Checked before begin(): a bad call must not even flush pending puts.
     const { until, scan, maxDeks } = backlogBounds(queueId, query);
     this.begin('backlogDeks', queueId);
-    return this.s.backlogDeks.all({ queueId, until, scan, maxDeks });
+    // The first `scan` messages in receive order, from the index and from memory, grouped by DEK.
+    const rows = this.s.backlogTouched.all(queueId, until, scan);
+    this.fresh.each(queueId, scan, until, (seq, visibleAt, dekId) => void rows.push({ seq, dekId, visibleAt }));
+    rows.sort((a, b) => a.visibleAt - b.visibleAt || a.seq - b.seq);
+    const byDek = new Map<string, { seq: number; messages: number; firstVisibleAt: number }>();
+    for (const r of rows.slice(0, scan)) {
+      const d = byDek.get(r.dekId);
+      if (d) d.messages++;
+      else byDek.set(r.dekId, { seq: r.seq, messages: 1, firstVisibleAt: r.visibleAt });
+    }
+    // In order of first use (the map's order: rows were sorted), each with its wrapped key read from one row.
+    return [...byDek].slice(0, maxDeks).map(([dekId, d]) => ({
+      dekId, encryptedDek: this.s.encryptedDekOf.get(d.seq)!.encrypted_dek, messages: d.messages, firstVisibleAt: d.firstVisibleAt,
+    }));
   }
 
   /** Readiness: a real write (one row of a health table), so a read-only or full disk shows. Throws when it cannot write. */
@@ -988,7 +1137,7 @@ export class SqliteMessageStore implements MessageStore {
     this.pendingOps = [];
     let outcomes: OpOutcome[];
     try {
-      outcomes = this.evenIfFull(() => this.opsBatch.immediate(ops));
+      outcomes = this.evenIfFull(() => this.tracked(() => this.opsBatch.immediate(ops)));
     } catch (err) {
       for (const op of ops) op.reject(err);
       return;
@@ -1011,13 +1160,13 @@ export class SqliteMessageStore implements MessageStore {
     }
     const failures = new Map<PendingPut, PkpError>();
     try {
-      this.writeAll.immediate(batch);
+      this.tracked(() => this.writeAll.immediate(batch));
     } catch (fast) {
       // Almost always every call is good and the batch goes in without a savepoint per call. If
       // one was not, all was rolled back: written again call by call, so that only the bad call fails.
       if (isDiskFull(fast)) return this.putsFailed(batch, fast);
       try {
-        this.writeBatch.immediate(batch, failures);
+        this.tracked(() => this.writeBatch.immediate(batch, failures));
       } catch (err) {
         return this.putsFailed(batch, err);
       }
