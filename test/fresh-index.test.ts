@@ -144,7 +144,7 @@ describe('SQLite store with fresh messages kept in memory', () => {
     let store = SqliteMessageStore.open({ path });
     const truth = new Database(path, { readonly: true });
     try {
-      const queues = [];
+      const queues: string[] = [];
       for (let i = 0; i < 4; i++) queues.push((await store.createQueue(`q${i}`, {}, 0)).queue.queueId);
       let seed = 7;
       const random = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
@@ -188,7 +188,7 @@ describe('SQLite store with fresh messages kept in memory', () => {
           store = SqliteMessageStore.open({ path });
         } else {
           const next = await store.nextVisibleAt(q);
-          const min = (truth.prepare('SELECT min(visible_at) AS t FROM messages NOT INDEXED WHERE queue_id = ?').get(q) as { t: number | null }).t;
+          const min: number | null = (truth.prepare('SELECT min(visible_at) AS t FROM messages NOT INDEXED WHERE queue_id = ?').get(q) as { t: number | null }).t;
           assert.equal(next, min ?? undefined);
         }
         if (step % 20 === 0) await check();
