@@ -12,6 +12,7 @@ let dir = '';
 describeStoreContract('SQLite', {
   setUp: async () => void (dir = mkdtempSync(join(tmpdir(), 'pkp-contract-'))),
   open: async () => SqliteMessageStore.open({ path: join(dir, 'messages.db') }),
+  sharesData: false,
   tearDown: async () => rmSync(dir, { recursive: true, force: true }),
 });
 
@@ -19,5 +20,6 @@ let database: TestDatabase | undefined;
 describeStoreContract('PostgreSQL', {
   setUp: async () => void (database = await createTestDatabase()),
   open: () => PostgresMessageStore.open({ url: database!.url }),
+  sharesData: true,
   tearDown: async () => database?.drop(),
 }, { skip: await skipUnless('postgres', POSTGRES_URL) });

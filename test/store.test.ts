@@ -372,3 +372,42 @@ test('receives and deletes called in one turn share one commit, each in call ord
   assert.deepEqual(await store.counts(queueId, 0), { visible: 0, inFlight: 0, delayed: 0 });
   await store.close();
 });
+
+test('one process per database: a live owner elsewhere is refused with StoreInUse; a killed one is taken over', async (t) => {
+  const dir = tempDir();
+  const path = join(dir, 'messages.db');
+  const script = join(dir, 'owner.mjs');
+  writeFileSync(script, `
+import { SqliteMessageStore } from ${JSON.stringify(storeModule)};
+const store = SqliteMessageStore.open({ path: process.argv[2] });
+const queueId = (await store.createQueue('q', {}, 0)).queue.queueId;
+process.stdout.write('open ' + queueId + '\\n');
+setInterval(() => {}, 1000);
+`);
+  const child = spawn(process.execPath, ['--import', 'tsx', script, path], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('\n')) resolve();
+    });
+    child.on('close', () => reject(new Error(`the owner ended early: ${output}`)));
+  });
+  const queueId = /^open ([0-9a-f]+)$/m.exec(output)![1]!;
+  assert.throws(() => SqliteMessageStore.open({ path }), (err: unknown) => err instanceof PkpError && err.code === 'StoreInUse' && err.message.includes(String(child.pid)));
+  child.kill('SIGKILL');
+  await exited;
+  const store = SqliteMessageStore.open({ path });
+  try {
+    assert.equal((await store.getQueueById(queueId))?.name, 'q', 'the dead owner\'s lock was taken over');
+    assert.throws(() => SqliteMessageStore.open({ path }), (err: unknown) => err instanceof PkpError && err.code === 'StoreInUse', 'a second store in this process too');
+  } finally {
+    await store.close();
+  }
+  const reopened = SqliteMessageStore.open({ path });
+  await reopened.close();
+});

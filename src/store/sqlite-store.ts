@@ -15,6 +15,7 @@ import { dirname } from 'node:path';
 import { PkpError } from '../core/errors.ts';
 import { DiskReserve, isDiskFull } from './disk-reserve.ts';
 import { FreshIndex } from './fresh-index.ts';
+import { OwnerLock } from './owner-lock.ts';
 import { decodeReceiptHandle, encodeReceiptHandle } from './receipt-handle.ts';
 import { WalCheckpointer } from './wal-checkpointer.ts';
 import { backlogBounds, closedError, requireAccount, requireFinite, requireIntIn } from './validate.ts';
@@ -476,6 +477,7 @@ export class SqliteMessageStore implements MessageStore {
     onOp: ((op: string) => void) | undefined,
     private readonly reserve: DiskReserve,
     private readonly checkpointer: WalCheckpointer | undefined,
+    private readonly owner: OwnerLock | undefined,
   ) {
     this.s = prepareStatements(db);
     this.onOp = onOp ?? (() => {});
@@ -716,7 +718,14 @@ export class SqliteMessageStore implements MessageStore {
       closeSync(openSync(options.path, 'a', 0o600));
       chmodSync(options.path, 0o600);
     }
-    const db = new Database(options.path);
+    const owner = memory ? undefined : OwnerLock.acquire(options.path);
+    let db: Database.Database;
+    try {
+      db = new Database(options.path);
+    } catch (err) {
+      owner?.release();
+      throw err;
+    }
     try {
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
@@ -733,12 +742,13 @@ export class SqliteMessageStore implements MessageStore {
       failInterruptedMoveTasks(db);
       if (!memory) for (const suffix of ['-wal', '-shm']) if (existsSync(options.path + suffix)) chmodSync(options.path + suffix, 0o600);
       const reserve = new DiskReserve(memory ? undefined : `${options.path}-reserve`, options.reserveBytes ?? 8 * 1024 * 1024);
-      const store = new SqliteMessageStore(db, options.onOp, reserve, memory ? undefined : WalCheckpointer.start(options.path));
+      const store = new SqliteMessageStore(db, options.onOp, reserve, memory ? undefined : WalCheckpointer.start(options.path), owner);
       // Opened on a full disk: readable, but refusing sends until there is room.
       store.full = !reserve.ensure();
       return store;
     } catch (err) {
       db.close();
+      owner?.release();
       throw err;
     }
   }
@@ -1044,6 +1054,7 @@ export class SqliteMessageStore implements MessageStore {
     // The worker's connection first: the last one to close moves the WAL in and removes it.
     await this.checkpointer?.close();
     this.db.close();
+    this.owner?.release();
   }
 
   // ---- internals ----

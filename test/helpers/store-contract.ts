@@ -12,6 +12,11 @@ export interface StoreTarget {
   setUp(): Promise<void>;
   /** A store on that storage; a second call is a second store (connection, pool) on the same data. */
   open(): Promise<MessageStore>;
+  /**
+   * Whether two stores may be open on the same data at once (PostgreSQL: several processes share a
+   * database). SQLite allows one (the store keeps part of the data in memory): a second is refused.
+   */
+  sharesData: boolean;
   /** Removes the storage. */
   tearDown(): Promise<void>;
 }
@@ -144,7 +149,8 @@ export function describeStoreContract(kind: string, target: StoreTarget, options
       assert.deepEqual((await s.receiveMessages(queueId, 3, 1000, 200)).map((m) => m.messageId), batch.slice(3).map((m) => m.messageId));
       assert.deepEqual(await s.receiveMessages(queueId, 0, 1000, 200), []);
 
-      const { store: t, queueId: q2 } = await fresh();
+      const t = s;
+      const q2 = (await s.createQueue('q', {}, 0, account())).queue.queueId;
       const a = message(q2, 0);
       const b = message(q2, 10);
       await t.putMessages([a, b]);
@@ -312,7 +318,16 @@ export function describeStoreContract(kind: string, target: StoreTarget, options
       assert.deepEqual((await again.receiveMessages(queueId, 10, 1000, 0)).map((m) => m.bodyCiphertext), [sent.bodyCiphertext]);
     });
 
-    it('concurrent receivers (two stores) never get the same message', async () => {
+    if (!target.sharesData) it('a second store on the same data while the first is open is refused with StoreInUse; once it is closed, one opens', async () => {
+      const { store: s, queueId } = await fresh();
+      await assert.rejects(store(), isCode('StoreInUse'));
+      await s.putMessages([message(queueId, 0)]);
+      await s.close();
+      const again = await store();
+      assert.equal((await again.receiveMessages(queueId, 10, 1000, 1)).length, 1, 'once the first is closed');
+    });
+
+    if (target.sharesData) it('concurrent receivers (two stores) never get the same message', async () => {
       const { store: s, queueId } = await fresh();
       const second = await store();
       await s.putMessages(Array.from({ length: 60 }, (_, i) => message(queueId, i)));
