@@ -168,6 +168,7 @@ export class FreshIndex {
   countUntil(queueId: string, until: number): number {
     const list = this.lists.get(queueId);
     if (!list) return 0;
+    if (list.tail === list.head || list.visible[list.tail - 1]! <= until) return list.live; // all of them: the rule
     let n = 0;
     for (let i = list.head; i < list.tail && list.visible[i]! <= until; i++) if (list.seqs[i]! > 0) n++;
     return n;
