@@ -302,7 +302,10 @@ export class SqliteMessageStore implements MessageStore {
       return moved;
     });
 
-    for (const row of this.s.loadFresh.iterate()) this.fresh.add(row.queueId, row.seq, row.visibleAt, row.dekId);
+    // One string per DEK id and per queue id, not one per row: a backlog shares a few of each.
+    const names = new Map<string, string>();
+    const one = (name: string): string => names.get(name) ?? (names.set(name, name), name);
+    for (const row of this.s.loadFresh.iterate()) this.fresh.add(one(row.queueId), row.seq, row.visibleAt, one(row.dekId));
   }
 
   /** Inserts one message (inside a write transaction); a fresh one joins the fresh index when the transaction commits. */
