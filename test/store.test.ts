@@ -1,4 +1,4 @@
-import { after, test } from 'node:test';
+import { after, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -25,6 +25,54 @@ function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'pkp-store-'));
   tempDirs.push(dir);
   return dir;
+}
+
+/** A script run in a child process on a database, whose output the test reads and which it kills (never outliving the test). */
+interface Child {
+  readonly pid: number;
+  /** Everything the child has printed so far. */
+  output(): string;
+  /** Resolves once `enough` holds for the output, or the child has ended. */
+  until(enough: (output: string) => boolean): Promise<void>;
+  /** SIGKILL; resolves with the signal the child ended by (null: it had ended by itself). */
+  kill(): Promise<NodeJS.Signals | null>;
+}
+
+function startChild(t: TestContext, dir: string, source: string, path: string): Child {
+  const script = join(dir, `child-${randomUUID()}.mjs`);
+  writeFileSync(script, source);
+  const child = spawn(process.execPath, ['--import', 'tsx', script, path], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const ended = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_code, signal) => resolve(signal)));
+  let output = '';
+  const waiting = new Set<() => void>();
+  child.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+    for (const check of waiting) check();
+  });
+  return {
+    pid: child.pid!,
+    output: () => output,
+    until: (enough) => new Promise<void>((resolve) => {
+      const check = (): void => {
+        if (!enough(output)) return;
+        waiting.delete(check);
+        resolve();
+      };
+      waiting.add(check);
+      void ended.then(() => {
+        waiting.delete(check);
+        resolve();
+      });
+      check();
+    }),
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      return ended;
+    },
+  };
 }
 
 function message(queueId: string, sentAt: number, overrides: Partial<NewMessage> = {}): NewMessage {
@@ -185,8 +233,7 @@ test('a database from a newer schema version is refused', async () => {
 test('kill -9: every put acknowledged before the crash is there after reopening, and every acknowledged delete stays done', async (t) => {
   const dir = tempDir();
   const path = join(dir, 'messages.db');
-  const script = join(dir, 'writer.mjs');
-  writeFileSync(script, `
+  const writer = startChild(t, dir, `
 import { SqliteMessageStore } from ${JSON.stringify(storeModule)};
 import { randomBytes, randomUUID } from 'node:crypto';
 const store = SqliteMessageStore.open({ path: process.argv[2] });
@@ -206,28 +253,12 @@ for (let i = 0; ; i++) {
   process.stdout.write('deleting ' + got.messageId + '\\n');
   if (await store.deleteMessage(queueId, got.receiptHandle) === 'deleted') process.stdout.write('deleted ' + got.messageId + '\\n');
 }
-`);
-  const child = spawn(process.execPath, ['--import', 'tsx', script, path], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
-  // The writer never stops by itself: whatever happens to this test, it must not outlive it.
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  let output = '';
-  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_code, signal) => resolve(signal)));
-  await new Promise<void>((resolve) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      // Kill it mid-stream, once it has acknowledged a few hundred messages.
-      if ((output.match(/^acked /gm) ?? []).length >= 200) {
-        child.kill('SIGKILL');
-        resolve();
-      }
-    });
-    child.on('close', () => resolve());
-  });
-  assert.equal(await exited, 'SIGKILL');
+`, path);
+  // The writer never stops by itself: killed mid-stream, once it has acknowledged a few hundred messages.
+  await writer.until((output) => (output.match(/^acked /gm) ?? []).length >= 200);
+  assert.equal(await writer.kill(), 'SIGKILL');
 
-  const lines = output.split('\n');
+  const lines = writer.output().split('\n');
   const queueId = lines.find((l) => l.startsWith('queue '))!.slice(6);
   // Only complete lines count: a torn last line was never fully acknowledged.
   const complete = lines.slice(0, -1);
@@ -306,11 +337,10 @@ test('a database made by the schema-1 build (before accounts) opens: its queues 
   check.close();
 });
 
-test('kill -9 during dead-letter moves: every message is in exactly one of the two queues afterwards', async () => {
+test('kill -9 during dead-letter moves: every message is in exactly one of the two queues afterwards', async (t) => {
   const dir = tempDir();
   const path = join(dir, 'messages.db');
-  const script = join(dir, 'mover.mjs');
-  writeFileSync(script, `
+  const mover = startChild(t, dir, `
 import { SqliteMessageStore } from ${JSON.stringify(storeModule)};
 import { randomBytes, randomUUID } from 'node:crypto';
 const store = SqliteMessageStore.open({ path: process.argv[2] });
@@ -330,22 +360,10 @@ for (let now = 1; ; now++) {
   if (moves.length) await store.moveMessages(source, moves);
   process.stdout.write('moved\\n');
 }
-`);
-  const child = spawn(process.execPath, ['--import', 'tsx', script, path], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
-  let output = '';
-  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_code, signal) => resolve(signal)));
-  await new Promise<void>((resolve) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      if ((output.match(/^moved$/gm) ?? []).length >= 60) {
-        child.kill('SIGKILL');
-        resolve();
-      }
-    });
-    child.on('close', () => resolve());
-  });
-  assert.equal(await exited, 'SIGKILL');
-  const [source, dlq, ...ids] = output.split('\n').find((l) => l.startsWith('ids '))!.slice(4).split(' ');
+`, path);
+  await mover.until((output) => (output.match(/^moved$/gm) ?? []).length >= 60);
+  assert.equal(await mover.kill(), 'SIGKILL');
+  const [source, dlq, ...ids] = mover.output().split('\n').find((l) => l.startsWith('ids '))!.slice(4).split(' ');
   assert.equal(ids.length, 2000);
 
   const store = SqliteMessageStore.open({ path });
@@ -376,31 +394,18 @@ test('receives and deletes called in one turn share one commit, each in call ord
 test('one process per database: a live owner elsewhere is refused with StoreInUse; a killed one is taken over', async (t) => {
   const dir = tempDir();
   const path = join(dir, 'messages.db');
-  const script = join(dir, 'owner.mjs');
-  writeFileSync(script, `
+  const owner = startChild(t, dir, `
 import { SqliteMessageStore } from ${JSON.stringify(storeModule)};
 const store = SqliteMessageStore.open({ path: process.argv[2] });
 const queueId = (await store.createQueue('q', {}, 0)).queue.queueId;
 process.stdout.write('open ' + queueId + '\\n');
 setInterval(() => {}, 1000);
-`);
-  const child = spawn(process.execPath, ['--import', 'tsx', script, path], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
-  let output = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('\n')) resolve();
-    });
-    child.on('close', () => reject(new Error(`the owner ended early: ${output}`)));
-  });
-  const queueId = /^open ([0-9a-f]+)$/m.exec(output)![1]!;
-  assert.throws(() => SqliteMessageStore.open({ path }), (err: unknown) => err instanceof PkpError && err.code === 'StoreInUse' && err.message.includes(String(child.pid)));
-  child.kill('SIGKILL');
-  await exited;
+`, path);
+  await owner.until((output) => output.includes('\n'));
+  const queueId = /^open ([0-9a-f]+)$/m.exec(owner.output())?.[1];
+  assert.ok(queueId, `the owner opened the store: ${owner.output()}`);
+  assert.throws(() => SqliteMessageStore.open({ path }), (err: unknown) => err instanceof PkpError && err.code === 'StoreInUse' && err.message.includes(String(owner.pid)));
+  assert.equal(await owner.kill(), 'SIGKILL');
   const store = SqliteMessageStore.open({ path });
   try {
     assert.equal((await store.getQueueById(queueId))?.name, 'q', 'the dead owner\'s lock was taken over');

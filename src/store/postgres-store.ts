@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { PkpError } from '../core/errors.ts';
+import { toStored, type MessageRow } from './message-row.ts';
 import { PgListener } from './pg-listener.ts';
 import { decodeReceiptHandle, encodeReceiptHandle } from './receipt-handle.ts';
 import {
@@ -30,7 +31,6 @@ import {
   type QueueRecord,
   type ReceivedMessage,
   type ReceiveOptions,
-  type StoredMessage,
 } from './types.ts';
 import { backlogBounds, closedError, requireAccount, requireFinite, requireIntIn } from './validate.ts';
 
@@ -150,28 +150,6 @@ interface QueueRow {
   attributes: Record<string, string>;
   tags: Record<string, string>;
   purged_at: number | null;
-}
-
-interface MessageRow {
-  seq: number;
-  queue_id: string;
-  message_id: string;
-  body: Buffer;
-  attributes: Buffer | null;
-  encrypted_dek: Buffer;
-  dek_id: string;
-  kms_key_id: string;
-  sender: string;
-  sent_at: number;
-  visible_at: number;
-  body_bytes: number;
-  receive_count: number;
-  first_received_at: number | null;
-  receipt_nonce: string | null;
-  group_id: string | null;
-  dedup_id: string | null;
-  sequence_number: string | null;
-  dead_letter_source: string | null;
 }
 
 interface PendingPut {
@@ -845,28 +823,6 @@ function toQueue(row: QueueRow): QueueRecord {
     attributes: { ...row.attributes },
     tags: { ...row.tags },
     lastPurgedAt: row.purged_at,
-  };
-}
-
-function toStored(row: MessageRow): StoredMessage {
-  return {
-    messageId: row.message_id,
-    queueId: row.queue_id,
-    bodyCiphertext: row.body,
-    attributesCiphertext: row.attributes,
-    encryptedDek: row.encrypted_dek,
-    dekId: row.dek_id,
-    kmsKeyId: row.kms_key_id,
-    senderPrincipal: row.sender,
-    sentAt: row.sent_at,
-    visibleAt: row.visible_at,
-    bodyBytes: row.body_bytes,
-    receiveCount: row.receive_count,
-    firstReceivedAt: row.first_received_at,
-    ...(row.group_id !== null ? { groupId: row.group_id } : {}),
-    ...(row.dedup_id !== null ? { dedupId: row.dedup_id } : {}),
-    ...(row.sequence_number !== null ? { sequenceNumber: row.sequence_number } : {}),
-    ...(row.dead_letter_source !== null ? { deadLetterSourceArn: row.dead_letter_source } : {}),
   };
 }
 

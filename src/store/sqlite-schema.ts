@@ -4,6 +4,7 @@
  */
 import type Database from 'better-sqlite3';
 import { PkpError } from '../core/errors.ts';
+import type { MessageRow } from './message-row.ts';
 import { LEGACY_ACCOUNT_ID, type NewMessage, type QueueCounts } from './types.ts';
 
 /**
@@ -137,31 +138,8 @@ export interface QueueRow {
   purged_at: number | null;
 }
 
-export interface MessageRow {
-  seq: number;
-  queue_id: string;
-  message_id: string;
-  body: Buffer;
-  attributes: Buffer | null;
-  encrypted_dek: Buffer;
-  dek_id: string;
-  kms_key_id: string;
-  sender: string;
-  sent_at: number;
-  visible_at: number;
-  body_bytes: number;
-  receive_count: number;
-  first_received_at: number | null;
-  receipt_nonce: string | null;
-  group_id: string | null;
-  dedup_id: string | null;
-  sequence_number: string | null;
-  dead_letter_source: string | null;
-}
-
 /** An insert's values in column order (positional binding: cheaper than binding an object by name). */
 export type MessageValues = [string, string, Buffer, Buffer | null, Buffer, string, string, string, number, number, number, string | null, string | null, string | null, string | null];
-
 
 export type Statements = ReturnType<typeof prepareStatements>;
 

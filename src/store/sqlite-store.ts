@@ -18,7 +18,8 @@ import { FreshIndex } from './fresh-index.ts';
 import { OwnerLock } from './owner-lock.ts';
 import { decodeReceiptHandle, encodeReceiptHandle } from './receipt-handle.ts';
 import { WalCheckpointer } from './wal-checkpointer.ts';
-import { isTouched, migrate, prepareStatements, valuesOf, type MessageRow, type QueueRow, type Statements } from './sqlite-schema.ts';
+import { toStored, type MessageRow } from './message-row.ts';
+import { isTouched, migrate, prepareStatements, valuesOf, type QueueRow, type Statements } from './sqlite-schema.ts';
 import { backlogBounds, closedError, requireAccount, requireFinite, requireIntIn } from './validate.ts';
 import {
   type BacklogDek,
@@ -29,7 +30,6 @@ import {
   type QueueCounts,
   type QueueRecord,
   type ReceivedMessage,
-  type StoredMessage,
   type MessageMove,
   type FifoDedup,
   type FifoPutResult,
@@ -85,28 +85,6 @@ function toQueue(row: QueueRow): QueueRecord {
     attributes: JSON.parse(row.attributes) as Record<string, string>,
     tags: JSON.parse(row.tags) as Record<string, string>,
     lastPurgedAt: row.purged_at,
-  };
-}
-
-function toStored(row: MessageRow): StoredMessage {
-  return {
-    messageId: row.message_id,
-    queueId: row.queue_id,
-    bodyCiphertext: row.body,
-    attributesCiphertext: row.attributes,
-    encryptedDek: row.encrypted_dek,
-    dekId: row.dek_id,
-    kmsKeyId: row.kms_key_id,
-    senderPrincipal: row.sender,
-    sentAt: row.sent_at,
-    visibleAt: row.visible_at,
-    bodyBytes: row.body_bytes,
-    receiveCount: row.receive_count,
-    firstReceivedAt: row.first_received_at,
-    ...(row.group_id !== null ? { groupId: row.group_id } : {}),
-    ...(row.dedup_id !== null ? { dedupId: row.dedup_id } : {}),
-    ...(row.sequence_number !== null ? { sequenceNumber: row.sequence_number } : {}),
-    ...(row.dead_letter_source !== null ? { deadLetterSourceArn: row.dead_letter_source } : {}),
   };
 }
 
