@@ -7,6 +7,7 @@ import { escapeHtml, formatPercent, formatSig } from '../src/sim/report/format.t
 import { renderReplayReport } from '../src/sim/report-html.ts';
 import type { ReplayResult } from '../src/sim/replay.ts';
 import type { PolicyResult, QueueOutcome, TimelinePoint } from '../src/sim/simulator.ts';
+import { placeLabels } from '../src/sim/report/label-places.ts';
 
 const HOUR = 3_600_000;
 const BUCKET = 600_000;
@@ -203,4 +204,38 @@ test('writes a sample report to /tmp/report-sample.html', () => {
 test('warnings about the measured window are shown, escaped', () => {
   const html = renderReplayReport({ ...sample(), warnings: ['the warm-up (1.00 h) is not shorter than the trace <0.1 h>'] }, META);
   assert.match(html, /<p class="warning">Warning: the warm-up \(1\.00 h\) is not shorter than the trace &#60;0\.1 h&#62;<\/p>/);
+});
+
+test('point labels are placed apart: crowded points get free sides or farther places, inside the chart', () => {
+  const texts = ['0: 879', '0.02: 783', '0.05: 540', '0.1: 215'];
+  // Four points a few pixels apart, as a sweep's first budgets are, and one near the right edge.
+  const points = [
+    ...texts.map((text, i) => ({ px: 116 + 20 * i, py: 142 + 6 * i, text, sides: ['top', 'bottom', 'right', 'left'] as const })),
+    { px: 895, py: 200, text: 'histogram  75', sides: ['right', 'left', 'top', 'bottom'] as const },
+  ];
+  const area = { x: 0, y: 30, w: 900, h: 430 };
+  const places = placeLabels(points, area);
+  const box = (i: number) => {
+    const p = points[i]!;
+    const w = p.text.length * 7.5;
+    const gap = 11 + places[i]!.farther;
+    switch (places[i]!.side) {
+      case 'top': return { x: p.px - w / 2, y: p.py - gap - 16, w, h: 16 };
+      case 'bottom': return { x: p.px - w / 2, y: p.py + gap, w, h: 16 };
+      case 'right': return { x: p.px + gap, y: p.py - 8, w, h: 16 };
+      case 'left': return { x: p.px - gap - w, y: p.py - 8, w, h: 16 };
+    }
+  };
+  for (let i = 0; i < points.length; i++) {
+    const a = box(i);
+    assert.ok(a.x >= 0 && a.y >= 30 && a.x + a.w <= 900 && a.y + a.h <= 460, `label ${i} inside the chart`);
+    for (let j = 0; j < i; j++) {
+      const b = box(j);
+      assert.ok(!(a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h), `labels ${j} and ${i} apart`);
+    }
+  }
+  assert.equal(places[4]!.side, 'left', 'no room on the right at the edge');
+  // Nowhere free (a point boxed in by others' symbols on every side, far out too): the preferred side.
+  const boxed = placeLabels([{ px: 50, py: 50, text: 'x'.repeat(200), sides: ['top', 'bottom'] }], area);
+  assert.deepEqual(boxed, [{ side: 'top', farther: 0 }]);
 });

@@ -7,6 +7,7 @@ import type { KeyReason } from '../../kms/types.ts';
 import { idlePriceLambda } from '../policies/idle-price.ts';
 import type { PolicyResult } from '../simulator.ts';
 import { formatPercent, formatShortCount, formatSig } from './format.ts';
+import { placeLabels, type Place } from './label-places.ts';
 
 /** Known policies keep their colour from report to report; others take the rest in turn. */
 const KNOWN_COLORS: Record<string, string> = {
@@ -109,6 +110,9 @@ function renderSvg(option: EChartsOption, width: number, height: number): string
 
 export type Policies = [name: string, result: PolicyResult][];
 
+/** The trade-off chart's size and plot margins (px); `legend` is the band its legend takes at the top. */
+const TRADEOFF = { width: 900, height: 460, left: 80, right: 150, top: 50, bottom: 60, legend: 30 };
+
 /** A point of pkp's trade-off curve: its budget and what it did. */
 export interface CurvePoint {
   maxKmsOverhead: number;
@@ -135,18 +139,36 @@ export function tradeoffChart(policies: Policies, colors: Map<string, string>, c
   const floor = positive.length > 0 ? pow10(Math.floor(Math.log10(Math.min(...positive))) - 1) : 0.1;
   const top = positive.length > 0 ? pow10(Math.ceil(Math.log10(Math.max(...positive) * 1.01))) : 10;
   const y = (m: number): number => (m > 0 ? m : floor);
-  const label = (name: string, r: PolicyResult) => `${name}  ${formatShortCount(r.demandMisses)}`;
   const pkpColor = colors.get('pkp') ?? KNOWN_COLORS.pkp!;
   // The idle-price baseline at several prices is one curve, each point labelled with its price.
   const priced = shown.filter(([name]) => idlePriceLambda(name) !== undefined).sort((a, b) => x(a[1]) - x(b[1]));
   const single = priced.length > 1 ? shown.filter(([name]) => idlePriceLambda(name) === undefined) : shown;
-  const series: NonNullable<EChartsOption['series']> = single.map(([name, r]) => ({
+  // Each label's side, chosen in the chart's pixels so that neighbouring labels stay apart: pkp's
+  // curve first, then the priced baseline, then the single policies.
+  const [xMin, xMax] = [Math.max(0, lo - pad), hi + pad];
+  const plot = { x: TRADEOFF.left, y: TRADEOFF.top, w: TRADEOFF.width - TRADEOFF.left - TRADEOFF.right, h: TRADEOFF.height - TRADEOFF.top - TRADEOFF.bottom };
+  const at = (r: PolicyResult) => ({
+    px: plot.x + ((x(r) - xMin) / (xMax - xMin || 1)) * plot.w,
+    py: plot.y + plot.h - ((Math.log10(y(r.demandMisses)) - Math.log10(floor)) / (Math.log10(top) - Math.log10(floor) || 1)) * plot.h,
+  });
+  const curveTexts = curve.map((p) => `${p.maxKmsOverhead}: ${formatShortCount(p.result.demandMisses)}`);
+  const pricedTexts = priced.map(([name, r]) => `λ${idlePriceLambda(name)}: ${formatShortCount(r.demandMisses)}`);
+  const singleTexts = single.map(([name, r]) => `${name}  ${formatShortCount(r.demandMisses)}`);
+  const sides = placeLabels([
+    ...curve.map((p, i) => ({ ...at(p.result), text: curveTexts[i]!, sides: ['top', 'bottom', 'right', 'left'] as const })),
+    ...priced.map(([, r], i) => ({ ...at(r), text: pricedTexts[i]!, sides: ['bottom', 'left', 'right', 'top'] as const })),
+    ...single.map(([, r], i) => ({ ...at(r), text: singleTexts[i]!, sides: ['right', 'left', 'top', 'bottom'] as const })),
+  ], { x: 0, y: TRADEOFF.legend, w: TRADEOFF.width, h: TRADEOFF.height - TRADEOFF.legend });
+  const curveSides = sides.slice(0, curve.length);
+  const pricedSides = sides.slice(curve.length, curve.length + priced.length);
+  const singleSides = sides.slice(curve.length + priced.length);
+  const labelled = (text: string, place: Place) => ({ show: true, position: place.side, distance: 5 + place.farther, color: '#222', formatter: text });
+  const series: NonNullable<EChartsOption['series']> = single.map(([name, r], i) => ({
     type: 'scatter' as const,
     name,
     symbolSize: 12,
     itemStyle: { color: colors.get(name) },
-    label: { show: true, position: 'right' as const, color: '#222', formatter: label(name, r) },
-    data: [[x(r), y(r.demandMisses)]],
+    data: [{ value: [x(r), y(r.demandMisses)], label: labelled(singleTexts[i]!, singleSides[i]!) }],
   }));
   if (priced.length > 1) {
     const color = colors.get(priced[0]![0]) ?? IDLE_PRICE_COLORS[0];
@@ -157,8 +179,7 @@ export function tradeoffChart(policies: Policies, colors: Map<string, string>, c
       symbol: 'diamond',
       itemStyle: { color },
       lineStyle: { width: 2, color, type: 'dashed' },
-      label: { show: true, position: 'bottom' as const, color: '#222', formatter: (p: { dataIndex: number }) => `λ${idlePriceLambda(priced[p.dataIndex]![0])}: ${formatShortCount(priced[p.dataIndex]![1].demandMisses)}` },
-      data: priced.map(([, r]) => [x(r), y(r.demandMisses)]),
+      data: priced.map(([, r], i) => ({ value: [x(r), y(r.demandMisses)], label: labelled(pricedTexts[i]!, pricedSides[i]!) })),
     });
   }
   if (curve.length > 0) {
@@ -168,27 +189,27 @@ export function tradeoffChart(policies: Policies, colors: Map<string, string>, c
       symbolSize: 8,
       itemStyle: { color: pkpColor },
       lineStyle: { width: 2, color: pkpColor },
-      label: { show: true, position: 'top' as const, color: '#222', formatter: (p: { dataIndex: number }) => `${curve[p.dataIndex]!.maxKmsOverhead}: ${formatShortCount(curve[p.dataIndex]!.result.demandMisses)}` },
-      data: curve.map((p) => [x(p.result), y(p.result.demandMisses)]),
+      data: curve.map((p, i) => ({ value: [x(p.result), y(p.result.demandMisses)], label: labelled(curveTexts[i]!, curveSides[i]!) })),
     });
   }
   return renderSvg(
     {
-      legend: { top: 0 },
-      grid: { left: 80, right: 150, top: 50, bottom: 60 },
+      // Text widths are estimated in Node, and a browser's font runs wider: a wide gap keeps the
+      // legend's items from running into each other.
+      legend: { top: 0, itemGap: 24 },
+      grid: { left: TRADEOFF.left, right: TRADEOFF.right, top: TRADEOFF.top, bottom: TRADEOFF.bottom },
       xAxis: {
-        type: 'value', min: Math.max(0, lo - pad), max: hi + pad, name: byOracle ? "KMS calls ÷ oracle's" : 'KMS calls',
+        type: 'value', min: xMin, max: xMax, name: byOracle ? "KMS calls ÷ oracle's" : 'KMS calls',
         nameLocation: 'middle', nameGap: 34, axisLabel: { formatter: (v: number) => formatSig(v) }, splitLine: { show: true },
       },
       yAxis: {
         type: 'log', logBase: 10, min: floor, max: top, name: 'demand misses (log; 0 drawn at the bottom)', nameLocation: 'middle', nameGap: 58,
         axisLabel: { formatter: (v: number) => (v <= floor * (1 + 1e-9) ? '0' : formatShortCount(v)) }, splitLine: { show: true },
       },
-      labelLayout: { hideOverlap: false, moveOverlap: 'shiftY' },
       series,
     },
-    900,
-    460,
+    TRADEOFF.width,
+    TRADEOFF.height,
   );
 }
 
