@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { cdfPoints, planAxis, policyColors, REASON_COLORS, timelineOrigin } from '../src/sim/report/charts.ts';
+import { cdfPoints, legendTop, planAxis, policyColors, REASON_COLORS, timelineOrigin } from '../src/sim/report/charts.ts';
 import { POLICY_NAMES } from '../src/sim/replay.ts';
 import { escapeHtml, formatPercent, formatSig } from '../src/sim/report/format.ts';
 import { renderReplayReport } from '../src/sim/report-html.ts';
@@ -238,4 +238,12 @@ test('point labels are placed apart: crowded points get free sides or farther pl
   // Nowhere free (a point boxed in by others' symbols on every side, far out too): the preferred side.
   const boxed = placeLabels([{ px: 50, py: 50, text: 'x'.repeat(200), sides: ['top', 'bottom'] }], area);
   assert.deepEqual(boxed, [{ side: 'top', farther: 0 }]);
+});
+
+test('a line chart keeps room above its plot for every row its legend wraps to', () => {
+  const few = legendTop(['reactive', 'pkp'], 760);
+  const many = legendTop(['reactive', 'refresh-ahead', 'histogram', 'idle-price@8', 'idle-price@2', 'idle-price@0.75', 'idle-price@0.25', 'oracle'], 760);
+  assert.equal(few, 40, 'one row');
+  assert.equal(many, 64, 'eight policies wrap to a second row');
+  assert.ok(legendTop(Array.from({ length: 30 }, (_, i) => `policy-${i}`), 760) > many, 'more rows, more room');
 });

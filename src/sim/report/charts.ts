@@ -213,6 +213,28 @@ export function tradeoffChart(policies: Policies, colors: Map<string, string>, c
   );
 }
 
+const LINE_WIDTH = 760;
+/** A wide gap between items: ECharts estimates text widths in Node, narrower than a browser draws them. */
+const LINE_LEGEND = { top: 0, itemGap: 24 };
+
+/**
+ * The plot's top margin under a legend of these names: room for as many rows as the legend
+ * wraps to (estimated as generously as the labels: 7.5 px a character, the icon and the gap).
+ */
+export function legendTop(names: readonly string[], width: number): number {
+  let rows = 1;
+  let used = 0;
+  for (const name of names) {
+    const w = 25 + 5 + name.length * 7.5 + LINE_LEGEND.itemGap;
+    if (used > 0 && used + w > width - 20) {
+      rows++;
+      used = 0;
+    }
+    used += w;
+  }
+  return 16 + 24 * rows;
+}
+
 /** Timeline buckets carry absolute trace time; the trace start is the first measured bucket less the warm-up. */
 export function timelineOrigin(policies: Policies, warmupMs: number): number {
   let first = Infinity;
@@ -230,8 +252,8 @@ export function timelineChart(policies: Policies, colors: Map<string, string>, w
   const yPlan = planAxis(lines.flatMap((l) => l.points.map((p) => p[1])));
   return renderSvg(
     {
-      legend: { top: 0 },
-      grid: { left: 80, right: 30, top: 40, bottom: 60 },
+      legend: LINE_LEGEND,
+      grid: { left: 80, right: 30, top: legendTop(lines.map((l) => l.name), LINE_WIDTH), bottom: 60 },
       xAxis: { type: 'value', min: 'dataMin', max: 'dataMax', name: 'hours from trace start', nameLocation: 'middle', nameGap: 34, axisLabel: { formatter: (v: number) => formatSig(v) } },
       yAxis: { ...axisFor(yPlan, 'demand-miss ratio', (v) => formatPercent(v, 2)), nameGap: 58 },
       series: lines.map((l) => ({
@@ -243,7 +265,7 @@ export function timelineChart(policies: Policies, colors: Map<string, string>, w
         data: l.points.map(([x, y]) => [x, place(yPlan, y)]),
       })),
     },
-    760,
+    LINE_WIDTH,
     400,
   );
 }
@@ -272,8 +294,8 @@ export function queueCdfChart(policies: Policies, colors: Map<string, string>): 
   const xPlan = planAxis(lines.flatMap((l) => l.points.map((p) => p[0])));
   return renderSvg(
     {
-      legend: { top: 0 },
-      grid: { left: 70, right: 30, top: 40, bottom: 60 },
+      legend: LINE_LEGEND,
+      grid: { left: 70, right: 30, top: legendTop(lines.map((l) => l.name), LINE_WIDTH), bottom: 60 },
       xAxis: axisFor(xPlan, 'demand-miss ratio of a queue', (v) => formatPercent(v, 2)),
       yAxis: { type: 'value', min: 0, max: 1, name: 'share of queues', nameLocation: 'middle', nameGap: 48, axisLabel: { formatter: (v: number) => formatPercent(v) } },
       series: lines.map((l) => ({
@@ -286,7 +308,7 @@ export function queueCdfChart(policies: Policies, colors: Map<string, string>): 
         data: l.points.map(([x, y]) => [place(xPlan, x), y]),
       })),
     },
-    760,
+    LINE_WIDTH,
     400,
   );
 }
