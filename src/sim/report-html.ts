@@ -53,7 +53,7 @@ h2 { font-size: 1.15em; margin-top: 2em; border-bottom: 1px solid #ddd; padding-
 dl.options { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; }
 dl.options dt { color: #666; }
 dl.options dd { margin: 0; }
-pre { background: #f4f4f4; padding: 8px 10px; overflow-x: auto; }
+pre { background: #f4f4f4; padding: 8px 10px; white-space: pre-wrap; overflow-wrap: anywhere; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums; }
 th, td { padding: 4px 6px; border-bottom: 1px solid #e3e3e3; white-space: nowrap; }
