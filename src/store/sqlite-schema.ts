@@ -281,6 +281,11 @@ export function isTouched(row: MessageRow): boolean {
   return row.receipt_nonce !== null || row.visible_at > row.sent_at || row.group_id !== null;
 }
 
+/** Whether a new message goes to the fresh index rather than messages_by_visibility (it has no nonce yet). */
+export function isFresh(m: NewMessage): boolean {
+  return !(m.visibleAt > m.sentAt) && (m.groupId ?? null) === null;
+}
+
 export function valuesOf(m: NewMessage): MessageValues {
   return [
     m.queueId, m.messageId, m.bodyCiphertext, m.attributesCiphertext ?? null, m.encryptedDek, m.dekId, m.kmsKeyId, m.senderPrincipal,

@@ -19,7 +19,7 @@ import { OwnerLock } from './owner-lock.ts';
 import { decodeReceiptHandle, encodeReceiptHandle } from './receipt-handle.ts';
 import { WalCheckpointer } from './wal-checkpointer.ts';
 import { toStored, type MessageRow } from './message-row.ts';
-import { isTouched, migrate, prepareStatements, valuesOf, type QueueRow, type Statements } from './sqlite-schema.ts';
+import { isFresh, isTouched, migrate, prepareStatements, valuesOf, type QueueRow, type Statements } from './sqlite-schema.ts';
 import { backlogBounds, closedError, requireAccount, requireFinite, requireIntIn } from './validate.ts';
 import {
   type BacklogDek,
@@ -289,7 +289,7 @@ export class SqliteMessageStore implements MessageStore {
   /** Inserts one message (inside a write transaction); a fresh one joins the fresh index when the transaction commits. */
   private insertRow(m: NewMessage): void {
     const seq = Number(this.s.insertMessage.run(...valuesOf(m)).lastInsertRowid);
-    if ((m.groupId ?? null) === null && !(m.visibleAt > m.sentAt)) this.inserted.push({ queueId: m.queueId, seq, visibleAt: m.visibleAt, dekId: m.dekId });
+    if (isFresh(m)) this.inserted.push({ queueId: m.queueId, seq, visibleAt: m.visibleAt, dekId: m.dekId });
   }
 
   /**
