@@ -7,7 +7,7 @@ import type { KeyReason } from '../../kms/types.ts';
 import { idlePriceLambda } from '../policies/idle-price.ts';
 import type { PolicyResult } from '../simulator.ts';
 import { formatPercent, formatShortCount, formatSig } from './format.ts';
-import { placeLabels, type Place } from './label-places.ts';
+import { CHAR_PX, placeLabels, type Place } from './label-places.ts';
 
 /** Known policies keep their colour from report to report; others take the rest in turn. */
 const KNOWN_COLORS: Record<string, string> = {
@@ -110,6 +110,8 @@ function renderSvg(option: EChartsOption, width: number, height: number): string
 
 export type Policies = [name: string, result: PolicyResult][];
 
+/** A wide gap between legend items: ECharts estimates text widths in Node, narrower than a browser draws them. */
+const LEGEND = { top: 0, itemGap: 24 };
 /** The trade-off chart's size and plot margins (px); `legend` is the band its legend takes at the top. */
 const TRADEOFF = { width: 900, height: 460, left: 80, right: 150, top: 50, bottom: 60, legend: 30 };
 
@@ -194,9 +196,7 @@ export function tradeoffChart(policies: Policies, colors: Map<string, string>, c
   }
   return renderSvg(
     {
-      // Text widths are estimated in Node, and a browser's font runs wider: a wide gap keeps the
-      // legend's items from running into each other.
-      legend: { top: 0, itemGap: 24 },
+      legend: LEGEND,
       grid: { left: TRADEOFF.left, right: TRADEOFF.right, top: TRADEOFF.top, bottom: TRADEOFF.bottom },
       xAxis: {
         type: 'value', min: xMin, max: xMax, name: byOracle ? "KMS calls ÷ oracle's" : 'KMS calls',
@@ -214,18 +214,16 @@ export function tradeoffChart(policies: Policies, colors: Map<string, string>, c
 }
 
 const LINE_WIDTH = 760;
-/** A wide gap between items: ECharts estimates text widths in Node, narrower than a browser draws them. */
-const LINE_LEGEND = { top: 0, itemGap: 24 };
 
 /**
  * The plot's top margin under a legend of these names: room for as many rows as the legend
- * wraps to (estimated as generously as the labels: 7.5 px a character, the icon and the gap).
+ * wraps to (each item estimated as generously as the labels: its text, the icon and the gap).
  */
 export function legendTop(names: readonly string[], width: number): number {
   let rows = 1;
   let used = 0;
   for (const name of names) {
-    const w = 25 + 5 + name.length * 7.5 + LINE_LEGEND.itemGap;
+    const w = 25 + 5 + name.length * CHAR_PX + LEGEND.itemGap;
     if (used > 0 && used + w > width - 20) {
       rows++;
       used = 0;
@@ -252,7 +250,7 @@ export function timelineChart(policies: Policies, colors: Map<string, string>, w
   const yPlan = planAxis(lines.flatMap((l) => l.points.map((p) => p[1])));
   return renderSvg(
     {
-      legend: LINE_LEGEND,
+      legend: LEGEND,
       grid: { left: 80, right: 30, top: legendTop(lines.map((l) => l.name), LINE_WIDTH), bottom: 60 },
       xAxis: { type: 'value', min: 'dataMin', max: 'dataMax', name: 'hours from trace start', nameLocation: 'middle', nameGap: 34, axisLabel: { formatter: (v: number) => formatSig(v) } },
       yAxis: { ...axisFor(yPlan, 'demand-miss ratio', (v) => formatPercent(v, 2)), nameGap: 58 },
@@ -294,7 +292,7 @@ export function queueCdfChart(policies: Policies, colors: Map<string, string>): 
   const xPlan = planAxis(lines.flatMap((l) => l.points.map((p) => p[0])));
   return renderSvg(
     {
-      legend: LINE_LEGEND,
+      legend: LEGEND,
       grid: { left: 70, right: 30, top: legendTop(lines.map((l) => l.name), LINE_WIDTH), bottom: 60 },
       xAxis: axisFor(xPlan, 'demand-miss ratio of a queue', (v) => formatPercent(v, 2)),
       yAxis: { type: 'value', min: 0, max: 1, name: 'share of queues', nameLocation: 'middle', nameGap: 48, axisLabel: { formatter: (v: number) => formatPercent(v) } },

@@ -30,7 +30,7 @@ interface Box {
 }
 
 /** Generous for 12 px text in a browser's sans-serif (its digits are about 7 px wide). */
-const CHAR_PX = 7.5;
+export const CHAR_PX = 7.5;
 const TEXT_HEIGHT_PX = 16;
 /** ECharts' distance from the symbol to its label, plus the symbol's radius. */
 const GAP_PX = 5 + 6;
