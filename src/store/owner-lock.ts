@@ -7,6 +7,7 @@
  * second start by mistake: two processes starting in the same instant could both take it.
  */
 import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { PkpError } from '../core/errors.ts';
 
 /** Paths this process holds: a second store on one file in one process is refused too. */
@@ -42,7 +43,7 @@ export class OwnerLock {
 
   /** Takes the lock of the database at `database`, or throws StoreInUse. */
   static acquire(database: string): OwnerLock {
-    const path = `${database}-owner`;
+    const path = `${resolve(database)}-owner`;
     if (held.has(path)) throw inUse(database, process.pid);
     const fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o600);
     try {
