@@ -27,7 +27,10 @@ function tempDir(): string {
   return dir;
 }
 
-/** A script run in a child process on a database, whose output the test reads and which it kills (never outliving the test). */
+/**
+ * A script run in a child process with `store` open on the database at `path`; the test reads its
+ * output and kills it (it never outlives the test).
+ */
 interface Child {
   readonly pid: number;
   /** Everything the child has printed so far. */
@@ -38,9 +41,12 @@ interface Child {
   kill(): Promise<NodeJS.Signals | null>;
 }
 
-function startChild(t: TestContext, dir: string, source: string, path: string): Child {
+function startChild(t: TestContext, dir: string, body: string, path: string): Child {
   const script = join(dir, `child-${randomUUID()}.mjs`);
-  writeFileSync(script, source);
+  // The body may import modules of its own: imports are hoisted, whatever their place.
+  writeFileSync(script, `import { SqliteMessageStore } from ${JSON.stringify(storeModule)};
+const store = SqliteMessageStore.open({ path: process.argv[2] });
+${body}`);
   const child = spawn(process.execPath, ['--import', 'tsx', script, path], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -234,9 +240,7 @@ test('kill -9: every put acknowledged before the crash is there after reopening,
   const dir = tempDir();
   const path = join(dir, 'messages.db');
   const writer = startChild(t, dir, `
-import { SqliteMessageStore } from ${JSON.stringify(storeModule)};
 import { randomBytes, randomUUID } from 'node:crypto';
-const store = SqliteMessageStore.open({ path: process.argv[2] });
 const queueId = (await store.createQueue('q', {}, 0)).queue.queueId;
 process.stdout.write('queue ' + queueId + '\\n');
 for (let i = 0; ; i++) {
@@ -341,9 +345,7 @@ test('kill -9 during dead-letter moves: every message is in exactly one of the t
   const dir = tempDir();
   const path = join(dir, 'messages.db');
   const mover = startChild(t, dir, `
-import { SqliteMessageStore } from ${JSON.stringify(storeModule)};
 import { randomBytes, randomUUID } from 'node:crypto';
-const store = SqliteMessageStore.open({ path: process.argv[2] });
 const source = (await store.createQueue('src', {}, 0)).queue.queueId;
 const dlq = (await store.createQueue('dlq', {}, 0)).queue.queueId;
 const row = (messageId, queueId) => ({
@@ -395,8 +397,6 @@ test('one process per database: a live owner elsewhere is refused with StoreInUs
   const dir = tempDir();
   const path = join(dir, 'messages.db');
   const owner = startChild(t, dir, `
-import { SqliteMessageStore } from ${JSON.stringify(storeModule)};
-const store = SqliteMessageStore.open({ path: process.argv[2] });
 const queueId = (await store.createQueue('q', {}, 0)).queue.queueId;
 process.stdout.write('open ' + queueId + '\\n');
 setInterval(() => {}, 1000);
