@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { hexDigest } from '../crypto/digest.ts';
 
 /** One message attribute after validation: a string value for String/Number types, bytes for Binary. */
 export interface MessageAttribute {
@@ -9,7 +10,7 @@ export interface MessageAttribute {
 
 /** MD5OfMessageBody: hex MD5 of the body's UTF-8 bytes. */
 export function md5OfBody(body: string): string {
-  return createHash('md5').update(body, 'utf8').digest('hex');
+  return hexDigest('md5', body);
 }
 
 /**

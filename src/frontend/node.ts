@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import type { EventBus, QueueOp } from '../bus/types.ts';
 import type { Clock } from '../core/clock.ts';
 import { uuidv7 } from '../core/uuid7.ts';
+import { hexDigest } from '../crypto/digest.ts';
 import type { QueueStatsSchedule } from './queue-stats-schedule.ts';
 import { DeadlineError, KmsError, PkpError, SqsError } from '../core/errors.ts';
 import { describeError, silentLogger, type Logger } from '../core/log.ts';
@@ -400,7 +400,7 @@ export class FrontendNode {
         if (effectiveAttributes(queue.attributes).ContentBasedDeduplication !== 'true') {
           throw invalidParameter('The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly');
         }
-        dedupId = createHash('sha256').update(body, 'utf8').digest('hex');
+        dedupId = hexDigest('sha256', body);
       }
     } else if (dedupId !== undefined) {
       // MessageGroupId is accepted on standard queues (fair queues); a deduplication id is not.

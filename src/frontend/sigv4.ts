@@ -1,4 +1,5 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { hexDigest } from '../crypto/digest.ts';
 import { SqsError } from '../core/errors.ts';
 
 /**
@@ -264,7 +265,7 @@ function singleHeader(headers: SigV4Request['headers'], name: string): string | 
 }
 
 function sha256Hex(data: Buffer | string): string {
-  return createHash('sha256').update(data).digest('hex');
+  return hexDigest('sha256', data);
 }
 
 /**
