@@ -415,6 +415,28 @@ test('KmsBudget: a budget far from spent lowers the price faster than one nearly
   assert.ok(far >= 1 / 256, 'still bounded');
 });
 
+test('KmsBudget: between the aim and the hard cap the price rises as the room left shrinks, and stays bounded', () => {
+  // 100 optimal keys, X = 0.1: the aim is 109.7 keys, the cap 112 (110 plus its slack of two).
+  const at = (generated: number) => {
+    const b = new KmsBudget(0.1);
+    for (let i = 0; i < 100; i++) b.optimalKey(T0 + i);
+    for (let i = 0; i < generated; i++) b.generatedKey(T0 + 100);
+    return b;
+  };
+  const below = at(105);
+  assert.equal(below.priceWith(0), below.factor, 'below the aim: the factor alone');
+  const half = at(111);
+  const near = at(112);
+  const ratioHalf = half.priceWith(0) / half.factor;
+  const ratioNear = near.priceWith(0) / near.factor;
+  assert.ok(ratioHalf > 1.5 && ratioHalf < 3, `a little over half the room used: ×${ratioHalf}`);
+  assert.ok(ratioNear === 20, `at the cap: the bound, ×${ratioNear}`);
+  assert.ok(at(130).priceWith(0) / at(130).factor === 20, 'past the cap: still the bound');
+  // Keys still ahead of their first request are not spent yet: with three of them, 112 reads as 109.
+  assert.equal(near.priceWith(3), near.factor);
+  assert.ok(near.allows(3) && !near.allows(0));
+});
+
 // ---- 4. no key material ------------------------------------------------------------------------
 
 const ALLOWED_VIEWS = [Float32Array, Float64Array, Uint16Array];
