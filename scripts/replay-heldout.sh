@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Traces held out of pkp's tuning, 4 front-ends, reuse 300 s, warm-up 1 h: every baseline beside
 # pkp at budgets 0.1 and 0.2. Generated profiles and seeds never tuned on (docs/replay/heldout.txt),
-# and the 8-hour Azure sample's own trigger subsets, real traces tuned on only as part of the whole
-# sample (docs/replay/heldout-triggers.txt). Tens of minutes: generated traces have receives and
-# many principals.
+# and the 8-hour Azure sample's own trigger subsets (docs/replay/heldout-triggers.txt): real traces
+# never tuned on by themselves, though since 2026-12-03 a validation set (the cap's pressure on the
+# price was chosen on them). Tens of minutes: generated traces have receives and many principals.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
