@@ -196,7 +196,7 @@ export class ServiceStats {
             issued: prefetcher.stats.issued, used: prefetcher.stats.used, wasted: prefetcher.stats.wasted,
             windowSeconds: 300, ...pick(this.windowed(300_000)?.prefetch),
             threshold: prefetcher.threshold,
-            kmsBudget: { maxOverhead: Number.isFinite(budget!.maxOverhead) ? budget!.maxOverhead : null, priceFactor: budget!.factor, overhead: budget!.ratio },
+            kmsBudget: { maxOverhead: Number.isFinite(budget!.maxOverhead) ? budget!.maxOverhead : null, priceFactor: prefetcher.kmsPrice, overhead: budget!.ratio },
           }
         : { on: false },
       series: this.series(seriesSeconds),

@@ -124,7 +124,7 @@ export class Prefetcher {
     this.primary = primaryName === null ? undefined : models.find((m) => m.name === primaryName);
     this.calibrate = options.calibrate ?? true;
     this.budget = new KmsBudget(options.maxKmsOverhead ?? DEFAULT_MAX_KMS_OVERHEAD);
-    this.tuner = new ThresholdTuner(() => thresholdOf(this.costs, this.kmsPrice()));
+    this.tuner = new ThresholdTuner(() => thresholdOf(this.costs, this.kmsPrice));
     host.nodeIds.forEach((id, i) => this.nodeIndex.set(id, i));
   }
 
@@ -401,8 +401,8 @@ export class Prefetcher {
 
   // ---- planning and triggering ---------------------------------------------------------------
 
-  /** The budget's price of a KMS call now (1 with no budget): see KmsBudget.priceWith. */
-  private kmsPrice(): number {
+  /** The budget's price of a KMS call now (1 with no budget), the cap's pressure included: see KmsBudget.priceWith. */
+  get kmsPrice(): number {
     return Number.isFinite(this.budget.maxOverhead) ? this.budget.priceWith(this.openPrefetches) : 1;
   }
 
@@ -464,7 +464,7 @@ export class Prefetcher {
     // on the call alone, the exposure (× the nodes of full fan-out) set a floor under what a
     // budget could buy, and a larger X or more front-ends bought less (queue sample, X = 0.4:
     // the curve stopped at 1.19× with 4 front-ends, 1.16× with 16).
-    const exposurePrice = this.kmsPrice();
+    const exposurePrice = this.kmsPrice;
     const residencyCost = ((this.costs.residentKeySecondCost * nodes.length * reuseMs) / 1000 / this.costs.missCost) * exposurePrice;
     const decision = plan({
       now,
