@@ -119,7 +119,7 @@ export class KmsBudget {
     const used = this.totalGenerated - pending;
     const aim = (1 + this.maxOverhead * AIM_SHARE) * this.totalOptimal;
     if (used <= aim) return this.factor;
-    const cap = (1 + this.maxOverhead) * this.totalOptimal + CAP_SLACK_KEYS;
+    const cap = this.capKeys();
     const left = (cap - used) / (cap - aim);
     return this.factor * Math.min(MAX_PRESSURE, 1 / Math.max(left, 1 / MAX_PRESSURE));
   }
@@ -150,7 +150,12 @@ export class KmsBudget {
    * price steers the spending; this cap holds the invariant when the price lags (a burst of waste).
    */
   allows(pending: number): boolean {
-    return this.totalGenerated - pending + 1 <= (1 + this.maxOverhead) * this.totalOptimal + CAP_SLACK_KEYS;
+    return this.totalGenerated - pending + 1 <= this.capKeys();
+  }
+
+  /** The most keys the hard cap lets have been generated since the start. */
+  private capKeys(): number {
+    return (1 + this.maxOverhead) * this.totalOptimal + CAP_SLACK_KEYS;
   }
 
   private decay(now: number): void {

@@ -149,14 +149,13 @@ export function describeStoreContract(kind: string, target: StoreTarget, options
       assert.deepEqual((await s.receiveMessages(queueId, 3, 1000, 200)).map((m) => m.messageId), batch.slice(3).map((m) => m.messageId));
       assert.deepEqual(await s.receiveMessages(queueId, 0, 1000, 200), []);
 
-      const t = s;
       const q2 = (await s.createQueue('q', {}, 0, account())).queue.queueId;
       const a = message(q2, 0);
       const b = message(q2, 10);
-      await t.putMessages([a, b]);
-      assert.equal((await t.receiveMessages(q2, 1, 100, 20))[0]?.messageId, a.messageId);
+      await s.putMessages([a, b]);
+      assert.equal((await s.receiveMessages(q2, 1, 100, 20))[0]?.messageId, a.messageId);
       // At 200 both are visible: b since 10, a again since 120.
-      assert.deepEqual((await t.receiveMessages(q2, 2, 100, 200)).map((m) => m.messageId), [b.messageId, a.messageId]);
+      assert.deepEqual((await s.receiveMessages(q2, 2, 100, 200)).map((m) => m.messageId), [b.messageId, a.messageId]);
     });
 
     it('visibility timeout: hidden until now + timeout, then redelivered with a new handle; the old one still deletes', async () => {
