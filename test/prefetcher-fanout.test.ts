@@ -43,3 +43,21 @@ test('generated trace: pkp at 16 front-ends within 5% of its misses at 4 (random
   assert.ok(sixteen.keyResidentSeconds > 2 * four.keyResidentSeconds);
   assert.ok(Math.abs(sixteen.kmsCalls - four.kmsCalls) <= 0.02 * four.kmsCalls + 2);
 });
+
+test('sends only: pkp makes the same decisions at 16 front-ends as at 4, and only the exposure grows', LIMIT, async () => {
+  // The exposure of a key is priced per key, not per node holding it (CostModel.residentKeySecondCost):
+  // full fan-out puts a key on every node that may serve its stream, and a price per copy made pkp
+  // buy fewer keys the more front-ends there were.
+  const source = syntheticTrace({ seed: 3, days: 1, queues: 20, meanRatePerSecond: 0.2, principals: 3 });
+  const sends: TraceEvent[] = [];
+  for await (const batch of source.batches()) for (const e of batch) if (e.op === 'send') sends.push(e);
+  for (const maxKmsOverhead of [0.05, 0.2]) {
+    const run = (frontends: number) => simulate([sends], new PkpPolicy({ maxKmsOverhead }), { frontends, warmupMs: 3_600_000, reuseSeconds: 300 });
+    const four = await run(4);
+    const sixteen = await run(16);
+    assert.ok(four.demandMisses > 0 && four.prefetches > 0, `X = ${maxKmsOverhead}: ${four.demandMisses} misses, ${four.prefetches} prefetches`);
+    assert.equal(sixteen.demandMisses, four.demandMisses, `X = ${maxKmsOverhead}`);
+    assert.equal(sixteen.kmsCalls, four.kmsCalls, `X = ${maxKmsOverhead}`);
+    assert.ok(sixteen.keyResidentSeconds > 3.5 * four.keyResidentSeconds);
+  }
+});

@@ -461,11 +461,11 @@ export class Prefetcher {
     const reuseMs = this.host.reuseMsOf(s.queue.id);
     const nodes = this.targetNodes(s.queue.id);
     // The budget's price weighs a wasted key's exposure as it weighs its KMS call: with the price
-    // on the call alone, the exposure (× the nodes of full fan-out) set a floor under what a
-    // budget could buy, and a larger X or more front-ends bought less (queue sample, X = 0.4:
-    // the curve stopped at 1.19× with 4 front-ends, 1.16× with 16).
+    // on the call alone, the exposure set a floor under what a budget could buy, and a larger X
+    // bought less (queue sample, X = 0.4: the curve stopped at 1.19×). The exposure is priced per
+    // key, not per node holding it (see CostModel.residentKeySecondCost).
     const exposurePrice = this.kmsPrice;
-    const residencyCost = ((this.costs.residentKeySecondCost * nodes.length * reuseMs) / 1000 / this.costs.missCost) * exposurePrice;
+    const residencyCost = ((this.costs.residentKeySecondCost * reuseMs) / 1000 / this.costs.missCost) * exposurePrice;
     const decision = plan({
       now,
       // With no model able to speak yet (a stream seen once or twice), nothing is predicted.
