@@ -21,7 +21,7 @@ test('a busy stream spread over 16 nodes misses once per key, as on one node', L
   assert.equal(sixteen.expiredKeysServed, 0);
 });
 
-test('generated trace: pkp at 16 front-ends within 5% of its misses at 4 (random balancing)', LIMIT, async () => {
+test('generated trace: pkp at 16 front-ends has the send misses and KMS calls it has at 4, receive misses within 15% (random balancing)', LIMIT, async () => {
   const source = syntheticTrace({ seed: 3, days: 1, queues: 20, meanRatePerSecond: 0.2, principals: 3 });
   const run = (frontends: number) => simulate(source.batches(), new PkpPolicy(), { frontends, warmupMs: 3_600_000, reuseSeconds: 300 });
   const four = await run(4);
@@ -34,30 +34,14 @@ test('generated trace: pkp at 16 front-ends within 5% of its misses at 4 (random
   const sends = (r: typeof four): number => r.demandMisses - (r.decryptMisses ?? 0);
   const receives = (r: typeof four): number => r.decryptMisses ?? 0;
   assert.ok(sends(four) > 0 && receives(four) > 0 && (four.keyedReceives ?? 0) > 0);
-  assert.ok(Math.abs(sends(sixteen) - sends(four)) <= 0.05 * sends(four) + 2, `send misses 4: ${sends(four)}, 16: ${sends(sixteen)}`);
+  // A key's exposure is priced per key, not per node holding it (CostModel.residentKeySecondCost),
+  // so the sends' decisions are the same at 16 nodes as at 4. Priced per copy, 16 nodes bought fewer keys.
+  assert.equal(sends(sixteen), sends(four), `send misses 4: ${sends(four)}, 16: ${sends(sixteen)}`);
   assert.ok(receives(sixteen) <= 1.15 * receives(four) + 2, `receive misses 4: ${receives(four)}, 16: ${receives(sixteen)}`);
   // The decrypt keys the backlog prefetch delivered reach the extra nodes: far more deliveries, no more KMS Decrypt calls.
   assert.ok((sixteen.backlogKeysDelivered ?? 0) > 2 * (four.backlogKeysDelivered ?? 0));
   assert.ok((sixteen.kmsDecryptCalls ?? 0) <= 1.02 * (four.kmsDecryptCalls ?? 0) + 2, `Decrypt calls 4: ${four.kmsDecryptCalls}, 16: ${sixteen.kmsDecryptCalls}`);
   // Exposure grows with the nodes (the price of full fan-out), KMS calls do not.
   assert.ok(sixteen.keyResidentSeconds > 2 * four.keyResidentSeconds);
-  assert.ok(Math.abs(sixteen.kmsCalls - four.kmsCalls) <= 0.02 * four.kmsCalls + 2);
-});
-
-test('sends only: pkp makes the same decisions at 16 front-ends as at 4, and only the exposure grows', LIMIT, async () => {
-  // The exposure of a key is priced per key, not per node holding it (CostModel.residentKeySecondCost):
-  // full fan-out puts a key on every node that may serve its stream, and a price per copy made pkp
-  // buy fewer keys the more front-ends there were.
-  const source = syntheticTrace({ seed: 3, days: 1, queues: 20, meanRatePerSecond: 0.2, principals: 3 });
-  const sends: TraceEvent[] = [];
-  for await (const batch of source.batches()) for (const e of batch) if (e.op === 'send') sends.push(e);
-  for (const maxKmsOverhead of [0.05, 0.2]) {
-    const run = (frontends: number) => simulate([sends], new PkpPolicy({ maxKmsOverhead }), { frontends, warmupMs: 3_600_000, reuseSeconds: 300 });
-    const four = await run(4);
-    const sixteen = await run(16);
-    assert.ok(four.demandMisses > 0 && four.prefetches > 0, `X = ${maxKmsOverhead}: ${four.demandMisses} misses, ${four.prefetches} prefetches`);
-    assert.equal(sixteen.demandMisses, four.demandMisses, `X = ${maxKmsOverhead}`);
-    assert.equal(sixteen.kmsCalls, four.kmsCalls, `X = ${maxKmsOverhead}`);
-    assert.ok(sixteen.keyResidentSeconds > 3.5 * four.keyResidentSeconds);
-  }
+  assert.equal(sixteen.kmsCalls, four.kmsCalls);
 });
